@@ -1,0 +1,53 @@
+"""`fdface` command line: subcommands over the same headless core the GUI drives.
+
+Each module in ``COMMAND_MODULES`` exposes ``register(subparsers)`` and sets ``func`` on its parsers;
+``func(args) -> int`` is the exit status. User errors raise :class:`CliError` and print one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from desktop_app import __version__
+
+COMMAND_MODULES = (
+    "desktop_app.cli.nets_cmds",
+    "desktop_app.cli.train_cmds",
+)
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fdface", description="FDFace Attendance: face-recognition attendance")
+    p.add_argument("--version", action="version", version=f"fdface {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"fdface {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""All settings in one typed place, loaded from / saved to a TOML file, validated with clear messages.
+
+Sections mirror the core: detector, recognition, attendance, storage, capture, performance. Unknown keys and
+out-of-range values raise :class:`ConfigError` naming the key and the accepted range; a missing file means
+defaults. ``Settings.load`` never raises anything else for a malformed file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import platformdirs
+
+APP_NAME = "FDFaceAttendance"
+
+
+class ConfigError(ValueError):
+    """A settings file or value that cannot be used; the message says which key and why."""
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.toml"
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    score_threshold: float = 0.6
+    nms_threshold: float = 0.4
+    min_face_px: int = 20  # smaller faces are ignored
+    detect_scale: float = 1.0  # frames are detected at this fraction of their size (boxes mapped back)
+    max_side: int = 960  # frames larger than this are scaled down for detection
+
+    def validate(self) -> None:
+        _rng("detector.score_threshold", self.score_threshold, 0.05, 0.99)
+        _rng("detector.nms_threshold", self.nms_threshold, 0.05, 0.95)
+        _rng("detector.min_face_px", self.min_face_px, 4, 2000)
+        _rng("detector.detect_scale", self.detect_scale, 0.1, 2.0)
+        _rng("detector.max_side", self.max_side, 64, 8192)
+
+
+@dataclass(frozen=True)
+class RecognitionSettings:
+    model: str = "auto"  # a manifest name (fdfacenet, fdfacenet-int8) or "auto": the fastest that meets the bar
+    threshold: float = 0.40  # cosine similarity to accept a match (calibration: docs/CALIBRATION.md)
+    margin: float = 0.05  # the best person must beat the next best person by this much
+    vote_frames: int = 3  # frames a track must agree on before anyone downstream acts on it
+    recheck_frames: int = 15  # re-embed a known track at least every N frames
+
+    def validate(self) -> None:
+        _rng("recognition.threshold", self.threshold, -1.0, 1.0)
+        _rng("recognition.margin", self.margin, 0.0, 1.0)
+        _rng("recognition.vote_frames", self.vote_frames, 1, 100)
+        _rng("recognition.recheck_frames", self.recheck_frames, 1, 10000)
+
+
+@dataclass(frozen=True)
+class AttendanceSettings:
+    dedupe_minutes: float = 5.0
+    day_boundary_hour: int = 4  # a "day" runs from this local hour to the same hour the next day
+    timezone: str = "local"  # an IANA name (Europe/Paris) or "local"
+    station: str = "station-1"
+    keep_crops: bool = True  # keep aligned crops so templates can be recomputed when the model changes
+    keep_snapshots: bool = False
+    erase_events_on_delete: bool = False  # False: past events keep a pseudonymous reference
+
+    def validate(self) -> None:
+        _rng("attendance.dedupe_minutes", self.dedupe_minutes, 0.0, 24 * 60)
+        _rng("attendance.day_boundary_hour", self.day_boundary_hour, 0, 23)
+        if self.timezone != "local":
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(f"attendance.timezone: unknown time zone {self.timezone!r}") from None
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    database_url: str = ""  # empty: SQLite in the user's data directory
+    hnsw_above: int = 50_000  # templates beyond which the approximate (HNSW) index is used
+
+    def resolved_url(self) -> str:
+        return self.database_url or f"sqlite:///{data_dir() / 'attendance.db'}"
+
+    def validate(self) -> None:
+        _rng("storage.hnsw_above", self.hnsw_above, 100, 10**9)
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    source: str = "0"  # camera index, video file, RTSP URL or image folder
+    width: int = 1280
+    height: int = 720
+    reconnect_seconds: float = 2.0
+
+    def validate(self) -> None:
+        _rng("capture.width", self.width, 64, 7680)
+        _rng("capture.height", self.height, 48, 4320)
+        _rng("capture.reconnect_seconds", self.reconnect_seconds, 0.1, 600)
+
+
+@dataclass(frozen=True)
+class PerformanceSettings:
+    threads: int = 0  # ONNX Runtime intra-op threads; 0: all cores
+
+    def validate(self) -> None:
+        _rng("performance.threads", self.threads, 0, 256)
+
+
+@dataclass(frozen=True)
+class Settings:
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
+    attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+
+    def validate(self) -> Settings:
+        for f in fields(self):
+            getattr(self, f.name).validate()
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        if not isinstance(data, dict):
+            raise ConfigError("settings must be a table of sections")
+        kw: dict[str, Any] = {}
+        hints = get_type_hints(cls)
+        for key, value in data.items():
+            if key not in hints:
+                raise ConfigError(f"unknown settings section [{key}]; known: {', '.join(hints)}")
+            kw[key] = _section(key, hints[key], value)
+        return cls(**kw).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Settings:
+        p = Path(path) if path else config_path()
+        if not p.exists():
+            return cls()
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {p}: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+    def save(self, path: str | Path | None = None) -> Path:
+        p = Path(path) if path else config_path()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(_to_toml(self.to_dict()), encoding="utf-8")
+        tmp.replace(p)
+        return p
+
+    def with_changes(self, section: str, **changes: Any) -> Settings:
+        return replace(self, **{section: replace(getattr(self, section), **changes)}).validate()
+
+
+def _section(name: str, typ: type, value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    hints = get_type_hints(typ)
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if k not in hints:
+            raise ConfigError(f"unknown key {name}.{k}; known: {', '.join(hints)}")
+        want = hints[k]
+        if want is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, want) or (want is int and isinstance(v, bool)):
+            raise ConfigError(f"{name}.{k} must be {want.__name__}, not {type(v).__name__} ({v!r})")
+        out[k] = v
+    return typ(**out)
+
+
+def _rng(key: str, v: float, lo: float, hi: float) -> None:
+    if not lo <= v <= hi:
+        raise ConfigError(f"{key} = {v!r} is out of range [{lo}, {hi}]")
+
+
+def _to_toml(d: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for sec, vals in d.items():
+        lines.append(f"[{sec}]")
+        for k, v in vals.items():
+            if isinstance(v, bool):
+                s = "true" if v else "false"
+            elif isinstance(v, str):
+                s = '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                s = repr(v)
+            lines.append(f"{k} = {s}")
+        lines.append("")
+    return "\n".join(lines)
+
+

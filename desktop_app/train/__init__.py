@@ -1,0 +1,1 @@
+"""Training FDFaceNet (torch, the ``train`` extra): datasets, augmentation, losses, loop, LFW evaluation."""

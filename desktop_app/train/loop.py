@@ -1,0 +1,235 @@
+"""The training loop: distillation and/or ArcFace, time- or step-budgeted cosine schedule, checkpoints, resume.
+
+Progress is max(step / steps, elapsed / minutes): the learning rate follows a cosine of it, so a run ends
+annealed whichever budget is spent first, and a resumed run continues the same curve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from desktop_app.nets import create_net
+from desktop_app.train.augment import augment_batch, to_input
+from desktop_app.train.data import FaceArray, identity_split, load_image_folder, load_index_csv
+from desktop_app.train.evaluate import open_set
+from desktop_app.train.losses import ArcFace, cosine_distill
+from desktop_app.train.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FDFACE_CACHE", Path.home() / ".cache" / "fdface"))
+
+
+def load_data(r: Recipe) -> tuple[FaceArray, FaceArray]:
+    root = r.resolve(r.data_root)
+    if r.image_folder:
+        arr = load_image_folder(r.resolve(r.image_folder), cache_dir=cache_dir())
+        return arr, arr.subset(np.arange(0))
+    arr, sources = load_index_csv(root, r.index, cache_dir=cache_dir())
+    tr, va = identity_split(arr, sources, r.val_source, r.val_ids, seed=1234)
+    return arr.subset(tr), arr.subset(va)
+
+
+@torch.no_grad()
+def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    was = model.training
+    model.eval()
+    out = [
+        model(torch.from_numpy(to_input(images[i : i + batch]))).float().numpy() for i in range(0, len(images), batch)
+    ]
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
+
+
+def validate(model: nn.Module, val: FaceArray) -> dict[str, float]:
+    if len(val) == 0:
+        return {}
+    e = embed(model, val.images) + embed(model, val.images[:, :, ::-1].copy())
+    res = open_set(e, val.labels)
+    return {"val_dir_far1": res.dir_at_far, "val_rank1": res.rank1, "val_tar_far1e-3": res.verification_tar}
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, out_dir: str | Path) -> None:
+        self.r = recipe
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(recipe.seed)
+        torch.set_num_threads(recipe.threads)
+        self.model = create_net(recipe.net, **recipe.net_kwargs)
+        if recipe.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.distill_head = nn.Linear(512, recipe.teacher_dim) if recipe.loss in ("distill", "both") else None
+        self.train_set, self.val_set = load_data(recipe)
+        n_cls = int(self.train_set.labels.max()) + 1
+        self.arcface = (
+            ArcFace(512, n_cls, recipe.arcface_s, recipe.arcface_m) if recipe.loss in ("arcface", "both") else None
+        )
+        params = list(self.model.parameters())
+        for extra in (self.distill_head, self.arcface):
+            if extra is not None:
+                params += list(extra.parameters())
+        self.opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                                   weight_decay=recipe.weight_decay)
+        self.teacher = None
+        if self.distill_head is not None:
+            from desktop_app.train.teacher import Teacher, batched_copy
+
+            path = batched_copy(recipe.resolve(recipe.teacher), cache_dir() / "teacher-batched.onnx")
+            self.teacher = Teacher(path, threads=recipe.threads)
+        self.step = 0
+        self.elapsed = 0.0
+        self.epoch = 0
+        self.rng = np.random.default_rng(recipe.seed)
+        self.history: list[dict[str, float]] = []
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "distill_head": self.distill_head.state_dict() if self.distill_head else None,
+            "arcface": self.arcface.state_dict() if self.arcface else None,
+            "opt": self.opt.state_dict(),
+            "step": self.step, "elapsed": self.elapsed, "epoch": self.epoch,
+            "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "history": self.history, "recipe": self.r.name, "net": self.r.net, "net_kwargs": self.r.net_kwargs,
+        }
+
+    def save(self, name: str = "last.pt") -> Path:
+        tmp = self.out / (name + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.out / name)  # atomic: a killed run never leaves a half-written checkpoint
+        return self.out / name
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(st["model"])
+        if self.distill_head and st["distill_head"]:
+            self.distill_head.load_state_dict(st["distill_head"])
+        if self.arcface and st["arcface"]:
+            self.arcface.load_state_dict(st["arcface"])
+        self.opt.load_state_dict(st["opt"])
+        self.step, self.elapsed, self.epoch = st["step"], st["elapsed"], st["epoch"]
+        self.rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+        self.history = st["history"]
+
+    # -- schedule ----------------------------------------------------------------------------------------------
+    def progress(self) -> float:
+        p = 0.0
+        if self.r.steps > 0:
+            p = max(p, self.step / self.r.steps)
+        if self.r.minutes > 0:
+            p = max(p, self.elapsed / (60 * self.r.minutes))
+        return min(p, 1.0)
+
+    def lr_now(self) -> float:
+        if self.r.schedule == "step":
+            return self.r.lr * 0.1 ** sum(self.step >= m for m in self.r.milestones)
+        return 0.5 * self.r.lr * (1 + math.cos(math.pi * self.progress()))
+
+    # -- one step ----------------------------------------------------------------------------------------------
+    def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        imgs = augment_batch(self.train_set.images[idx], self.r.augment, self.rng)
+        labels = self.train_set.labels[idx].copy()
+        n_mix = int(round(self.r.mixup * len(idx))) if self.teacher is not None else 0
+        if n_mix:
+            lam = self.rng.uniform(0, 1, size=(n_mix, 1, 1, 1)).astype(np.float32)
+            other = imgs[self.rng.permutation(len(idx))[:n_mix]]
+            mixed = lam * imgs[:n_mix].astype(np.float32) + (1 - lam) * other.astype(np.float32)
+            imgs[:n_mix] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+            labels[:n_mix] = -1  # a mixed face has no identity
+        return to_input(imgs), labels
+
+    def train_step(self, idx: np.ndarray) -> float:
+        x_np, labels_np = self._batch(idx)
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_now()
+        x = torch.from_numpy(x_np)
+        if self.r.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.r.bf16):
+            emb = self.model(x)
+        loss = torch.zeros((), dtype=torch.float32)
+        if self.distill_head is not None and self.teacher is not None:
+            t = torch.from_numpy(self.teacher(x_np))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.r.bf16):
+                s = self.distill_head(emb)
+            loss = loss + cosine_distill(s, t)
+        if self.arcface is not None:
+            lab = torch.from_numpy(labels_np)
+            keep = lab >= 0
+            if keep.any():
+                loss = loss + self.r.arcface_weight * self.arcface(emb[keep], lab[keep])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def _sampling_pool(self) -> np.ndarray:
+        if self.teacher is None:  # ArcFace only: labelled samples only
+            return np.flatnonzero(self.train_set.labels >= 0)
+        return np.arange(len(self.train_set))
+
+    def run(self, resume: bool = True, on_progress=None) -> dict[str, float]:
+        last = self.out / "last.pt"
+        if resume and last.exists():
+            self.load(last)
+            log.info("resumed from %s at step %d (%.1f min)", last, self.step, self.elapsed / 60)
+        pool = self._sampling_pool()
+        bs = self.r.batch
+        t_ckpt = time.monotonic()
+        logf = open(self.out / "log.jsonl", "a")  # noqa: SIM115 (closed at the end; a kill loses no line)
+        loss_ema = None
+        while self.progress() < 1.0:
+            order = self.rng.permutation(pool)
+            steps_per_epoch = len(order) // bs
+            start_in_epoch = self.step % steps_per_epoch if self.step and resume else 0
+            for k in range(start_in_epoch, steps_per_epoch):
+                t0 = time.monotonic()
+                loss = self.train_step(order[k * bs : (k + 1) * bs])
+                self.step += 1
+                self.elapsed += time.monotonic() - t0
+                loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
+                if on_progress is not None and self.step % 20 == 0:
+                    on_progress(self)
+                if self.step % 50 == 0:
+                    p = self.progress()
+                    eta = self.elapsed * (1 - p) / max(p, 1e-9)
+                    print(f"[{self.r.name}] step {self.step} ep {self.epoch} {100 * p:5.1f}% loss {loss_ema:.4f} "
+                          f"lr {self.lr_now():.4f} {bs * 50 / max(1e-9, self._last_50(t0)):.0f} img/s "
+                          f"ETA {eta / 60:.1f} min", flush=True)
+                if time.monotonic() - t_ckpt > 60 * self.r.checkpoint_minutes:
+                    self.save()
+                    t_ckpt = time.monotonic()
+                if self.progress() >= 1.0:
+                    break
+            else:
+                self.epoch += 1
+            rec = {"epoch": self.epoch, "step": self.step, "minutes": round(self.elapsed / 60, 2),
+                   "loss": round(float(loss_ema or 0), 5), "lr": self.lr_now(), **validate(self.model, self.val_set)}
+            self.history.append(rec)
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            print(f"[{self.r.name}] epoch {rec}", flush=True)
+            self.save()
+        logf.close()
+        self.save("final.pt")
+        return self.history[-1] if self.history else {}
+
+    _t50: float | None = None
+
+    def _last_50(self, now: float) -> float:
+        prev, self._t50 = self._t50, time.monotonic()
+        return (self._t50 - prev) if prev is not None else float("inf")

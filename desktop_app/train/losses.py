@@ -1,0 +1,36 @@
+"""Losses: ArcFace (additive angular margin) and cosine embedding distillation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ArcFace(nn.Module):
+    """ArcFace head: logits s * cos(theta + m) for the true class, s * cos(theta) otherwise (s=64, m=0.5)."""
+
+    def __init__(self, emb_dim: int, n_classes: int, s: float = 64.0, m: float = 0.5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_classes, emb_dim))
+        nn.init.normal_(self.weight, std=0.01)
+        self.s, self.m = s, m
+        self.cos_m, self.sin_m = math.cos(m), math.sin(m)
+        self.th = math.cos(math.pi - m)
+        self.mm = math.sin(math.pi - m) * m
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = F.linear(F.normalize(emb.float()), F.normalize(self.weight))
+        sin = torch.sqrt((1.0 - cos * cos).clamp(0, 1))
+        phi = cos * self.cos_m - sin * self.sin_m
+        phi = torch.where(cos > self.th, phi, cos - self.mm)  # keep the target logit monotonic in theta
+        onehot = F.one_hot(labels, cos.shape[1]).bool()
+        logits = torch.where(onehot, phi, cos) * self.s
+        return F.cross_entropy(logits, labels)
+
+
+def cosine_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """1 - cos(student, teacher), averaged; ``teacher`` is already unit length."""
+    return (1.0 - (F.normalize(student.float(), dim=1) * teacher).sum(1)).mean()

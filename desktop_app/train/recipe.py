@@ -1,0 +1,78 @@
+"""Recipes are TOML files in recipes/: data, model, loss, schedule, seed. Typed here, validated on load."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from desktop_app.train.augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    seed: int = 0
+    net: str = "fdfacenet"
+    net_kwargs: dict[str, Any] = field(default_factory=dict)
+    # data
+    data_root: str = "../shared/datasets/faces112"
+    index: str = "train/index.csv"
+    image_folder: str = ""  # a plain ImageFolder instead of the index CSV
+    val_source: str = "celeba-wild"
+    val_ids: int = 50
+    # loss: "distill", "arcface" or "both" (both: distillation on all, ArcFace on labelled samples)
+    loss: str = "distill"
+    teacher: str = "../shared/teachers/mobilefacenet-foamliu/MobileFaceNet.onnx"
+    teacher_dim: int = 128
+    mixup: float = 0.5  # fraction of each batch replaced by mixed faces (distillation only)
+    arcface_s: float = 64.0
+    arcface_m: float = 0.5
+    arcface_weight: float = 1.0
+    # optimisation (the paper's ArcFace recipe: lr 0.01, batch 256, wd 5e-4, steps at 160k/210k/250k/290k)
+    batch: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # "cosine" (to 0 at the end of the budget) or "step"
+    milestones: tuple[int, ...] = ()
+    minutes: float = 0.0  # wall-clock budget (0: none); the run ends annealed when it is spent
+    steps: int = 0  # step budget (0: none); with both, whichever ends first
+    # run
+    threads: int = 2
+    bf16: bool = True
+    channels_last: bool = True
+    checkpoint_minutes: float = 5.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def resolve(self, p: str) -> Path:
+        return Path(p).expanduser() if Path(p).expanduser().is_absolute() else (self._root / p).resolve()
+
+    _root: Path = Path(".")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read recipe {path}: {exc}") from None
+    aug = raw.pop("augment", {})
+    known = {f.name for f in fields(Recipe)} - {"augment", "_root"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"recipe {path}: unknown keys {sorted(unknown)}")
+    if "milestones" in raw:
+        raw["milestones"] = tuple(raw["milestones"])
+    aug_known = {f.name for f in fields(AugmentConfig)}
+    if set(aug) - aug_known:
+        raise ValueError(f"recipe {path}: unknown augment keys {sorted(set(aug) - aug_known)}")
+    aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+    r = Recipe(**raw, augment=AugmentConfig(**aug), _root=path.resolve().parent.parent)
+    if r.loss not in ("distill", "arcface", "both"):
+        raise ValueError(f"recipe {path}: loss must be distill, arcface or both, not {r.loss!r}")
+    if r.minutes <= 0 and r.steps <= 0:
+        raise ValueError(f"recipe {path}: set minutes or steps")
+    return r

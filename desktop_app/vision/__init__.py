@@ -1,0 +1,1 @@
+"""Headless vision core: detection, alignment, embedding, quality, tracking (ONNX Runtime, no Qt)."""

@@ -1,0 +1,64 @@
+"""Any ONNX face embedder described by a manifest entry (FDFaceNet by default).
+
+Input: aligned 112x112 crops, uint8 BGR [N, H, W, 3] (OpenCV's order); output L2-normalised float32 [N, D].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from desktop_app.manifest import ModelEntry
+
+
+def make_session(path: str, threads: int = 0) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads  # 0: ONNX Runtime's default (all cores)
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+class Embedder:
+    """One ONNX session; ``infer`` embeds all faces of a frame in one batch (or one by one for batch-1 models)."""
+
+    def __init__(self, entry: ModelEntry, threads: int = 0, verify: bool = True) -> None:
+        self.entry = entry
+        path = entry.verify() if verify else entry.path
+        self.session = make_session(str(path), threads)
+        inp = self.session.get_inputs()[0]
+        self.input_name = entry.input_name or inp.name
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        self.dim = entry.output_dim
+
+    def _preprocess(self, crops_bgr: np.ndarray) -> np.ndarray:
+        x = crops_bgr
+        s = self.entry.input_size
+        if x.shape[1:3] != (s, s):
+            import cv2
+
+            x = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) for c in x])
+        if self.entry.color.upper() == "RGB":
+            x = x[..., ::-1]
+        x = x.astype(np.float32).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray((x - self.entry.mean) / self.entry.std)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.fixed_batch == 1 and len(x) != 1:
+            return np.concatenate([self.session.run(None, {self.input_name: x[i : i + 1]})[0] for i in range(len(x))])
+        return self.session.run(None, {self.input_name: x})[0]
+
+    @staticmethod
+    def _postprocess(y: np.ndarray) -> np.ndarray:
+        y = y.reshape(len(y), -1).astype(np.float32)
+        return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+    def infer(self, crops_bgr: np.ndarray, flip: bool = False) -> np.ndarray:
+        """Embed ``crops_bgr`` (uint8 [N, H, W, 3]); ``flip`` sums with the mirrored crop's embedding."""
+        if len(crops_bgr) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        x = self._preprocess(crops_bgr)
+        y = self._run(x)
+        if flip:
+            y = y + self._run(np.ascontiguousarray(x[..., ::-1]))
+        return self._postprocess(y)

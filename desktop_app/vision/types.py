@@ -1,0 +1,55 @@
+"""Frozen result records of the vision core. Arrays are numpy; shapes documented; empty results are valid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Faces of one image. ``boxes`` float32 [N, 4] (x1, y1, x2, y2 pixels of the input image),
+    ``scores`` float32 [N], ``landmarks`` float32 [N, 5, 2] (left eye, right eye, nose, left and right mouth)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    @staticmethod
+    def empty() -> Detection:
+        return Detection(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Per-face quality: face size (px, shorter box side), detection score, sharpness (variance of the
+    Laplacian of the aligned crop), yaw/pitch estimates from landmarks (degrees), overall score in [0, 1]."""
+
+    size: float
+    score: float
+    sharpness: float
+    yaw: float
+    pitch: float
+    overall: float
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face of a frame. ``crop`` uint8 [112, 112, 3] BGR aligned; ``embedding`` float32 [D] unit length
+    (None when this frame did not embed the face: its track kept an earlier embedding)."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    crop: np.ndarray | None = None
+    quality: Quality | None = None
+    embedding: np.ndarray | None = None
+    track_id: int = -1
+    name: str | None = None
+    person_id: int | None = None
+    similarity: float = 0.0
+    extra: dict = field(default_factory=dict)
