@@ -1,0 +1,1 @@
+"""Gallery: who is enrolled (SQLAlchemy store, the truth) and a FAISS index rebuilt from it."""

@@ -1,0 +1,212 @@
+"""GalleryIndex on synthetic vectors: search, per-person decision with threshold and margin, updates, HNSW."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from desktop_app.gallery.index import NO_SIMILARITY, GalleryIndex, Match, normalize
+
+DIM = 64
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    return normalize(rng.standard_normal((n, dim)).astype(np.float32))
+
+
+def blend(a: np.ndarray, b: np.ndarray, cos: float) -> np.ndarray:
+    """A unit vector at cosine ``cos`` from unit ``a``, in the plane of ``a`` and ``b``."""
+    b = b - (b @ a) * a
+    b = b / np.linalg.norm(b)
+    return (cos * a + np.sqrt(1 - cos**2) * b).astype(np.float32)
+
+
+def people_gallery(rng: np.random.Generator, people: int, per: int, spread: float = 0.8):
+    """``people`` identities with ``per`` templates each at cosine ~``spread`` from the person's centre."""
+    centres = unit(rng, people)
+    tids, pids, emb = [], [], []
+    t = 1
+    for p in range(people):
+        for _ in range(per):
+            emb.append(blend(centres[p], rng.standard_normal(DIM).astype(np.float32), spread))
+            tids.append(t)
+            pids.append(100 + p)
+            t += 1
+    return centres, np.array(tids), np.array(pids), np.stack(emb)
+
+
+def test_empty_gallery_is_unknown() -> None:
+    idx = GalleryIndex(DIM)
+    rng = np.random.default_rng(0)
+    (m,) = idx.decide(unit(rng, 1), threshold=0.3, margin=0.05)
+    assert m == Match(None, None, NO_SIMILARITY, NO_SIMILARITY, False, None)
+    assert idx.decide(np.zeros((0, DIM), np.float32), 0.3, 0.05) == []
+    hits = idx.search(unit(rng, 2), k=3)
+    assert hits.template_ids.shape == (2, 3) and (hits.template_ids == -1).all()
+
+
+def test_search_finds_nearest_template_and_normalises() -> None:
+    rng = np.random.default_rng(1)
+    x = unit(rng, 50)
+    idx = GalleryIndex(DIM)
+    idx.add(np.arange(1000, 1050), np.arange(50) // 5, x * 7.0)  # scale must not matter
+    hits = idx.search(x[[3, 17]] * 0.1, k=2)
+    assert hits.template_ids[:, 0].tolist() == [1003, 1017]
+    assert hits.person_ids[:, 0].tolist() == [0, 3]
+    np.testing.assert_allclose(hits.similarities[:, 0], 1.0, atol=1e-5)
+    assert (hits.similarities[:, 0] >= hits.similarities[:, 1]).all()
+
+
+def test_decide_accepts_the_right_person_with_name() -> None:
+    rng = np.random.default_rng(2)
+    centres, tids, pids, emb = people_gallery(rng, people=20, per=3)
+    idx = GalleryIndex(DIM, names={100 + p: f"person {p}" for p in range(20)})
+    idx.add(tids, pids, emb)
+    queries = np.stack([blend(centres[p], rng.standard_normal(DIM).astype(np.float32), 0.85) for p in range(20)])
+    matches = idx.decide(queries, threshold=0.4, margin=0.05)
+    assert [m.person_id for m in matches] == [100 + p for p in range(20)]
+    assert [m.name for m in matches] == [f"person {p}" for p in range(20)]
+    assert all(m.accepted and m.similarity - m.runner_up >= 0.05 for m in matches)
+    # names passed in win over the index's own map
+    (m,) = idx.decide(queries[:1], 0.4, 0.05, names={100: "Ada"})
+    assert m.name == "Ada"
+
+
+def test_best_template_per_person_and_runner_up_is_another_person() -> None:
+    rng = np.random.default_rng(3)
+    q = unit(rng, 1)[0]
+    noise = unit(rng, 41)
+    # person 1 has many templates all closer than person 2's single template: runner-up must still be person 2
+    emb = [blend(q, noise[i], 0.9 - 0.001 * i) for i in range(40)] + [blend(q, noise[40], 0.5)]
+    idx = GalleryIndex(DIM)
+    idx.add(range(41), [1] * 40 + [2], np.stack(emb))
+    (m,) = idx.decide(q, threshold=0.3, margin=0.1)
+    assert m.person_id == 1 and m.accepted
+    assert m.similarity == pytest.approx(0.9, abs=1e-4)
+    assert m.runner_up == pytest.approx(0.5, abs=1e-4)
+
+
+def test_threshold_rejects_a_stranger() -> None:
+    rng = np.random.default_rng(4)
+    centres, tids, pids, emb = people_gallery(rng, people=10, per=2)
+    idx = GalleryIndex(DIM)
+    idx.add(tids, pids, emb)
+    stranger = unit(rng, 1)
+    (m,) = idx.decide(stranger, threshold=0.5, margin=0.0)
+    assert not m.accepted and m.person_id is None and m.name is None
+    assert m.candidate_id in set(pids.tolist())
+    assert m.similarity < 0.5
+    # the same query is accepted when the threshold is below its similarity
+    (m2,) = idx.decide(stranger, threshold=m.similarity - 1e-3, margin=0.0)
+    assert m2.accepted and m2.person_id == m.candidate_id
+
+
+def test_margin_rejects_an_ambiguous_face() -> None:
+    rng = np.random.default_rng(5)
+    a, b = unit(rng, 2)
+    q = normalize(a + b)[0]  # equally like a and b
+    idx = GalleryIndex(DIM, names={1: "A", 2: "B"})
+    idx.add([10, 20], [1, 2], np.stack([a, b]))
+    (m,) = idx.decide(q, threshold=0.2, margin=0.05)
+    assert not m.accepted and m.person_id is None
+    assert abs(m.similarity - m.runner_up) < 1e-5
+    (m0,) = idx.decide(q, threshold=0.2, margin=0.0)
+    assert m0.accepted
+
+
+def test_single_person_gallery_has_no_runner_up() -> None:
+    rng = np.random.default_rng(6)
+    x = unit(rng, 3)
+    idx = GalleryIndex(DIM)
+    idx.add([1, 2, 3], [7, 7, 7], x)
+    (m,) = idx.decide(x[0], threshold=0.5, margin=0.2)
+    assert m.accepted and m.person_id == 7 and m.runner_up == NO_SIMILARITY
+
+
+def test_remove_person_and_templates_update_in_place() -> None:
+    rng = np.random.default_rng(7)
+    centres, tids, pids, emb = people_gallery(rng, people=5, per=4)
+    idx = GalleryIndex(DIM, names={100: "gone"})
+    idx.add(tids, pids, emb)
+    assert len(idx) == 20 and idx.person_ids == [100, 101, 102, 103, 104]
+    assert idx.remove_person(100) == 4
+    assert idx.remove_person(100) == 0
+    assert 100 not in idx.person_ids and 100 not in idx.names
+    (m,) = idx.decide(centres[0], threshold=-1.0, margin=0.0)
+    assert m.person_id != 100
+    # removing one template keeps the others searchable at the right ids
+    t = idx.templates_of(101)
+    assert idx.remove_templates(t[:1]) == 1
+    hits = idx.search(emb[tids.tolist().index(int(t[1]))], k=1)
+    assert hits.template_ids[0, 0] == t[1]
+    assert len(idx) == 15
+    with pytest.raises(ValueError, match="unique"):
+        idx.add([int(t[1])], [101], emb[:1])
+
+
+def test_bad_shapes_raise_clear_errors() -> None:
+    idx = GalleryIndex(DIM)
+    with pytest.raises(ValueError, match=r"\[N, 64\]"):
+        idx.add([1], [1], np.zeros((1, 32), np.float32))
+    with pytest.raises(ValueError, match="template ids"):
+        idx.add([1, 2], [1], np.ones((2, DIM), np.float32))
+    with pytest.raises(ValueError, match=r"\[N, 64\]"):
+        idx.decide(np.zeros((1, 10), np.float32), 0.4, 0.05)
+
+
+def test_switches_to_hnsw_past_the_threshold_and_agrees_with_exact() -> None:
+    rng = np.random.default_rng(8)
+    centres, tids, pids, emb = people_gallery(rng, people=100, per=3)
+    exact = GalleryIndex(DIM, hnsw_above=10_000)
+    approx = GalleryIndex(DIM, hnsw_above=200)
+    exact.add(tids, pids, emb)
+    approx.add(tids[:150], pids[:150], emb[:150])
+    assert approx.kind == "exact"
+    approx.add(tids[150:], pids[150:], emb[150:])
+    assert approx.kind == "hnsw" and exact.kind == "exact" and len(approx) == 300
+    queries = np.stack([blend(centres[p], rng.standard_normal(DIM).astype(np.float32), 0.8) for p in range(100)])
+    me = exact.decide(queries, 0.3, 0.05)
+    ma = approx.decide(queries, 0.3, 0.05)
+    assert sum(a.person_id == e.person_id for a, e in zip(ma, me, strict=True)) >= 98
+    # tombstoned templates are never returned
+    assert approx.remove_person(int(pids[0])) == 3
+    assert approx.kind == "hnsw"
+    hits = approx.search(queries, k=5)
+    assert not np.isin(hits.person_ids, [pids[0]]).any()
+    # dropping below the threshold goes back to exact search
+    for p in np.unique(pids)[1:40]:
+        approx.remove_person(int(p))
+    assert approx.kind == "exact" and len(approx) == 180
+
+
+def test_reset_replaces_content() -> None:
+    rng = np.random.default_rng(9)
+    x = unit(rng, 4)
+    idx = GalleryIndex(DIM)
+    idx.add([1], [1], x[:1])
+    idx.reset([5, 6, 7], [2, 2, 3], x[1:], names={2: "B", 3: "C"})
+    assert sorted(idx.template_ids().tolist()) == [5, 6, 7] and idx.person_ids == [2, 3]
+    (m,) = idx.decide(x[3], 0.5, 0.0)
+    assert m.name == "C"
+
+
+@pytest.mark.parametrize("hnsw_above", [10_000, 100])
+def test_saved_index_loads_only_when_intact_and_current(tmp_path, hnsw_above: int) -> None:
+    rng = np.random.default_rng(10)
+    centres, tids, pids, emb = people_gallery(rng, people=60, per=3)
+    idx = GalleryIndex(DIM, hnsw_above=hnsw_above)
+    idx.add(tids, pids, emb)
+    idx.remove_templates([int(tids[0])])
+    path = tmp_path / "gallery.faiss"
+    idx.save(path, fingerprint="v1")
+    fresh = GalleryIndex(DIM, hnsw_above=hnsw_above)
+    assert fresh.load(path, "v1")
+    assert fresh.kind == idx.kind and len(fresh) == len(idx)
+    q = emb[5:9]
+    assert [m.person_id for m in fresh.decide(q, 0.3, 0.0)] == [m.person_id for m in idx.decide(q, 0.3, 0.0)]
+    assert not GalleryIndex(DIM).load(path, "v2")  # stale
+    assert not GalleryIndex(DIM + 1).load(path, "v1")  # other model dimension
+    path.write_bytes(b"not a faiss index")  # corrupt
+    assert not GalleryIndex(DIM).load(path, "v1")
+    path.unlink()
+    assert not GalleryIndex(DIM).load(path, "v1")
