@@ -53,3 +53,25 @@ class Face:
     person_id: int | None = None
     similarity: float = 0.0
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the pipeline made of one frame. ``faces`` sorted by detection score; ``timings_ms`` maps a stage
+    (detect, align, quality, embed, search, track, total) to milliseconds; ``error`` says why a frame could not
+    be used (the faces are then empty); ``notice`` is a standing remark such as a missing recognition model."""
+
+    faces: tuple[Face, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    notice: str | None = None
+    frame_index: int = -1
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the frame
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def named(self) -> tuple[Face, ...]:
+        """Faces whose identity has been decided (voted over a track, or a still's match)."""
+        return tuple(f for f in self.faces if f.name is not None and f.extra.get("voted", False))

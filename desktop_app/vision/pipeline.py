@@ -1,0 +1,255 @@
+"""Frame in, faces out: detect -> align -> quality -> (track) -> embed -> search -> vote, timed per stage.
+
+``Pipeline.process`` is for a stream (a camera or a video): faces are tracked and a track is embedded only when
+needed (see tracking.py); ``Pipeline.analyze_still`` is for a single photo (enrollment, identify on images):
+every face is aligned, assessed and embedded. Neither raises on a bad frame: the result's ``error`` says what was
+wrong. The embedder is the manifest's "fdfacenet" entry unless told otherwise; without it the pipeline still
+detects and says that no recognition model is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from desktop_app.config import Settings
+from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
+from desktop_app.vision.align import align_faces
+from desktop_app.vision.detector import RetinaFaceDetector, as_bgr
+from desktop_app.vision.embedder import Embedder
+from desktop_app.vision.quality import assess
+from desktop_app.vision.tracking import Tracker
+from desktop_app.vision.types import Detection, Face, FrameResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "fdfacenet"
+MIN_FRAME_SIDE = 16  # smaller images cannot hold a face the detector finds
+
+
+class MatchLike(Protocol):
+    person_id: Any
+    name: str | None
+    similarity: float
+
+
+Matcher = Callable[[np.ndarray], Sequence[Any]]  # embeddings float32 [N, D] -> one match record per row
+
+
+def resolve_model(settings: Settings, models_dir: str | Path | None = None) -> tuple[ModelEntry | None, str | None]:
+    """The embedder entry the settings ask for, or (None, why not) when it is not installed."""
+    name = settings.recognition.model
+    if name in ("", "auto"):
+        name = DEFAULT_MODEL
+    mdir = Path(models_dir) if models_dir else default_models_dir()
+    try:
+        entries = load_manifest(mdir / "manifest.json")
+    except ManifestError as exc:
+        return None, f"no recognition model installed ({exc}); faces are detected but not recognised"
+    entry = entries.get(name)
+    if entry is None:
+        return None, (f"no recognition model named {name!r} in {mdir / 'manifest.json'} "
+                      f"(installed: {', '.join(sorted(entries)) or 'none'}); faces are detected but not recognised")
+    if not entry.path.exists():
+        return None, f"recognition model file missing: {entry.path}; faces are detected but not recognised"
+    return entry, None
+
+
+def match_decision(match: Any, threshold: float, margin: float) -> tuple[Any, str | None, float]:
+    """(person_id, name, similarity) when ``match`` names someone by the threshold/margin rule, else
+    (None, None, similarity). Uses the match record's own ``decide(threshold, margin)`` when it has one."""
+    if match is None:
+        return None, None, 0.0
+    sim = float(getattr(match, "similarity", 0.0) or 0.0)
+    decide = getattr(match, "decide", None)
+    if callable(decide):
+        accepted = bool(decide(threshold, margin))
+    else:
+        runner = getattr(match, "runner_up", None)
+        runner_sim = float(getattr(runner, "similarity", runner) or -1.0) if runner is not None else -1.0
+        accepted = getattr(match, "person_id", None) is not None and sim >= threshold and sim - runner_sim >= margin
+    if not accepted or getattr(match, "person_id", None) is None:
+        return None, None, sim
+    return match.person_id, getattr(match, "name", None), sim
+
+
+class Pipeline:
+    """Detector + embedder sessions and one tracker. One Pipeline per stream; not thread-safe."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        embedder_entry: ModelEntry | None = None,
+        *,
+        threads: int | None = None,
+        models_dir: str | Path | None = None,
+        verify_model: bool = True,
+    ) -> None:
+        self.settings = settings or Settings()
+        n_threads = self.settings.performance.threads if threads is None else int(threads)
+        self.detector = RetinaFaceDetector.from_settings(self.settings.detector, threads=n_threads)
+        self.notice: str | None = None
+        entry = embedder_entry
+        if entry is None:
+            entry, self.notice = resolve_model(self.settings, models_dir)
+        self.embedder: Embedder | None = None
+        if entry is not None:
+            try:
+                self.embedder = Embedder(entry, threads=n_threads, verify=verify_model)
+            except Exception as exc:  # a corrupt or mismatched model file: detect anyway, say why
+                log.warning("cannot load recognition model %s: %s", entry.name, exc)
+                self.notice = f"cannot load recognition model {entry.name!r}: {exc}"
+        self.model_entry = entry if self.embedder is not None else None
+        r = self.settings.recognition
+        self.tracker = Tracker(vote_frames=r.vote_frames, recheck_frames=r.recheck_frames)
+        self.frame_index = -1
+
+    @property
+    def recognition_available(self) -> bool:
+        return self.embedder is not None
+
+    def reset_tracking(self) -> None:
+        self.tracker.reset()
+        self.frame_index = -1
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _check(self, frame: Any) -> tuple[np.ndarray | None, str | None]:
+        if frame is None:
+            return None, "no frame (the source returned nothing)"
+        if not isinstance(frame, np.ndarray):
+            return None, f"not an image: {type(frame).__name__}"
+        if frame.size == 0:
+            return None, f"empty frame (shape {frame.shape})"
+        if frame.dtype != np.uint8:
+            return None, f"unsupported pixel type {frame.dtype} (expected 8-bit)"
+        try:
+            img = as_bgr(frame)
+        except ValueError as exc:
+            return None, str(exc)
+        h, w = img.shape[:2]
+        if min(h, w) < MIN_FRAME_SIDE:
+            return None, f"image too small ({w}x{h} px) to hold a face"
+        return img, None
+
+    def _detect(self, img: np.ndarray, t: dict[str, float]) -> Detection:
+        t0 = time.perf_counter()
+        det = self.detector.infer(img)
+        t["detect"] = (time.perf_counter() - t0) * 1e3
+        return det
+
+    def _embed(self, crops: np.ndarray, t: dict[str, float]) -> np.ndarray | None:
+        if self.embedder is None or len(crops) == 0:
+            t["embed"] = 0.0
+            return None
+        t0 = time.perf_counter()
+        emb = self.embedder.infer(crops)
+        t["embed"] = (time.perf_counter() - t0) * 1e3
+        return emb
+
+    def _search(self, emb: np.ndarray | None, matcher: Matcher | None, t: dict[str, float]) -> list[Any]:
+        if emb is None or matcher is None or len(emb) == 0:
+            t["search"] = 0.0
+            return [None] * (0 if emb is None else len(emb))
+        t0 = time.perf_counter()
+        matches = list(matcher(emb))
+        t["search"] = (time.perf_counter() - t0) * 1e3
+        if len(matches) != len(emb):
+            raise RuntimeError(f"matcher returned {len(matches)} matches for {len(emb)} embeddings")
+        return matches
+
+    # -- public --------------------------------------------------------------------------------------------------
+
+    def process(self, frame_bgr: Any, matcher: Matcher | None = None) -> FrameResult:
+        """One frame of a stream. Faces carry a track id; ``name`` is set only once the track's vote is decided
+        (``extra["voted"]``); ``embedding`` only on frames where the track was embedded."""
+        self.frame_index += 1
+        fi = self.frame_index
+        t: dict[str, float] = {}
+        t_start = time.perf_counter()
+        img, err = self._check(frame_bgr)
+        if img is None:
+            return FrameResult(error=err, notice=self.notice, frame_index=fi, timings_ms={"total": 0.0})
+        size = (img.shape[1], img.shape[0])
+        try:
+            det = self._detect(img, t)
+            t0 = time.perf_counter()
+            ids = self.tracker.associate(det.boxes, det.landmarks, fi)
+            t["track"] = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            crops = align_faces(img, det.landmarks)
+            t["align"] = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            quals = [assess(c, b, s, lm) for c, b, s, lm in zip(crops, det.boxes, det.scores, det.landmarks,
+                                                                 strict=True)]
+            t["quality"] = (time.perf_counter() - t0) * 1e3
+            todo = [i for i in range(len(det)) if self.embedder is not None
+                    and self.tracker.needs_embedding(ids[i], quals[i].overall, fi)]
+            emb = self._embed(crops[todo], t) if todo else self._embed(crops[:0], t)
+            matches = self._search(emb, matcher, t) if todo else self._search(None, matcher, t)
+            t0 = time.perf_counter()
+            r = self.settings.recognition
+            embedded: dict[int, np.ndarray] = {}
+            for k, i in enumerate(todo):
+                pid, name, sim = match_decision(matches[k] if matcher is not None else None, r.threshold, r.margin)
+                self.tracker.observe(ids[i], fi, emb[k], quals[i].overall, pid, name, sim)
+                embedded[i] = emb[k]
+            faces = []
+            for i in range(len(det)):
+                tr = self.tracker.tracks[ids[i]]
+                voted = tr.voted and matcher is not None
+                faces.append(Face(
+                    box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i], crop=crops[i],
+                    quality=quals[i], embedding=embedded.get(i), track_id=ids[i],
+                    name=tr.name if voted else None, person_id=tr.person_id if voted else None,
+                    similarity=tr.similarity if voted else 0.0,
+                    extra={"voted": voted, "votes": len(tr.votes), "embedded": i in embedded},
+                ))
+            t["track"] += (time.perf_counter() - t0) * 1e3
+        except Exception as exc:  # never let one frame take the stream down
+            log.exception("frame %d failed", fi)
+            return FrameResult(error=f"processing failed: {exc}", notice=self.notice, frame_index=fi,
+                               image_size=size, timings_ms=t)
+        t["total"] = (time.perf_counter() - t_start) * 1e3
+        return FrameResult(faces=tuple(faces), timings_ms=t, notice=self.notice, frame_index=fi, image_size=size)
+
+    def analyze_still(self, image_bgr: Any, matcher: Matcher | None = None) -> FrameResult:
+        """Every face of one photo with crop, quality and embedding; no tracking. With a ``matcher`` the faces
+        are named directly by the threshold/margin rule (a photo has no frames to vote over)."""
+        t: dict[str, float] = {}
+        t_start = time.perf_counter()
+        img, err = self._check(image_bgr)
+        if img is None:
+            return FrameResult(error=err, notice=self.notice, timings_ms={"total": 0.0})
+        size = (img.shape[1], img.shape[0])
+        try:
+            det = self._detect(img, t)
+            t0 = time.perf_counter()
+            crops = align_faces(img, det.landmarks)
+            t["align"] = (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            quals = [assess(c, b, s, lm) for c, b, s, lm in zip(crops, det.boxes, det.scores, det.landmarks,
+                                                                 strict=True)]
+            t["quality"] = (time.perf_counter() - t0) * 1e3
+            emb = self._embed(crops, t)
+            matches = self._search(emb, matcher, t)
+            r = self.settings.recognition
+            faces = []
+            for i in range(len(det)):
+                pid, name, sim = match_decision(matches[i] if matches else None, r.threshold, r.margin)
+                faces.append(Face(
+                    box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i], crop=crops[i],
+                    quality=quals[i], embedding=None if emb is None else emb[i], name=name, person_id=pid,
+                    similarity=sim,
+                    extra={"voted": matcher is not None and emb is not None, "embedded": emb is not None},
+                ))
+        except Exception as exc:
+            log.exception("still image failed")
+            return FrameResult(error=f"processing failed: {exc}", notice=self.notice, image_size=size, timings_ms=t)
+        t["total"] = (time.perf_counter() - t_start) * 1e3
+        return FrameResult(faces=tuple(faces), timings_ms=t, notice=self.notice, image_size=size)
