@@ -1,31 +1,158 @@
-"""`fdface train RECIPE`, `fdface eval lfw MODEL`, `fdface export-model RUN`. Training needs the ``train`` extra."""
+"""`fdface train RECIPE`, `fdface eval lfw MODEL`, `fdface ship RUN`. Training and shipping need ``[train]``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = (default_models_dir() / "manifest.json", REPO / "recipes" / "teachers.json")
+
+
+def _cli_error(msg: str) -> Exception:
+    from desktop_app.cli import CliError
+
+    return CliError(msg)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from desktop_app.cli import CliError
-
     try:
         from desktop_app.train.loop import Trainer
         from desktop_app.train.recipe import load_recipe
     except ImportError as exc:
-        raise CliError(f"training needs PyTorch ({exc}): pip install -e '.[train]'") from None
+        raise _cli_error(f"training needs PyTorch ({exc}): pip install -e '.[train]'") from None
     try:
         recipe = load_recipe(args.recipe)
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise _cli_error(str(exc)) from None
     out = args.out or f"runs/{recipe.name}"
     final = Trainer(recipe, out).run(resume=not args.fresh)
     print(f"done: {final}")
     return 0
 
 
+def resolve_model(spec: str, manifest: str | None = None) -> ModelEntry:
+    """A manifest name, or an .onnx path described by an entry of the given or known manifests."""
+    paths = [Path(manifest)] if manifest else [p for p in MANIFESTS if p.exists()]
+    entries: list[ModelEntry] = []
+    for p in paths:
+        try:
+            entries += load_manifest(p).values()
+        except ManifestError as exc:
+            raise _cli_error(str(exc)) from None
+    for e in entries:
+        if e.name == spec:
+            return e
+    target = Path(spec).resolve()
+    for e in entries:
+        if e.path == target:
+            return e
+    raise _cli_error(f"{spec!r} is not described by a manifest entry ({', '.join(map(str, paths))}); "
+                     "pass --manifest with an entry for it")
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    from desktop_app.train.evaluate import evaluate_lfw_entry
+
+    entry = resolve_model(args.model, args.manifest)
+    if not entry.path.exists():
+        raise _cli_error(f"model file not found: {entry.path}")
+    pack = Path(args.pack) if args.pack else None
+    try:
+        res = evaluate_lfw_entry(entry, pack, flip=args.flip, threads=args.threads)
+    except OSError as exc:
+        raise _cli_error(f"LFW pack unusable: {exc}") from None
+    out = {"model": entry.name, "file": str(entry.path), "flip": args.flip, "accuracy": round(res.accuracy, 2),
+           "std": round(res.std, 2), "threshold": round(res.threshold, 4), "pairs": res.n_pairs}
+    print(json.dumps(out) if args.json else
+          f"{entry.name}: LFW {res.accuracy:.2f} % +- {res.std:.2f} (10-fold View 2, {res.n_pairs} pairs, "
+          f"flip-sum {'on' if args.flip else 'off'}, mean threshold {res.threshold:.3f})")
+    return 0
+
+
+def _val_faces(recipe) -> tuple:  # the recipe's held-out identities (BGR crops, labels)
+    from desktop_app.train.data import identity_split, load_index_csv
+    from desktop_app.train.loop import cache_dir
+
+    arr, sources = load_index_csv(recipe.resolve(recipe.data_root), recipe.index, cache_dir=cache_dir())
+    _, va = identity_split(arr, sources, recipe.val_source, recipe.val_ids, seed=1234)
+    v = arr.subset(va)
+    return v.images[..., ::-1].copy(), v.labels, arr.images
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Export RUN/final.pt (or --ckpt) to models/NAME.onnx, measure LFW and open-set, write the manifest."""
+    try:
+        from desktop_app.train.export import export_checkpoint, manifest_entry, quantize_int8, ship
+        from desktop_app.train.recipe import load_recipe
+    except ImportError as exc:
+        raise _cli_error(f"shipping needs PyTorch ({exc}): pip install -e '.[train]'") from None
+    from desktop_app.train.evaluate import evaluate_lfw_entry, open_set
+    from desktop_app.vision.embedder import Embedder
+
+    run = Path(args.run)
+    ckpt = Path(args.ckpt) if args.ckpt else run / "final.pt"
+    if not ckpt.exists():
+        raise _cli_error(f"no checkpoint at {ckpt}")
+    recipe = load_recipe(args.recipe)
+    models = default_models_dir()
+    path, st = export_checkpoint(ckpt, models / f"{args.name}.onnx")
+    vimg, vlab, pool = _val_faces(recipe)
+    todo = [(args.name, path)]
+    if args.int8:
+        rng = np.random.default_rng(0)
+        calib = pool[rng.choice(len(pool), size=args.calib, replace=False)]
+        todo.append((f"{args.name}-int8", quantize_int8(path, models / f"{args.name}-int8.onnx", calib)))
+    for name, p in todo:
+        info = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
+                "train_minutes": round(st["elapsed"] / 60, 1),
+                "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
+                "teacher": "mobilefacenet-foamliu (distillation)", "precision": "int8" if "int8" in name else "fp32"}
+        entry = manifest_entry(name, p, info)
+        lfw_flip = evaluate_lfw_entry(entry, flip=True, threads=args.threads)
+        lfw_plain = evaluate_lfw_entry(entry, flip=False, threads=args.threads)
+        e = Embedder(entry, threads=args.threads)
+        ve = np.concatenate([e.infer(vimg[i : i + 128], flip=True) for i in range(0, len(vimg), 128)])
+        osr = open_set(ve, vlab)
+        info.update({"lfw_flip": round(lfw_flip.accuracy, 2), "lfw": round(lfw_plain.accuracy, 2),
+                     "val_open_set_dir_far1": round(osr.dir_at_far, 2), "val_rank1": round(osr.rank1, 2),
+                     "val_tar_far1e-3": round(osr.verification_tar, 2)})
+        entry = manifest_entry(name, p, info)
+        ship(entry, models / "manifest.json")
+        print(json.dumps({"name": name, **info}))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser("ship", help="export a training run to models/ (BN-fused ONNX, INT8, manifest)")
+    sp.add_argument("run", help="run directory holding final.pt")
+    sp.add_argument("--recipe", required=True, help="the recipe the run used")
+    sp.add_argument("--ckpt", help="checkpoint (default RUN/final.pt)")
+    sp.add_argument("--name", default="fdfacenet")
+    sp.add_argument("--int8", action="store_true", help="also write NAME-int8.onnx (static QDQ)")
+    sp.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
+    sp.add_argument("--threads", type=int, default=0)
+    sp.set_defaults(func=cmd_ship)
+
     p = sub.add_parser("train", help="train a net from a recipe (recipes/*.toml); resumes from RUN/last.pt")
     p.add_argument("recipe")
     p.add_argument("--out", help="run directory (default runs/<recipe name>)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate an embedder")
+    evs = ev.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
+    lfw = evs.add_parser("lfw", help="LFW 10-fold View 2 on the faces112 pack")
+    lfw.add_argument("model", help="manifest name (fdfacenet, mobilefacenet-foamliu) or an .onnx path in a manifest")
+    lfw.add_argument("--manifest", help="manifest JSON describing the model")
+    lfw.add_argument("--pack", help="faces112 folder (default ../shared/datasets/faces112)")
+    lfw.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                     help="sum the embeddings of the crop and its mirror")
+    lfw.add_argument("--threads", type=int, default=0)
+    lfw.add_argument("--json", action="store_true")
+    lfw.set_defaults(func=cmd_eval_lfw)

@@ -115,3 +115,19 @@ def open_set(emb: np.ndarray, labels: np.ndarray, far: float = 0.01, seed: int =
         rank1=100 * float(correct.mean()),
         verification_tar=100 * float((s[same] > t3).mean()),
     )
+
+
+def default_pack_root() -> Path:
+    return Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "faces112"
+
+
+def evaluate_lfw_entry(entry, pack_root: str | Path | None = None, flip: bool = True, threads: int = 0,
+                       batch: int = 64) -> LfwResult:
+    """LFW View 2 of any ONNX embedder described by a manifest entry (ONNX Runtime only, no torch)."""
+    from desktop_app.vision.embedder import Embedder
+
+    root = Path(pack_root) if pack_root else default_pack_root()
+    imgs, ij, same = load_lfw_pair_images(root / "lfw", root / "lfw-pairs.txt")
+    emb = Embedder(entry, threads=threads, verify=bool(entry.sha256))
+    e = np.concatenate([emb.infer(imgs[i : i + batch], flip=flip) for i in range(0, len(imgs), batch)])
+    return lfw_from_embeddings(e, ij, same)
