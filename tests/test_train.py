@@ -1,0 +1,148 @@
+"""Trainer mechanics: LFW protocol, open-set metric, recipes, a few real training steps, resume, export, INT8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from desktop_app.train.evaluate import open_set, read_lfw_pairs, ten_fold
+from tests.conftest import shared_path
+
+torch = pytest.importorskip("torch", reason="training needs the train extra (torch)")
+
+from desktop_app.train.recipe import load_recipe  # noqa: E402
+
+
+def test_ten_fold_picks_threshold_on_other_folds() -> None:
+    rng = np.random.default_rng(0)
+    same = np.tile(np.r_[np.ones(300, bool), np.zeros(300, bool)], 10)
+    sims = np.where(same, rng.normal(0.6, 0.1, same.size), rng.normal(0.1, 0.1, same.size))
+    res = ten_fold(sims, same)
+    assert 98.0 < res.accuracy <= 100.0
+    assert 0.2 < res.threshold < 0.5
+    noisy = ten_fold(rng.normal(0, 1, same.size), same)  # no signal: chance level
+    assert 40 < noisy.accuracy < 60
+
+
+def test_lfw_pairs_parse(tmp_path: Path) -> None:
+    f = tmp_path / "pairs.txt"
+    f.write_text("10\t300\nAbel_Pacheco\t1\t4\nAJ_Cook\t1\tAbdoulaye_Wade\t3\n")
+    assert read_lfw_pairs(f) == [
+        ("Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg", True),
+        ("AJ_Cook/AJ_Cook_0001.jpg", "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg", False),
+    ]
+
+
+def test_open_set_separates_good_from_random_embeddings() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(40, 64))
+    labels = np.repeat(np.arange(40), 5)
+    good = centres[labels] + 0.2 * rng.normal(size=(200, 64))
+    bad = rng.normal(size=(200, 64))
+    assert open_set(good, labels).dir_at_far > 90
+    assert open_set(bad, labels).dir_at_far < 20
+
+
+def test_recipe_rejects_unknown_keys_and_missing_budget(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    bad = tmp_path / "r" / "bad.toml"
+    bad.write_text('name = "x"\nminutes = 1\nlearning_rate = 0.1\n')
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_recipe(bad)
+    nobudget = tmp_path / "r" / "nb.toml"
+    nobudget.write_text('name = "x"\n')
+    with pytest.raises(ValueError, match="minutes or steps"):
+        load_recipe(nobudget)
+
+
+def test_shipped_recipes_load() -> None:
+    for p in sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("*.toml")):
+        r = load_recipe(p)
+        assert r.minutes > 0 or r.steps > 0
+
+
+def _tiny_folder(tmp_path: Path) -> Path:
+    """8 people x 5 crops from ../shared/media/people, as an ImageFolder."""
+    people = shared_path("media", "people")
+    root = tmp_path / "folder"
+    for d in sorted(people.iterdir()):
+        (root / d.name).mkdir(parents=True)
+        for f in sorted(d.glob("*.png")):
+            img = cv2.resize(cv2.imread(str(f)), (112, 112))
+            cv2.imwrite(str(root / d.name / (f.stem + ".jpg")), img)
+    return root
+
+
+def test_arcface_steps_reduce_loss_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop_app.train.loop import Trainer
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_folder(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    rp = tmp_path / "recipes" / "t.toml"
+    rp.write_text(
+        f'name = "t"\nnet = "fdfacenet_relu"\nloss = "arcface"\nimage_folder = "{folder}"\nbatch = 8\n'
+        'lr = 0.05\nsteps = 30\nthreads = 1\nbf16 = false\nchannels_last = false\narcface_s = 16.0\n'
+        'arcface_m = 0.2\nmixup = 0.0\n[augment]\nflip = 0.0\nrotate_deg = 0.0\nshift_px = 0.0\n'
+        "downsample_p = 0.0\ngrey_p = 0.0\nbrightness = [1.0, 1.0]\noffset = 0.0\n"
+    )
+    r = load_recipe(rp)
+    tr = Trainer(r, tmp_path / "run")
+    idx = np.arange(8)
+    first = tr.train_step(idx)
+    for _ in range(25):
+        last = tr.train_step(idx)
+    assert last < 0.7 * first  # the net fits a fixed batch: the loss really falls
+    tr.step = 26
+    tr.save()
+    again = Trainer(r, tmp_path / "run")
+    again.load(tmp_path / "run" / "last.pt")
+    assert again.step == 26
+    for a, b in zip(tr.model.state_dict().values(), again.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    hist = again.run(resume=True)  # finishes the remaining steps of the 30-step budget
+    assert again.step == 30 and (tmp_path / "run" / "final.pt").exists() and "val_rank1" not in hist
+
+
+def test_distillation_step_with_the_teacher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    teacher = shared_path("teachers", "mobilefacenet-foamliu", "MobileFaceNet.onnx")
+    pytest.importorskip("onnx")
+    from desktop_app.train.loop import Trainer
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_folder(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    rp = tmp_path / "recipes" / "d.toml"
+    rp.write_text(f'name = "d"\nnet = "fdfacenet_relu"\nloss = "distill"\nimage_folder = "{folder}"\n'
+                  f'teacher = "{teacher}"\nbatch = 8\nsteps = 5\nthreads = 1\nmixup = 0.5\n')
+    tr = Trainer(load_recipe(rp), tmp_path / "run")
+    losses = [tr.train_step(np.arange(8)) for _ in range(5)]
+    assert all(0.0 <= v <= 2.0 for v in losses)  # 1 - cosine lies in [0, 2]
+    assert losses[-1] < losses[0]
+
+
+def test_export_and_int8_agree_with_torch(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from desktop_app.nets import create_net
+    from desktop_app.nets.export import export_onnx
+    from desktop_app.train.export import manifest_entry, quantize_int8
+    from desktop_app.vision.embedder import Embedder
+
+    model = create_net("fdfacenet_relu").eval()
+    p = export_onnx(model, tmp_path / "m.onnx")
+    entry = manifest_entry("m", p, {"test": True})
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (6, 112, 112, 3), dtype=np.uint8)
+    got = Embedder(entry, threads=1).infer(crops)
+    x = torch.from_numpy(((crops[..., ::-1].astype(np.float32) - 127.5) / 128).transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(model(x), dim=1).numpy()
+    assert np.abs(got - ref).max() < 1e-4
+    q = quantize_int8(p, tmp_path / "m-int8.onnx", crops[..., ::-1].copy())
+    ops = {n.op_type for n in __import__("onnx").load(str(q)).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"input": x.numpy()})[0].shape == (6, 512)
