@@ -16,6 +16,7 @@ from desktop_app import __version__
 COMMAND_MODULES = (
     "desktop_app.cli.nets_cmds",
     "desktop_app.cli.train_cmds",
+    "desktop_app.cli.vision_cmds",
 )
 
 

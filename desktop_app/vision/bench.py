@@ -1,0 +1,151 @@
+"""End-to-end pipeline benchmark over a video: decode + detect + align + quality + embed + search + track.
+
+Driven by ``fdface bench pipeline``. Each configuration (threads, embedder) runs over the whole video
+``repeats`` times after a short warm-up; the reported FPS is the median repeat's frames / wall-clock seconds,
+decoding included; per-stage figures are mean milliseconds per frame over all repeats.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from desktop_app.config import Settings
+from desktop_app.manifest import ModelEntry
+from desktop_app.vision.media import MediaError, open_video
+from desktop_app.vision.pipeline import Pipeline
+
+STAGES = ("decode", "detect", "align", "quality", "embed", "search", "track")
+WARMUP_FRAMES = 10
+
+
+@dataclass
+class BenchResult:
+    label: str
+    threads: int
+    frames: int
+    repeats: int
+    fps: float  # median over repeats, decode included
+    fps_all: list[float]
+    stage_ms: dict[str, float]  # mean per frame
+    faces_per_frame: float
+    embeddings_per_frame: float
+    named_per_frame: float
+    info: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def synthetic_gallery(dim: int, people: int = 100, per_person: int = 5, seed: int = 0):  # noqa: ANN201
+    """A gallery of random unit templates (so the search stage costs what a real one of that size costs)."""
+    from desktop_app.gallery.index import GalleryIndex
+
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((people * per_person, dim)).astype(np.float32)
+    idx = GalleryIndex(dim, names={p: f"person-{p}" for p in range(people)})
+    idx.add(np.arange(len(emb)), np.repeat(np.arange(people), per_person), emb)
+    return idx
+
+
+def teacher_entry(path: str | Path) -> ModelEntry:
+    """A manifest entry for an ONNX embedder given only as a file (the comparison run): RGB, (x - 127.5) / 128,
+    output width read from the model."""
+    import onnxruntime as ort
+
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise MediaError(f"embedder model not found: {p}")
+    sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    dim = sess.get_outputs()[0].shape[-1]
+    size = sess.get_inputs()[0].shape[-1]
+    return ModelEntry(name=p.stem, file=str(p), output_dim=int(dim) if isinstance(dim, int) else 512,
+                      input_size=int(size) if isinstance(size, int) else 112)
+
+
+def run_once(pipe: Pipeline, video: str | Path, matcher, max_frames: int | None) -> tuple[int, float, dict, list]:  # noqa: ANN001
+    """One pass over the video; (frames, wall seconds, summed stage ms, per-frame (faces, embedded, named))."""
+    pipe.reset_tracking()
+    sums = dict.fromkeys(STAGES, 0.0)
+    counts = []
+    t_start = time.perf_counter()
+    cap = open_video(video)
+    n = 0
+    try:
+        while max_frames is None or n < max_frames:
+            t0 = time.perf_counter()
+            ok, frame = cap.read()
+            t1 = time.perf_counter()
+            if not ok:
+                break
+            sums["decode"] += (t1 - t0) * 1e3
+            r = pipe.process(frame, matcher)
+            for k in STAGES[1:]:
+                sums[k] += r.timings_ms.get(k, 0.0)
+            counts.append((len(r.faces), sum(bool(f.extra.get("embedded")) for f in r.faces), len(r.named())))
+            n += 1
+    finally:
+        cap.release()
+    return n, time.perf_counter() - t_start, sums, counts
+
+
+def bench(video: str | Path, entry: ModelEntry | None, threads: int, repeats: int = 3, label: str = "",
+          settings: Settings | None = None, people_matcher=None, max_frames: int | None = None) -> BenchResult:  # noqa: ANN001
+    settings = settings or Settings()
+    pipe = Pipeline(settings, entry, threads=threads)
+    matcher = people_matcher
+    if matcher is None and pipe.embedder is not None:
+        gallery = synthetic_gallery(pipe.embedder.dim)
+        r = settings.recognition
+        matcher = lambda e: gallery.decide(e, r.threshold, r.margin)  # noqa: E731
+    run_once(pipe, video, matcher, WARMUP_FRAMES)
+    fps, totals, allc, frames = [], dict.fromkeys(STAGES, 0.0), [], 0
+    for _ in range(max(1, repeats)):
+        n, secs, sums, counts = run_once(pipe, video, matcher, max_frames)
+        if n == 0:
+            raise MediaError(f"{video} holds no decodable frame")
+        fps.append(n / secs)
+        frames = n
+        for k in STAGES:
+            totals[k] += sums[k]
+        allc.extend(counts)
+    nf = max(len(allc), 1)
+    c = np.asarray(allc, np.float64).reshape(-1, 3)
+    return BenchResult(
+        label=label or (entry.name if entry else (pipe.model_entry.name if pipe.model_entry else "detect-only")),
+        threads=threads, frames=frames, repeats=len(fps), fps=statistics.median(fps), fps_all=fps,
+        stage_ms={k: v / nf for k, v in totals.items()},
+        faces_per_frame=float(c[:, 0].mean()) if len(c) else 0.0,
+        embeddings_per_frame=float(c[:, 1].mean()) if len(c) else 0.0,
+        named_per_frame=float(c[:, 2].mean()) if len(c) else 0.0,
+        info={"cpu_count": os.cpu_count(), "notice": pipe.notice,
+              "detector_input": pipe.detector.input_size(*_video_size(video)[::-1])},
+    )
+
+
+def _video_size(video: str | Path) -> tuple[int, int]:
+    import cv2
+
+    cap = open_video(video)
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+
+
+def format_table(results: list[BenchResult]) -> str:
+    head = f"{'embedder':<16}{'threads':>8}{'frames':>7}{'FPS':>8}" + "".join(f"{s:>8}" for s in STAGES)
+    head += f"{'faces/f':>9}{'emb/f':>7}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        th = "all" if r.threads == 0 else str(r.threads)
+        line = f"{r.label:<16}{th:>8}{r.frames:>7}{r.fps:>8.1f}" + "".join(f"{r.stage_ms[s]:>8.2f}" for s in STAGES)
+        line += f"{r.faces_per_frame:>9.2f}{r.embeddings_per_frame:>7.2f}"
+        lines.append(line)
+    lines.append("(stage columns: mean ms per frame; FPS: median repeat, wall clock, decoding included)")
+    return "\n".join(lines)
