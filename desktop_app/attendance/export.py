@@ -1,0 +1,97 @@
+"""CSV export of attendance reports: UTF-8 with BOM (Excel opens it as UTF-8), a header row, ISO-8601 times with
+their UTC offset, and every cell that a spreadsheet would run as a formula neutralised (CSV injection)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from desktop_app.attendance.reports import DaySummary, EventRow
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # what Excel / LibreOffice / Sheets read as a formula start
+ENCODING = "utf-8-sig"  # UTF-8 with a byte-order mark
+
+EVENT_HEADER = ("event_id", "time", "time_utc", "day", "person_id", "external_id", "name", "group", "person_ref",
+                "station", "kind", "similarity")
+SUMMARY_HEADER = ("day", "person_id", "external_id", "name", "group", "person_ref", "first_in", "last_out",
+                  "present_minutes", "present", "events", "stations")
+ABSENT_HEADER = ("day", "person_id", "external_id", "name", "group")
+
+
+def safe_cell(value: Any) -> str:
+    """The text of one cell; a value starting like a formula gets a leading apostrophe so it stays text."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        text = value.isoformat(timespec="seconds")
+    elif isinstance(value, date):
+        text = value.isoformat()
+    elif isinstance(value, float):
+        text = f"{value:.4f}"
+    else:
+        text = str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def _duration(td: timedelta) -> str:
+    minutes = int(td.total_seconds() // 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def event_cells(r: EventRow) -> list[Any]:
+    return [r.event_id, r.local_ts, r.ts, r.day, r.person_id, r.external_id, r.name, r.group, r.person_ref,
+            r.station, r.kind, r.similarity]
+
+
+def summary_cells(d: DaySummary) -> list[Any]:
+    return [d.day, d.person_id, d.external_id, d.name, d.group, d.person_ref, d.first_in, d.last_out,
+            int(d.present.total_seconds() // 60), _duration(d.present), d.events, " ".join(d.stations)]
+
+
+def write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(header)
+    n = 0
+    for row in rows:
+        w.writerow([safe_cell(c) for c in row])
+        n += 1
+    return n
+
+
+def _to_path(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    p = Path(path)
+    tmp = p.with_name(p.name + ".part")
+    with open(tmp, "w", encoding=ENCODING, newline="") as fh:
+        n = write_csv(fh, header, rows)
+    os.replace(tmp, p)
+    return n
+
+
+def events_csv(rows: Sequence[EventRow], path: str | Path | None = None) -> str | int:
+    """Write events to ``path`` (returns the row count) or return the CSV text (without BOM) when no path."""
+    cells = (event_cells(r) for r in rows)
+    if path is None:
+        buf = io.StringIO()
+        write_csv(buf, EVENT_HEADER, cells)
+        return buf.getvalue()
+    return _to_path(path, EVENT_HEADER, cells)
+
+
+def summary_csv(rows: Sequence[DaySummary], path: str | Path | None = None) -> str | int:
+    cells = (summary_cells(d) for d in rows)
+    if path is None:
+        buf = io.StringIO()
+        write_csv(buf, SUMMARY_HEADER, cells)
+        return buf.getvalue()
+    return _to_path(path, SUMMARY_HEADER, cells)
+
+
+def absent_csv(day: date, people: Sequence[Any], path: str | Path) -> int:
+    return _to_path(path, ABSENT_HEADER, ([day, p.id, p.external_id, p.name, p.group] for p in people))

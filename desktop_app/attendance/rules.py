@@ -1,0 +1,112 @@
+"""Attendance rules as pure functions: which local day a moment belongs to, and what a sighting becomes.
+
+- A *day* runs from ``day_boundary_hour`` local time to the same hour the next day (a night shift ending at 02:00
+  still belongs to the evening it started with the default boundary of 04:00).
+- A sighting less than the dedupe window after the person's last event makes no new event.
+- The first event of a person's day is a check-in; a later one is a check-out, and the check-out it supersedes
+  becomes "seen": the stored day always reads check-in, seen..., check-out (the last event is the check-out).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from desktop_app.gallery.store import EventKind
+
+DEFAULT_DEDUPE = timedelta(minutes=5)
+DEFAULT_DAY_BOUNDARY_HOUR = 4
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class PriorEvent:
+    """What the rules need to know about an earlier event of the same person."""
+
+    id: int
+    ts: datetime  # aware
+    kind: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a sighting becomes: ``kind`` None means no event (``reason`` says why); ``demote`` is the id of the
+    earlier check-out that becomes "seen"."""
+
+    kind: EventKind | None
+    demote: int | None = None
+    reason: str = ""
+
+
+def local_zone_name() -> str:
+    """The IANA name of this computer's time zone when it can be found, else its abbreviation (e.g. "CET")."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        try:
+            ZoneInfo(tz)
+            return tz
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        link = Path("/etc/localtime").resolve()
+        parts = link.parts
+        if "zoneinfo" in parts:
+            name = "/".join(parts[parts.index("zoneinfo") + 1:])
+            ZoneInfo(name)
+            return name
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    return datetime.now().astimezone().tzname() or "UTC"
+
+
+def resolve_zone(name: str) -> tuple[tzinfo, str]:
+    """(tzinfo, name to record) for a setting value: an IANA name or "local"."""
+    if name and name != LOCAL:
+        return ZoneInfo(name), name
+    label = local_zone_name()
+    try:
+        return ZoneInfo(label), label
+    except (ZoneInfoNotFoundError, ValueError):
+        local = datetime.now().astimezone().tzinfo
+        return (local or UTC), label
+
+
+def day_of(ts: datetime, tz: tzinfo, boundary_hour: int = DEFAULT_DAY_BOUNDARY_HOUR) -> date:
+    """The attendance day of an aware moment ``ts``."""
+    if ts.tzinfo is None:
+        raise ValueError("day_of needs an aware datetime")
+    local = ts.astimezone(tz)
+    return (local.replace(tzinfo=None) - timedelta(hours=boundary_hour)).date()
+
+
+def day_start(day: date, tz: tzinfo, boundary_hour: int = DEFAULT_DAY_BOUNDARY_HOUR) -> datetime:
+    """When ``day`` begins, in UTC."""
+    return datetime.combine(day, time(boundary_hour), tzinfo=tz).astimezone(UTC)
+
+
+def day_bounds(first: date, last: date, tz: tzinfo,
+               boundary_hour: int = DEFAULT_DAY_BOUNDARY_HOUR) -> tuple[datetime, datetime]:
+    """[start, end) in UTC covering the days ``first`` to ``last`` inclusive."""
+    return day_start(first, tz, boundary_hour), day_start(last + timedelta(days=1), tz, boundary_hour)
+
+
+def classify(now: datetime, recent: Sequence[PriorEvent], today_start: datetime,
+             dedupe: timedelta = DEFAULT_DEDUPE) -> Decision:
+    """What a voted sighting at ``now`` becomes, given the person's events since ``today_start - dedupe``
+    (oldest first). Pure: no clock, no database."""
+    if recent:
+        last = max(recent, key=lambda e: (e.ts, e.id))
+        gap = abs(now - last.ts)  # a clock set back must not create a burst of events
+        if gap < dedupe:
+            return Decision(None, reason=f"seen {gap.total_seconds():.0f} s after the last event "
+                                         f"(dedupe window {dedupe.total_seconds() / 60:g} min)")
+    today = [e for e in recent if e.ts >= today_start]
+    if not today:
+        return Decision(EventKind.CHECK_IN)
+    outs = [e for e in today if e.kind == EventKind.CHECK_OUT]
+    demote = max(outs, key=lambda e: (e.ts, e.id)).id if outs else None
+    return Decision(EventKind.CHECK_OUT, demote=demote)
