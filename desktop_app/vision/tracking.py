@@ -82,6 +82,8 @@ class Tracker:
         landmark_threshold: float = 0.25,
         max_missed: int = 10,
         better_quality: float = 1.25,
+        max_scale_change: float = 1.3,
+        identity_reset_similarity: float = 0.2,
     ) -> None:
         self.vote_frames = int(vote_frames)
         self.recheck_frames = int(recheck_frames)
@@ -89,6 +91,8 @@ class Tracker:
         self.landmark_threshold = float(landmark_threshold)
         self.max_missed = int(max_missed)
         self.better_quality = float(better_quality)
+        self.max_scale_change = float(max_scale_change)
+        self.identity_reset_similarity = float(identity_reset_similarity)
         self.tracks: dict[int, Track] = {}
         self._next_id = 1
 
@@ -111,7 +115,11 @@ class Tracker:
             tl = np.stack([t.landmarks for t in live])
             size = np.maximum(tb[:, 2] - tb[:, 0], tb[:, 3] - tb[:, 1])
             d = np.linalg.norm(np.asarray(landmarks)[:, None] - tl[None], axis=-1).mean(axis=-1) / size[None]
-            ok = (aff >= self.iou_threshold) | (d <= self.landmark_threshold)
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            tarea = (tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1])
+            ratio = np.sqrt(np.maximum(area[:, None], 1e-6) / np.maximum(tarea[None, :], 1e-6))
+            similar_size = (ratio > 1 / self.max_scale_change) & (ratio < self.max_scale_change)
+            ok = ((aff >= self.iou_threshold) | (d <= self.landmark_threshold)) & similar_size
             score = np.where(ok, aff + (1.0 - np.minimum(d, 1.0)), -1.0)
             for _ in range(min(n, len(live))):
                 i, j = np.unravel_index(int(np.argmax(score)), score.shape)
@@ -145,6 +153,10 @@ class Tracker:
                 person_id: int | None, name: str | None, similarity: float) -> Track:
         """Record one embedding of a track and its (already decided) match; re-run the vote."""
         t = self.tracks[track_id]
+        if t.embedding is not None and float(np.dot(t.embedding, embedding)) < self.identity_reset_similarity:
+            # the face under this track no longer looks like the one it followed (a cut, a swap): vote afresh
+            t.votes.clear()
+            t.person_id, t.name, t.similarity, t.voted, t.best_quality = None, None, 0.0, False, 0.0
         t.last_embed_frame = frame_index
         t.best_quality = max(t.best_quality, quality)
         t.embedding = embedding

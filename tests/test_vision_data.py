@@ -1,0 +1,248 @@
+"""The vision core on real data from ../shared/media (skipped with a reason when absent).
+
+Recognition uses the shipped model (models/manifest.json "fdfacenet") when it is installed, else the teacher
+MobileFaceNet from ../shared/teachers (tests only; the product never loads the teacher). Thresholds are the
+product's defaults (Settings().recognition), not tuned here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from desktop_app.config import Settings
+from desktop_app.gallery.index import GalleryIndex
+from desktop_app.manifest import ModelEntry, default_models_dir, load_manifest
+from desktop_app.vision.detector import RetinaFaceDetector
+from desktop_app.vision.media import read_image
+from desktop_app.vision.pipeline import Pipeline
+from desktop_app.vision.tracking import iou_matrix
+from tests.conftest import REPO, shared_path
+
+PEOPLE = ("amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart")
+LABELS = REPO / "tests" / "data" / "bbt_labels.json"
+
+
+def embedder_entry() -> ModelEntry:
+    """The shipped embedder when installed, else the teacher (tests only). FDFACE_TEST_EMBEDDER=teacher forces
+    the teacher, to tell a pipeline fault from a weak model."""
+    manifest = default_models_dir() / "manifest.json"
+    if manifest.exists() and os.environ.get("FDFACE_TEST_EMBEDDER", "") != "teacher":
+        entry = load_manifest(manifest).get("fdfacenet")
+        if entry is not None and entry.path.exists():
+            return entry
+    teacher = shared_path("teachers", "mobilefacenet-foamliu", "MobileFaceNet.onnx")
+    return ModelEntry(name="teacher-mobilefacenet", file=str(teacher), output_dim=128)
+
+
+@pytest.fixture(scope="module")
+def detector() -> RetinaFaceDetector:
+    return RetinaFaceDetector(threads=1)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Pipeline:
+    return Pipeline(Settings(), embedder_entry(), threads=1)
+
+
+@pytest.fixture(scope="module")
+def people_embeddings(pipe: Pipeline) -> dict[tuple[str, int], np.ndarray]:
+    root = shared_path("media", "people")
+    out = {}
+    for name in PEOPLE:
+        for k in range(1, 6):
+            r = pipe.analyze_still(read_image(root / name / f"{name}{k}.png"))
+            assert r.ok and len(r.faces) == 1, f"{name}{k}: {r.error or len(r.faces)} faces"
+            out[name, k] = r.faces[0].embedding
+    return out
+
+
+def gallery(emb: dict[tuple[str, int], np.ndarray], leave_out: int | None = None) -> GalleryIndex:
+    keys = [(n, k) for n in PEOPLE for k in range(1, 6) if k != leave_out]
+    g = GalleryIndex(len(next(iter(emb.values()))), names=dict(enumerate(PEOPLE)))
+    g.add(range(len(keys)), [PEOPLE.index(n) for n, _ in keys], np.stack([emb[x] for x in keys]))
+    return g
+
+
+def dlib_boxes() -> list[tuple[Path, np.ndarray]]:
+    root = shared_path("media", "scenes", "dlib")
+    out = []
+    for xml in ("testing.xml", "training.xml"):
+        for im in ET.parse(root / xml).getroot().iter("image"):
+            b = [[int(x.get(k)) for k in ("left", "top", "width", "height")] for x in im.iter("box")]
+            arr = np.array([[x, y, x + w, y + h] for x, y, w, h in b], np.float32).reshape(-1, 4)
+            out.append((root / im.get("file"), arr))
+    return out
+
+
+def test_dlib_recall_and_false_positives(detector: RetinaFaceDetector) -> None:
+    images = dlib_boxes()
+    assert len(images) == 9
+    found = total = 0
+    for path, gt in images:
+        det = detector.infer(read_image(path))
+        iou = iou_matrix(gt, det.boxes) if len(det) else np.zeros((len(gt), 0))
+        matched = np.zeros(len(gt), bool)
+        used = np.zeros(len(det), bool)
+        for i, j in sorted(np.argwhere(iou >= 0.4).tolist(), key=lambda ij: -iou[ij[0], ij[1]]):
+            if not matched[i] and not used[j]:
+                matched[i] = used[j] = True
+        found += int(matched.sum())
+        total += len(gt)
+        fp = int((~used).sum())
+        assert fp <= 1, f"{path.name}: {fp} false positives"
+    assert total == 43
+    assert found / total >= 0.95, f"recall {found}/{total}"
+
+
+def test_detection_scale_maps_boxes_back(detector: RetinaFaceDetector) -> None:
+    img = read_image(shared_path("media", "scenes", "bbt4.jpg"))
+    full = detector.infer(img, scale=1.0)
+    half = detector.infer(img, scale=0.5)
+    assert len(full) == len(half) == 6
+    iou = iou_matrix(full.boxes, half.boxes)
+    assert iou.max(axis=1).min() > 0.75  # same faces, in the original image's pixels
+    j = iou.argmax(axis=1)
+    iod = np.linalg.norm(full.landmarks[:, 0] - full.landmarks[:, 1], axis=1)
+    err = np.linalg.norm(full.landmarks - half.landmarks[j], axis=2).max(axis=1) / iod
+    assert err.max() < 0.25
+
+
+def test_people_leave_one_out(people_embeddings: dict) -> None:
+    r = Settings().recognition
+    wrong = []
+    for k in range(1, 6):
+        g = gallery(people_embeddings, leave_out=k)
+        matches = g.decide(np.stack([people_embeddings[n, k] for n in PEOPLE]), r.threshold, r.margin)
+        for name, m in zip(PEOPLE, matches, strict=True):
+            if m.name != name:
+                wrong.append(f"{name}{k} -> {m.name} ({m.similarity:.2f}, runner-up {m.runner_up:.2f})")
+    assert not wrong, f"{len(wrong)}/40 wrong: {wrong}"
+
+
+def test_bbt_scenes_named_as_labelled(pipe: Pipeline, people_embeddings: dict) -> None:
+    g = gallery(people_embeddings)
+    r = Settings().recognition
+    labels = json.loads(LABELS.read_text())["images"]
+    errors = []
+    n_named = 0
+    for fname, faces in labels.items():
+        res = pipe.analyze_still(read_image(shared_path("media", "scenes", fname)),
+                                 lambda e, g=g: g.decide(e, r.threshold, r.margin))
+        assert res.ok
+        lab_boxes = np.array([f["box"] for f in faces], np.float32)
+        det_boxes = np.stack([f.box for f in res.faces]) if res.faces else np.zeros((0, 4), np.float32)
+        iou = iou_matrix(det_boxes, lab_boxes)
+        for i, face in enumerate(res.faces):
+            j = int(iou[i].argmax()) if len(faces) else -1
+            want = faces[j]["name"] if j >= 0 and iou[i, j] >= 0.5 else None
+            if face.name != want:
+                errors.append(f"{fname} face at {face.box.round().tolist()}: {face.name} "
+                              f"({face.similarity:.2f}), labelled {want}")
+            n_named += face.name is not None
+        missing = [faces[j]["name"] for j in range(len(faces)) if faces[j]["name"] and (iou[:, j] < 0.5).all()]
+        errors += [f"{fname}: labelled {n} not detected" for n in missing]
+    assert not errors, errors
+    assert n_named == 22
+
+
+def test_dog_faces_never_named(pipe: Pipeline, people_embeddings: dict) -> None:
+    g = gallery(people_embeddings)
+    r = Settings().recognition
+    res = pipe.analyze_still(read_image(shared_path("media", "scenes", "dlib", "dogs.jpg")),
+                             lambda e: g.decide(e, r.threshold, r.margin))
+    assert res.ok and len(res.faces) >= 1  # RetinaFace does find the dogs' faces ...
+    assert [f.name for f in res.faces if f.name] == []  # ... but they are nobody
+    # the same holds through the tracking path, over several frames
+    img = read_image(shared_path("media", "scenes", "dlib", "dogs.jpg"))
+    pipe.reset_tracking()
+    for _ in range(2 * r.vote_frames):
+        out = pipe.process(img, lambda e: g.decide(e, r.threshold, r.margin))
+        assert [f.name for f in out.faces if f.name] == []
+
+
+def test_video_tracking_votes_and_embeds_sparingly(pipe: Pipeline, people_embeddings: dict) -> None:
+    # short_hamilton_clip: a wide shot (frames 0-19), an audience shot (20-81), a close-up of the singer
+    # (82-211), the audience again; looked at frame by frame.
+    video = shared_path("media", "video", "short_hamilton_clip.mp4")
+    g = gallery(people_embeddings)
+    r = Settings().recognition
+    cap = cv2.VideoCapture(str(video))
+    pipe.reset_tracking()
+    seen: dict[int, int] = {}
+    ids_at: dict[int, set[int]] = {}
+    faces = embedded = 0
+    named: set[str] = set()
+    for fi in range(275):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        res = pipe.process(frame, lambda e: g.decide(e, r.threshold, r.margin))
+        assert res.ok and res.frame_index == fi
+        ids_at[fi] = {f.track_id for f in res.faces}
+        for f in res.faces:
+            seen[f.track_id] = seen.get(f.track_id, 0) + 1
+            faces += 1
+            embedded += bool(f.extra["embedded"])
+            assert f.name is None or f.extra["voted"]  # nobody is named before the vote
+            if f.name:
+                named.add(f.name)
+            assert (f.embedding is not None) == f.extra["embedded"]
+    cap.release()
+    assert fi >= 270
+    assert max(seen.values()) >= 100, seen  # the singer's close-up is one track
+    assert not ids_at[81] & ids_at[83], "a track carried across the cut at frame 82"
+    assert len(seen) < faces / 10, (len(seen), faces)
+    assert embedded < 0.25 * faces, (embedded, faces)  # tracks are not embedded every frame
+    assert not named, f"none of the 8 enrolled people is in this video, yet: {sorted(named)}"
+
+
+def test_still_faces_get_crop_quality_embedding(pipe: Pipeline) -> None:
+    res = pipe.analyze_still(read_image(shared_path("media", "scenes", "bbt3.jpg")))
+    assert res.ok and len(res.faces) == 5
+    for f in res.faces:
+        assert f.crop.shape == (112, 112, 3) and f.quality is not None and f.quality.size > 40
+        assert f.embedding.shape == (pipe.embedder.dim,)
+        assert abs(float(np.linalg.norm(f.embedding)) - 1) < 1e-4
+        assert f.name is None and f.track_id == -1
+    assert set(res.timings_ms) >= {"detect", "align", "quality", "embed", "total"}
+
+
+def test_bad_images(tmp_path: Path, pipe: Pipeline) -> None:
+    from desktop_app.vision.media import MediaError
+
+    src = shared_path("media", "scenes", "bbt4.jpg")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(src.read_bytes()[:30000])
+    with pytest.raises(MediaError, match="not a readable image"):
+        read_image(truncated)
+    # PNG with alpha: the alpha channel is dropped, the faces are found
+    face = cv2.imread(str(shared_path("media", "people", "amy", "amy1.png")))
+    rgba = np.dstack([face, np.full(face.shape[:2], 128, np.uint8)])
+    png = tmp_path / "alpha.png"
+    cv2.imwrite(str(png), rgba)
+    assert len(pipe.analyze_still(read_image(png)).faces) == 1
+    assert len(pipe.analyze_still(rgba).faces) == 1  # a BGRA array too
+    # 1x1
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    r = pipe.analyze_still(read_image(tiny))
+    assert r.faces == () and "too small" in r.error
+    # grey: still finds every face
+    img = read_image(src)
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    assert len(pipe.analyze_still(grey).faces) == 6
+    # 4000x3000: detected at reduced size, boxes in the big image's pixels
+    big = cv2.resize(img, (4000, 3000))
+    res = pipe.analyze_still(big)
+    assert res.ok and len(res.faces) == 6
+    small = pipe.analyze_still(img)
+    sx, sy = 4000 / img.shape[1], 3000 / img.shape[0]
+    scaled = np.stack([f.box for f in small.faces]) * [sx, sy, sx, sy]
+    assert iou_matrix(np.stack([f.box for f in res.faces]), scaled).max(axis=1).min() > 0.7
