@@ -217,3 +217,14 @@ def test_pipeline_without_model_detects_and_says_so(detect_only: Pipeline) -> No
     assert "no recognition model" in (r.notice or "")
     bgra = np.zeros((240, 320, 4), np.uint8)
     assert detect_only.analyze_still(bgra).ok
+
+
+def test_pipeline_settings_apply_to_the_next_frame(detect_only: Pipeline) -> None:
+    old = detect_only.settings
+    try:
+        s = old.with_changes("detector", score_threshold=0.9).with_changes("recognition", vote_frames=5)
+        detect_only.settings = s
+        assert detect_only.detector.score_threshold == 0.9 and detect_only.tracker.vote_frames == 5
+    finally:
+        detect_only.settings = old
+    assert detect_only.tracker.vote_frames == old.recognition.vote_frames

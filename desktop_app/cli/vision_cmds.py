@@ -280,7 +280,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             try:
                 matcher = matcher_for(Pipeline(s, e, threads=th)) if matcher_for else None
                 res = bench.bench(args.video, e, th, repeats=args.repeats, settings=s, people_matcher=matcher,
-                                  max_frames=args.max_frames, label=label or (e.name if e else ""))
+                                  max_frames=args.max_frames, label=label or (e.name if e else ""),
+                                  decode_thread=args.decode_thread)
             except MediaError as exc:
                 raise CliError(str(exc)) from None
             results.append(res)
@@ -345,6 +346,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-frames", type=int, help="stop each pass after this many frames (quick checks)")
     b.add_argument("--score-threshold", type=float, help="detection score threshold (default: settings)")
     b.add_argument("--max-side", type=int, help="detection max side (default: settings)")
+    b.add_argument("--decode-thread", action="store_true",
+                   help="decode on a reader thread ahead of the pipeline (as the app's capture does); the decode "
+                        "column is then the time spent waiting for a frame")
     b.add_argument("--json", help="also write the results to this JSON file")
     b.add_argument("--config", help="settings file (default: the user's)")
     b.set_defaults(func=cmd_bench_pipeline)

@@ -7,18 +7,23 @@ decoding included; per-stage figures are mean milliseconds per frame over all re
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import statistics
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from desktop_app.config import Settings
+from desktop_app.gallery.index import GalleryIndex
 from desktop_app.manifest import ModelEntry
 from desktop_app.vision.media import MediaError, open_video
-from desktop_app.vision.pipeline import Pipeline
+from desktop_app.vision.pipeline import Matcher, Pipeline
 
 STAGES = ("decode", "detect", "align", "quality", "embed", "search", "track")
 WARMUP_FRAMES = 10
@@ -42,10 +47,8 @@ class BenchResult:
         return asdict(self)
 
 
-def synthetic_gallery(dim: int, people: int = 100, per_person: int = 5, seed: int = 0):  # noqa: ANN201
+def synthetic_gallery(dim: int, people: int = 100, per_person: int = 5, seed: int = 0) -> GalleryIndex:
     """A gallery of random unit templates (so the search stage costs what a real one of that size costs)."""
-    from desktop_app.gallery.index import GalleryIndex
-
     rng = np.random.default_rng(seed)
     emb = rng.standard_normal((people * per_person, dim)).astype(np.float32)
     idx = GalleryIndex(dim, names={p: f"person-{p}" for p in range(people)})
@@ -68,34 +71,75 @@ def teacher_entry(path: str | Path) -> ModelEntry:
                       input_size=int(size) if isinstance(size, int) else 112)
 
 
-def run_once(pipe: Pipeline, video: str | Path, matcher, max_frames: int | None) -> tuple[int, float, dict, list]:  # noqa: ANN001
+def _frames(video: str | Path, max_frames: int | None, threaded: bool, sums: dict[str, float]) -> Iterator:
+    """Decoded frames; with ``threaded`` a reader thread decodes ahead into a small queue (as the app's capture
+    does), and ``sums["decode"]`` then counts the time the pipeline waited for a frame."""
+    cap = open_video(video)
+    limit = max_frames if max_frames is not None else 1 << 62
+    if not threaded:
+        try:
+            for _ in range(limit):
+                t0 = time.perf_counter()
+                ok, frame = cap.read()
+                sums["decode"] += (time.perf_counter() - t0) * 1e3
+                if not ok:
+                    return
+                yield frame
+        finally:
+            cap.release()
+        return
+    q: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for _ in range(limit):
+                ok, frame = cap.read()
+                if not ok or stop.is_set():
+                    break
+                q.put(frame)
+        finally:
+            q.put(None)
+
+    th = threading.Thread(target=reader, name="bench-decode", daemon=True)
+    th.start()
+    try:
+        while True:
+            t0 = time.perf_counter()
+            frame = q.get()
+            sums["decode"] += (time.perf_counter() - t0) * 1e3
+            if frame is None:
+                return
+            yield frame
+    finally:
+        stop.set()
+        while th.is_alive():  # drain so the reader can finish its put()
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.05)
+        th.join()
+        cap.release()
+
+
+def run_once(pipe: Pipeline, video: str | Path, matcher: Matcher | None, max_frames: int | None,
+             decode_thread: bool = False) -> tuple[int, float, dict, list]:
     """One pass over the video; (frames, wall seconds, summed stage ms, per-frame (faces, embedded, named))."""
     pipe.reset_tracking()
     sums = dict.fromkeys(STAGES, 0.0)
     counts = []
     t_start = time.perf_counter()
-    cap = open_video(video)
     n = 0
-    try:
-        while max_frames is None or n < max_frames:
-            t0 = time.perf_counter()
-            ok, frame = cap.read()
-            t1 = time.perf_counter()
-            if not ok:
-                break
-            sums["decode"] += (t1 - t0) * 1e3
-            r = pipe.process(frame, matcher)
-            for k in STAGES[1:]:
-                sums[k] += r.timings_ms.get(k, 0.0)
-            counts.append((len(r.faces), sum(bool(f.extra.get("embedded")) for f in r.faces), len(r.named())))
-            n += 1
-    finally:
-        cap.release()
+    for frame in _frames(video, max_frames, decode_thread, sums):
+        r = pipe.process(frame, matcher)
+        for k in STAGES[1:]:
+            sums[k] += r.timings_ms.get(k, 0.0)
+        counts.append((len(r.faces), sum(bool(f.extra.get("embedded")) for f in r.faces), len(r.named())))
+        n += 1
     return n, time.perf_counter() - t_start, sums, counts
 
 
 def bench(video: str | Path, entry: ModelEntry | None, threads: int, repeats: int = 3, label: str = "",
-          settings: Settings | None = None, people_matcher=None, max_frames: int | None = None) -> BenchResult:  # noqa: ANN001
+          settings: Settings | None = None, people_matcher: Matcher | None = None, max_frames: int | None = None,
+          decode_thread: bool = False) -> BenchResult:
     settings = settings or Settings()
     pipe = Pipeline(settings, entry, threads=threads)
     matcher = people_matcher
@@ -103,10 +147,10 @@ def bench(video: str | Path, entry: ModelEntry | None, threads: int, repeats: in
         gallery = synthetic_gallery(pipe.embedder.dim)
         r = settings.recognition
         matcher = lambda e: gallery.decide(e, r.threshold, r.margin)  # noqa: E731
-    run_once(pipe, video, matcher, WARMUP_FRAMES)
+    run_once(pipe, video, matcher, WARMUP_FRAMES, decode_thread)
     fps, totals, allc, frames = [], dict.fromkeys(STAGES, 0.0), [], 0
     for _ in range(max(1, repeats)):
-        n, secs, sums, counts = run_once(pipe, video, matcher, max_frames)
+        n, secs, sums, counts = run_once(pipe, video, matcher, max_frames, decode_thread)
         if n == 0:
             raise MediaError(f"{video} holds no decodable frame")
         fps.append(n / secs)
@@ -123,7 +167,7 @@ def bench(video: str | Path, entry: ModelEntry | None, threads: int, repeats: in
         faces_per_frame=float(c[:, 0].mean()) if len(c) else 0.0,
         embeddings_per_frame=float(c[:, 1].mean()) if len(c) else 0.0,
         named_per_frame=float(c[:, 2].mean()) if len(c) else 0.0,
-        info={"cpu_count": os.cpu_count(), "notice": pipe.notice,
+        info={"cpu_count": os.cpu_count(), "notice": pipe.notice, "decode_thread": decode_thread,
               "detector_input": pipe.detector.input_size(*_video_size(video)[::-1])},
     )
 

@@ -16,9 +16,9 @@ import math
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from desktop_app.config import DetectorSettings
+from desktop_app.vision.embedder import make_session
 from desktop_app.vision.types import Detection
 
 MEAN_BGR = (104.0, 117.0, 123.0)
@@ -83,6 +83,7 @@ class RetinaFaceDetector:
         scale: float = 1.0,
         top_k: int = 750,
         model: bytes | str | None = None,
+        spin: bool = False,
     ) -> None:
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
@@ -90,12 +91,7 @@ class RetinaFaceDetector:
         self.max_side = int(max_side)
         self.scale = float(scale)
         self.top_k = int(top_k)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)  # 0: all cores
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(model if model is not None else load_weights(), so,
-                                            providers=["CPUExecutionProvider"])
+        self.session = make_session(model if model is not None else load_weights(), int(threads), spin=spin)
         self.input_name = self.session.get_inputs()[0].name
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 

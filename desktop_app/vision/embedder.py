@@ -11,21 +11,25 @@ import onnxruntime as ort
 from desktop_app.manifest import ModelEntry
 
 
-def make_session(path: str, threads: int = 0) -> ort.InferenceSession:
+def make_session(path: str | bytes, threads: int = 0, spin: bool = False) -> ort.InferenceSession:
+    """A CPU session over a model file (or its bytes). ``spin`` False: idle worker threads sleep instead of
+    busy-waiting, which matters when two sessions alternate with Python work on a machine with few cores."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads  # 0: ONNX Runtime's default (all cores)
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
 class Embedder:
     """One ONNX session; ``infer`` embeds all faces of a frame in one batch (or one by one for batch-1 models)."""
 
-    def __init__(self, entry: ModelEntry, threads: int = 0, verify: bool = True) -> None:
+    def __init__(self, entry: ModelEntry, threads: int = 0, verify: bool = True, spin: bool = False) -> None:
         self.entry = entry
         path = entry.verify() if verify else entry.path
-        self.session = make_session(str(path), threads)
+        self.session = make_session(str(path), threads, spin=spin)
         inp = self.session.get_inputs()[0]
         self.input_name = entry.input_name or inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None

@@ -90,7 +90,7 @@ class Pipeline:
         models_dir: str | Path | None = None,
         verify_model: bool = True,
     ) -> None:
-        self.settings = settings or Settings()
+        self._settings = settings or Settings()
         n_threads = self.settings.performance.threads if threads is None else int(threads)
         self.detector = RetinaFaceDetector.from_settings(self.settings.detector, threads=n_threads)
         self.notice: str | None = None
@@ -105,9 +105,26 @@ class Pipeline:
                 log.warning("cannot load recognition model %s: %s", entry.name, exc)
                 self.notice = f"cannot load recognition model {entry.name!r}: {exc}"
         self.model_entry = entry if self.embedder is not None else None
-        r = self.settings.recognition
+        r = self._settings.recognition
         self.tracker = Tracker(vote_frames=r.vote_frames, recheck_frames=r.recheck_frames)
         self.frame_index = -1
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """Thresholds (detector and recognition) apply from the next frame; new vote/re-check lengths restart
+        the tracks. Threads and the model are fixed at construction: build a new Pipeline for those."""
+        r = settings.recognition
+        if (r.vote_frames, r.recheck_frames) != (self.tracker.vote_frames, self.tracker.recheck_frames):
+            self.tracker = Tracker(vote_frames=r.vote_frames, recheck_frames=r.recheck_frames)
+        d = settings.detector
+        self.detector.score_threshold, self.detector.nms_threshold = d.score_threshold, d.nms_threshold
+        self.detector.min_face_px, self.detector.max_side = float(d.min_face_px), int(d.max_side)
+        self.detector.scale = float(d.detect_scale)
+        self._settings = settings
 
     @property
     def recognition_available(self) -> bool:
