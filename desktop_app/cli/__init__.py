@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "desktop_app.cli.nets_cmds",
     "desktop_app.cli.train_cmds",
     "desktop_app.cli.vision_cmds",
+    "desktop_app.cli.gallery_cmds",
 )
 
 

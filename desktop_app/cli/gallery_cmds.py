@@ -1,0 +1,497 @@
+"""`fdface enroll`, `fdface people`, `fdface run`, `fdface export`, `fdface gallery`: the gallery and attendance core
+from the command line (the same code the GUI drives).
+
+Every command takes ``--db URL`` (default: the ``FDFACE_DB`` environment variable, else the settings' database,
+else SQLite in the user's data directory) and ``--config FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from desktop_app.cli import CliError
+
+DB_ENV = "FDFACE_DB"
+
+
+# ----------------------------------------------------------------------------------------------- shared helpers
+def _settings(args: argparse.Namespace) -> Any:
+    from desktop_app.config import ConfigError, Settings
+
+    try:
+        s = Settings.load(getattr(args, "config", None))
+        db = getattr(args, "db", None) or os.environ.get(DB_ENV)
+        if db:
+            s = s.with_changes("storage", database_url=db)
+        if getattr(args, "threshold", None) is not None:
+            s = s.with_changes("recognition", threshold=args.threshold)
+        if getattr(args, "margin", None) is not None:
+            s = s.with_changes("recognition", margin=args.margin)
+        if getattr(args, "station", None):
+            s = s.with_changes("attendance", station=args.station)
+        return s
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _engine(settings: Any) -> Any:
+    from desktop_app.gallery.store import StoreError, open_engine
+
+    try:
+        return open_engine(settings.storage.resolved_url())
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _pipeline_and_gallery(settings: Any, threads: int) -> tuple[Any, Any]:
+    from desktop_app.gallery.service import Gallery, model_id_for
+    from desktop_app.gallery.store import StoreError
+    from desktop_app.vision.pipeline import Pipeline
+
+    pipe = Pipeline(settings, threads=threads)
+    if not pipe.recognition_available:
+        raise CliError(pipe.notice or "no recognition model installed")
+    try:
+        gallery = Gallery.open(settings, model_id_for(pipe.model_entry), pipe.embedder.dim)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    return pipe, gallery
+
+
+def _confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _parse_day(text: str | None, default: date) -> date:
+    if not text:
+        return default
+    if text == "today":
+        return default
+    if text == "yesterday":
+        return default - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{text!r} is not a date: use YYYY-MM-DD, 'today' or 'yesterday'") from None
+
+
+def _store_call(fn: Any, *a: Any, **kw: Any) -> Any:
+    from desktop_app.gallery.store import StoreError
+
+    try:
+        return fn(*a, **kw)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------------------------- enroll
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+    from desktop_app.gallery.enroll import Enroller, EnrollmentError
+
+    s = _settings(args)
+    missing = [p for p in args.images if not Path(p).exists()]
+    if missing:
+        raise CliError(f"not found: {', '.join(missing)}")
+    pipe, gallery = _pipeline_and_gallery(s, args.threads)
+    try:
+        en = Enroller(pipe, gallery, s)
+        person_id = None
+        if args.add_to:
+            with Session(gallery.engine) as sess:
+                p = _store_call(st.resolve_person, sess, args.add_to)
+                person_id, name = p.id, p.name
+        else:
+            name = args.name
+        plan = en.prepare_files(args.images, largest=args.largest, person_id=person_id)
+        for r in plan.refused:
+            print(f"refused {r}", file=sys.stderr)
+        if not plan.accepted:
+            raise CliError("no usable photo: nothing enrolled")
+        confirm = False
+        if plan.needs_confirmation:
+            for r in plan.resembles:
+                print(f"warning: {r}", file=sys.stderr)
+            confirm = _confirm(f"Enroll {name} anyway as a different person?", args.yes)
+            if not confirm:
+                raise CliError("looks like someone already enrolled; nothing enrolled (use --yes to enroll anyway, "
+                               "or --add-to to add the photos to that person)")
+        try:
+            res = en.commit(plan, name=name, external_id=args.id, group=args.group, confirm=confirm)
+        except (EnrollmentError, st.StoreError) as exc:
+            raise CliError(str(exc)) from None
+        verb = "added" if person_id else "enrolled"
+        print(f"{verb} {res.name} (#{res.person_id}): {len(res.template_ids)} template(s), "
+              f"{len(res.refused)} photo(s) refused")
+        return 0
+    finally:
+        gallery.close()
+
+
+# ----------------------------------------------------------------------------------------------- people
+def cmd_people_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+
+    engine = _engine(_settings(args))
+    try:
+        with st.store_errors(), Session(st.reader(engine)) as sess:
+            people = st.find_people(sess, args.query, group=args.group,
+                                    active=None if args.all else True)
+            counts = dict(sess.execute(select(st.Template.person_id, func.count(st.Template.id))
+                                       .group_by(st.Template.person_id)).all())
+            rows = [{"id": p.id, "name": p.name, "external_id": p.external_id, "group": p.group,
+                     "active": p.active, "templates": int(counts.get(p.id, 0)),
+                     "created": p.created_at.isoformat(timespec="seconds")} for p in people]
+    except st.StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("nobody enrolled" if not (args.query or args.group) else "nobody matches")
+        return 0
+    print(f"{'#':>5}  {'name':<28} {'id':<14} {'group':<14} templates")
+    for r in rows:
+        flag = "" if r["active"] else "  (inactive)"
+        print(f"{r['id']:>5}  {r['name'][:28]:<28} {(r['external_id'] or '')[:14]:<14} "
+              f"{(r['group'] or '')[:14]:<14} {r['templates']:>9}{flag}")
+    print(f"{len(rows)} people")
+    return 0
+
+
+def cmd_people_remove(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+
+    s = _settings(args)
+    erase = s.attendance.erase_events_on_delete if args.events == "setting" else args.events == "erase"
+    engine = _engine(s)
+    try:
+        for ref in args.people:
+            with st.store_errors(), Session(engine) as sess:
+                p = _store_call(st.resolve_person, sess, ref)
+                pid, name = p.id, p.name
+            if not _confirm(f"Delete {name} (#{pid}), their face templates and snapshots?", args.yes):
+                raise CliError(f"not deleted: {name} (#{pid}); use --yes to confirm")
+            with st.store_errors(), Session(engine) as sess, sess.begin():
+                er = _store_call(st.delete_person, sess, pid, erase_events=erase)
+            events = (f"{er.events_deleted} event(s) deleted" if erase
+                      else f"{er.events_pseudonymised} past event(s) kept under a pseudonym")
+            print(f"deleted {name} (#{pid}): {er.templates} template(s), {er.snapshots} snapshot(s), {events}")
+    except st.StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_people_set(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+
+    engine = _engine(_settings(args))
+    try:
+        with st.store_errors(), Session(engine) as sess, sess.begin():
+            p = _store_call(st.resolve_person, sess, args.person)
+            active = None if args.active is None else args.active == "yes"
+            _store_call(st.update_person, sess, p, name=args.name, external_id=args.id, group=args.group,
+                        active=active)
+            print(f"updated #{p.id}: {p.name}, id {p.external_id or '-'}, group {p.group or '-'}, "
+                  f"{'active' if p.active else 'inactive'}")
+    except st.StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- run
+def _event_line(ev: Any, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"event_id": ev.id, "time": ev.local_ts.isoformat(timespec="seconds"),
+                           "person_id": ev.person_id, "name": ev.name, "external_id": ev.external_id,
+                           "kind": ev.kind, "station": ev.station, "similarity": round(ev.similarity, 4)},
+                          ensure_ascii=False)
+    return (f"{ev.local_ts.isoformat(timespec='seconds')}  {ev.kind:<9}  {ev.name} (#{ev.person_id})  "
+            f"similarity {ev.similarity:.3f}  {ev.station}")
+
+
+def _snapshot(frame: Any, face: Any) -> bytes | None:
+    import cv2
+
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    h, w = frame.shape[:2]
+    pad = int(0.3 * max(x2 - x1, y2 - y1))
+    crop = frame[max(0, y1 - pad):min(h, y2 + pad), max(0, x1 - pad):min(w, x2 + pad)]
+    if crop.size == 0:
+        return None
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from desktop_app.attendance.recorder import AttendanceRecorder
+    from desktop_app.capture.sources import FolderSource, SourceError, open_source
+    from desktop_app.gallery.store import StoreError
+
+    s = _settings(args)
+    try:
+        source = open_source(args.source, s.capture.width, s.capture.height)
+        source.open()
+    except SourceError as exc:
+        raise CliError(str(exc)) from None
+    pipe, gallery = _pipeline_and_gallery(s, args.threads)
+    if len(gallery.index) == 0:
+        print("warning: nobody is enrolled with the current model; no event can be recorded", file=sys.stderr)
+    stale = gallery.stale()
+    if stale.recomputable:
+        print(f"note: {stale.recomputable} template(s) were computed with another model: run `fdface gallery "
+              "recompute`", file=sys.stderr)
+    r = s.recognition
+    matcher = gallery.matcher(r.threshold, r.margin)
+    recorder = AttendanceRecorder(gallery.engine, s.attendance)
+    stills = isinstance(source, FolderSource)  # unrelated photos: no tracking, each photo is a sighting
+    frames = events = 0
+    last_refresh = time.monotonic()
+    print(f"running on {source.description}: {len(gallery.index.person_ids)} people enrolled, station "
+          f"{s.attendance.station}; Ctrl-C stops", file=sys.stderr)
+    try:
+        while args.max_frames is None or frames < args.max_frames:
+            img = source.read()
+            if img is None:
+                if source.live:
+                    time.sleep(0.05)
+                    continue
+                break
+            frames += 1
+            res = pipe.analyze_still(img, matcher) if stills else pipe.process(img, matcher)
+            if res.error:
+                print(f"frame {frames}: {res.error}", file=sys.stderr)
+                continue
+            for f in res.named():
+                if f.person_id is None:
+                    continue
+                snap = _snapshot(img, f) if s.attendance.keep_snapshots else None
+                try:
+                    ev = recorder.record(int(f.person_id), float(f.similarity), snapshot_jpeg=snap)
+                except StoreError as exc:
+                    raise CliError(str(exc)) from None
+                if ev is not None:  # committed before it is printed
+                    events += 1
+                    print(_event_line(ev, args.json), flush=True)
+            if time.monotonic() - last_refresh > 30:  # other kiosks may have enrolled people
+                gallery.refresh()
+                last_refresh = time.monotonic()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.close()
+        gallery.close()
+    print(f"{frames} frame(s), {events} event(s)", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from desktop_app.attendance import export, reports
+    from desktop_app.attendance.rules import day_of, resolve_zone
+    from desktop_app.gallery import store as st
+
+    s = _settings(args)
+    a = s.attendance
+    tz, _ = resolve_zone(a.timezone)
+    today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
+    first = _parse_day(args.date_from or args.day, today)
+    last = _parse_day(args.date_to or args.day, first if (args.date_from or args.day) else today)
+    if last < first:
+        raise CliError(f"--to {last} is before --from {first}")
+    engine = _engine(s)
+    try:
+        with st.store_errors(), Session(st.reader(engine)) as sess:
+            pid = _store_call(st.resolve_person, sess, args.person).id if args.person else None
+            if args.report == "absent":
+                people = reports.absent_people(sess, first, tz, a.day_boundary_hour, group=args.group)
+                header, rows = export.ABSENT_HEADER, [[first, p.id, p.external_id, p.name, p.group] for p in people]
+            else:
+                evs = reports.events_in_range(sess, first, last, tz, a.day_boundary_hour, person_id=pid,
+                                              group=args.group, station=args.station)
+                if args.report == "events":
+                    header, rows = export.EVENT_HEADER, [export.event_cells(e) for e in evs]
+                else:
+                    header = export.SUMMARY_HEADER
+                    rows = [export.summary_cells(d) for d in reports.summarize(evs)]
+    except st.StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    if args.output and args.output != "-":
+        out = Path(args.output)
+        if out.is_dir():
+            raise CliError(f"{out} is a folder: give a file name such as {out / (args.report + '.csv')}")
+        try:
+            n = export._to_path(out, header, rows)
+        except OSError as exc:
+            raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+        span = f"{first}" if first == last else f"{first} to {last}"
+        print(f"wrote {n} row(s) ({args.report}, {span}) to {out}", file=sys.stderr)
+    else:
+        export.write_csv(sys.stdout, header, rows)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- gallery
+def cmd_gallery_status(args: argparse.Namespace) -> int:
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+
+    s = _settings(args)
+    pipe, gallery = _pipeline_and_gallery(s, args.threads)
+    try:
+        with Session(st.reader(gallery.engine)) as sess:
+            n_people, n_events = st.count_people(sess), st.count_events(sess)
+            models = st.model_counts(sess)
+        stale = gallery.stale()
+        print(f"database   {st.describe_url(gallery.url)} (schema {st.schema_version(gallery.engine)})")
+        print(f"model      {gallery.model_id} ({gallery.dim}-d)")
+        print(f"people     {n_people}, events {n_events}")
+        print("templates  " + ", ".join(f"{m}: {n}" for m, n in sorted(models.items())) if models else
+              "templates  none")
+        print(f"index      {gallery.index.kind}, {len(gallery.index)} templates, loaded from the "
+              f"{gallery.load_source} in {gallery.load_seconds:.2f} s")
+        if stale.recomputable:
+            print(f"stale      {stale.recomputable} template(s) of another model: `fdface gallery recompute`")
+        for pid, name in stale.people_to_reenroll:
+            print(f"re-enroll  {name} (#{pid}): no crop kept to recompute their templates")
+    finally:
+        gallery.close()
+    return 0
+
+
+def cmd_gallery_recompute(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    pipe, gallery = _pipeline_and_gallery(s, args.threads)
+    try:
+        n = _store_call(gallery.recompute, pipe.embedder.infer)
+        stale = gallery.stale()
+        print(f"recomputed {n} template(s) with {gallery.model_id}")
+        for pid, name in stale.people_to_reenroll:
+            print(f"re-enroll {name} (#{pid}): no crop kept to recompute their templates")
+    finally:
+        gallery.close()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- parsers
+def _common(p: argparse.ArgumentParser, pipeline: bool = False, nested: bool = False) -> None:
+    """--db, --config (and --threads). ``nested``: a sub-action of a command that has them too; its defaults must
+    not overwrite what was given before the action's name (``fdface people --db X remove ...``)."""
+    kw: dict[str, Any] = {"default": argparse.SUPPRESS} if nested else {}
+    p.add_argument("--db", metavar="URL", help=f"database URL (default: ${DB_ENV}, else the settings, else SQLite in "
+                                               "the user's data folder)", **kw)
+    p.add_argument("--config", help="settings file (default: the user's)", **kw)
+    if pipeline:
+        p.add_argument("--threads", type=int, help="ONNX Runtime threads (0: all cores)",
+                       **(kw or {"default": 0}))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("enroll", help="enroll a person from photos (or add photos with --add-to)")
+    e.add_argument("name", metavar="NAME", help="display name (ignored with --add-to)")
+    e.add_argument("images", nargs="+", metavar="IMAGE")
+    e.add_argument("--id", help="employee / student number (unique)")
+    e.add_argument("--group", help="group or department")
+    e.add_argument("--largest", action="store_true", help="use the largest face when a photo has several")
+    e.add_argument("--yes", action="store_true", help="enroll even if the face resembles someone enrolled")
+    e.add_argument("--add-to", metavar="PERSON", help="add the photos to this person (#id, id or exact name)")
+    _common(e, pipeline=True)
+    e.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("people", help="list, edit or remove enrolled people")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--group", help="only this group")
+    p.add_argument("--all", action="store_true", help="include inactive people")
+    p.set_defaults(func=cmd_people_list, query=None)
+    ps = p.add_subparsers(dest="people_command", metavar="ACTION")
+    pl = ps.add_parser("list", help="list people (the default)")
+    pl.add_argument("query", nargs="?", help="part of a name, an exact id or #number")
+    pl.add_argument("--json", action="store_true", help="as JSON", default=argparse.SUPPRESS)
+    pl.add_argument("--group", help="only this group", default=argparse.SUPPRESS)
+    pl.add_argument("--all", action="store_true", help="include inactive people", default=argparse.SUPPRESS)
+    _common(pl, nested=True)
+    pl.set_defaults(func=cmd_people_list)
+    pr = ps.add_parser("remove", help="delete people, their templates and snapshots (right to erasure)")
+    pr.add_argument("people", nargs="+", metavar="PERSON", help="#number, id or exact name")
+    pr.add_argument("--events", choices=("setting", "keep", "erase"), default="setting",
+                    help="past events: keep under a pseudonym, or erase (default: attendance.erase_events_on_delete)")
+    pr.add_argument("--yes", action="store_true", help="do not ask")
+    _common(pr, nested=True)
+    pr.set_defaults(func=cmd_people_remove)
+    pe = ps.add_parser("set", help="rename, change id or group, (de)activate")
+    pe.add_argument("person", metavar="PERSON", help="#number, id or exact name")
+    pe.add_argument("--name")
+    pe.add_argument("--id", help="new id ('' removes it)")
+    pe.add_argument("--group", help="new group ('' removes it)")
+    pe.add_argument("--active", choices=("yes", "no"))
+    _common(pe, nested=True)
+    pe.set_defaults(func=cmd_people_set)
+
+    r = sub.add_parser("run", help="headless attendance on a camera, video, stream or image folder")
+    r.add_argument("source", metavar="SOURCE", help="camera index (0), video file, rtsp:// URL or image folder")
+    r.add_argument("--station", help="station name recorded with events (default: settings)")
+    r.add_argument("--threshold", type=float, help="similarity threshold (default: settings)")
+    r.add_argument("--margin", type=float, help="margin over the next person (default: settings)")
+    r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.add_argument("--json", action="store_true", help="one JSON object per event and line")
+    _common(r, pipeline=True)
+    r.set_defaults(func=cmd_run)
+
+    x = sub.add_parser("export", help="attendance reports as CSV (UTF-8 with BOM, ISO-8601 times)")
+    x.add_argument("report", choices=("events", "summary", "absent"))
+    x.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD; default today)")
+    x.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default: --from)")
+    x.add_argument("--day", metavar="DATE", help="one day (same as --from DATE --to DATE)")
+    x.add_argument("--person", help="only this person (#number, id or exact name)")
+    x.add_argument("--group", help="only this group")
+    x.add_argument("--station", help="only this station")
+    x.add_argument("-o", "--output", metavar="FILE", help="CSV file (default: standard output)")
+    _common(x)
+    x.set_defaults(func=cmd_export)
+
+    g = sub.add_parser("gallery", help="gallery status; recompute templates after a model change")
+    _common(g, pipeline=True)
+    g.set_defaults(func=cmd_gallery_status)
+    gs = g.add_subparsers(dest="gallery_command", metavar="ACTION")
+    g1 = gs.add_parser("status", help="database, model, index, stale templates")
+    _common(g1, pipeline=True, nested=True)
+    g1.set_defaults(func=cmd_gallery_status)
+    g2 = gs.add_parser("recompute", help="recompute templates of another model from their kept crops")
+    _common(g2, pipeline=True, nested=True)
+    g2.set_defaults(func=cmd_gallery_recompute)
