@@ -1,0 +1,112 @@
+"""`fdface enroll / people / run / export / gallery` end to end on a temporary SQLite database (--db and FDFACE_DB),
+with the real pipeline and photos from ../shared/media."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from desktop_app.cli import main
+from tests.conftest import shared_path
+from tests.test_gallery_enroll import embedder_entry
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    entry = embedder_entry()
+    if entry.name != "fdfacenet":
+        pytest.skip("the CLI uses the installed model; models/fdfacenet.onnx is absent")
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("FDFACE_DB", url)
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text('[attendance]\ntimezone = "Europe/Paris"\nstation = "hall"\n')
+    return url, cfg
+
+
+def photo(name: str, i: int) -> str:
+    return str(shared_path("media", "people", name, f"{name}{i}.png"))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_enroll_list_run_export_remove(db, tmp_path, capsys) -> None:
+    url, cfg = db
+    c = ("--config", str(cfg), "--threads", "1")
+    code, out, err = run(capsys, "enroll", "Amy", photo("amy", 1), photo("amy", 2), photo("amy", 3),
+                         "--id", "E1", "--group", "eng", *c)
+    assert code == 0 and "enrolled Amy (#1): 3 template(s)" in out
+    # refusals are listed, and an all-refused enrollment fails with one line
+    bbt = str(shared_path("media", "scenes", "bbt1.jpg"))
+    code, out, err = run(capsys, "enroll", "Group", bbt, photo("stuart", 5), *c)
+    assert code == 2 and "faces in the photo" in err and "turned sideways" in err and "nothing enrolled" in err
+    assert "Traceback" not in err
+    # Raj enrolled with --yes (the early placeholder model may find him close to Amy)
+    code, out, err = run(capsys, "enroll", "Raj", photo("raj", 1), photo("raj", 2), "--yes", *c)
+    assert code == 0 and "enrolled Raj (#2)" in out
+    code, out, err = run(capsys, "enroll", "ignored", photo("amy", 4), "--add-to", "E1", "--yes", *c)
+    assert code == 0 and "added Amy (#1): 1 template(s)" in out
+
+    code, out, _ = run(capsys, "people", "list", "--json", "--config", str(cfg))
+    people = {p["name"]: p for p in json.loads(out)}
+    assert people["Amy"]["templates"] == 4 and people["Amy"]["external_id"] == "E1"
+    assert people["Raj"]["templates"] == 2
+
+    # headless run over a folder of photos: events printed (after commit) as JSON lines
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(photo("amy", 5), frames / "a.png")
+    shutil.copy(photo("raj", 3), frames / "b.png")
+    code, out, err = run(capsys, "run", str(frames), "--json", "--threshold", "0.2", "--margin", "0.0", *c)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events and all(e["station"] == "hall" and e["kind"] == "check-in" for e in events)
+    assert events[0]["time"].endswith(("+01:00", "+02:00"))  # Europe/Paris from the settings file
+    names = [e["name"] for e in events]
+    assert len(names) == len(set(names))  # one check-in per person
+
+    out_csv = tmp_path / "events.csv"
+    code, out, err = run(capsys, "export", "events", "-o", str(out_csv), "--config", str(cfg))
+    assert code == 0 and f"wrote {len(events)} row(s)" in err
+    rows = list(csv.DictReader(out_csv.read_text(encoding="utf-8-sig").splitlines()))
+    assert [r["name"] for r in rows] == names
+    code, out, _ = run(capsys, "export", "summary", "--config", str(cfg))
+    assert out.splitlines()[0].startswith("day,person_id")
+    code, out, _ = run(capsys, "export", "absent", "--group", "eng", "--config", str(cfg))
+    assert code == 0
+
+    code, out, err = run(capsys, "people", "remove", "Raj", "--yes", "--events", "keep", "--config", str(cfg))
+    assert code == 0 and "deleted Raj (#2): 2 template(s)" in out
+    code, out, _ = run(capsys, "people", "--json", "--config", str(cfg))
+    assert [p["name"] for p in json.loads(out)] == ["Amy"]
+    code, out, _ = run(capsys, "gallery", "status", *c)
+    assert code == 0 and "4 templates" in out and "exact" in out
+
+
+def test_user_errors_are_one_line(db, tmp_path, capsys) -> None:
+    url, cfg = db
+    cases = [
+        (["people", "--db", "not a url"], "is not valid"),
+        (["people", "remove", "Nobody", "--yes"], "no person named"),
+        (["export", "events", "--from", "2026-02-30"], "is not a date"),
+        (["export", "events", "--from", "2026-03-02", "--to", "2026-03-01"], "before"),
+        (["enroll", "X", str(tmp_path / "missing.png")], "not found"),
+        (["run", str(tmp_path / "nowhere")], "not a camera index"),
+    ]
+    for argv, want in cases:
+        code, out, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert want in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_db_option_overrides_the_environment(db, tmp_path, capsys) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    code, out, _ = run(capsys, "people", "--db", other)
+    assert code == 0 and "nobody enrolled" in out
+    assert (tmp_path / "other.db").exists() and not (tmp_path / "cli.db").exists()
