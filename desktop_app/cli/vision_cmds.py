@@ -281,7 +281,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
                 matcher = matcher_for(Pipeline(s, e, threads=th)) if matcher_for else None
                 res = bench.bench(args.video, e, th, repeats=args.repeats, settings=s, people_matcher=matcher,
                                   max_frames=args.max_frames, label=label or (e.name if e else ""),
-                                  decode_thread=args.decode_thread)
+                                  decode_thread=args.decode_thread, intra_op=args.intra_op)
             except MediaError as exc:
                 raise CliError(str(exc)) from None
             results.append(res)
@@ -338,7 +338,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = _bench_parsers(sub).add_parser("pipeline", help="end-to-end FPS of the pipeline over a video")
     b.add_argument("video", metavar="VIDEO")
     b.add_argument("--repeats", type=int, default=3, help="passes over the video per configuration")
-    b.add_argument("--threads", default="1,0", help="comma-separated thread counts (0: all cores)")
+    b.add_argument("--threads", default="1,0",
+                   help="comma-separated thread counts (0: all cores); 1 runs every library on one thread")
     b.add_argument("--embedder-manifest", help="manifest.json of the embedder (default: the installed models)")
     b.add_argument("--model", help="entry of that manifest (default: fdfacenet)")
     b.add_argument("--teacher", help="an ONNX embedder file to compare with (RGB, (x-127.5)/128)")
@@ -346,6 +347,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-frames", type=int, help="stop each pass after this many frames (quick checks)")
     b.add_argument("--score-threshold", type=float, help="detection score threshold (default: settings)")
     b.add_argument("--max-side", type=int, help="detection max side (default: settings)")
+    b.add_argument("--intra-op", action="store_true",
+                   help="for thread counts above 1: one frame at a time with that many ONNX Runtime threads per "
+                        "network, instead of that many frames detected in parallel")
     b.add_argument("--decode-thread", action="store_true",
                    help="decode on a reader thread ahead of the pipeline (as the app's capture does); the decode "
                         "column is then the time spent waiting for a frame")

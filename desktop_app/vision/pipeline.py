@@ -10,14 +10,19 @@ detects and says that no recognition model is installed.
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from desktop_app.config import Settings
+from desktop_app.config import DetectorSettings, Settings
 from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
 from desktop_app.vision.align import align_faces
 from desktop_app.vision.detector import RetinaFaceDetector, as_bgr
@@ -78,6 +83,29 @@ def match_decision(match: Any, threshold: float, margin: float) -> tuple[Any, st
     return match.person_id, getattr(match, "name", None), sim
 
 
+_thread_state = threading.local()
+
+
+def _one_search_thread() -> None:
+    """A frame's search is a few queries: FAISS's OpenMP team only adds wake-up latency and, with the detector
+    busy on every core, spin-waits against it (measured: 0.2 ms -> 7 ms per frame). OpenMP's thread count is
+    per calling thread, so this limits the pipeline's thread only, not gallery rebuilds elsewhere."""
+    if getattr(_thread_state, "faiss_limited", False):
+        return
+    _thread_state.faiss_limited = True
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+    except ImportError:  # pragma: no cover - faiss is a dependency; a matcher may not use it
+        pass
+
+
+def _apply_detector_settings(det: RetinaFaceDetector, d: DetectorSettings) -> None:
+    det.score_threshold, det.nms_threshold = float(d.score_threshold), float(d.nms_threshold)
+    det.min_face_px, det.max_side, det.scale = float(d.min_face_px), int(d.max_side), float(d.detect_scale)
+
+
 class Pipeline:
     """Detector + embedder sessions and one tracker. One Pipeline per stream; not thread-safe."""
 
@@ -91,7 +119,9 @@ class Pipeline:
         verify_model: bool = True,
     ) -> None:
         self._settings = settings or Settings()
-        n_threads = self.settings.performance.threads if threads is None else int(threads)
+        n_threads = self._settings.performance.threads if threads is None else int(threads)
+        self._threads = n_threads
+        self._pool: list[RetinaFaceDetector] = []
         self.detector = RetinaFaceDetector.from_settings(self.settings.detector, threads=n_threads)
         self.notice: str | None = None
         entry = embedder_entry
@@ -120,10 +150,8 @@ class Pipeline:
         r = settings.recognition
         if (r.vote_frames, r.recheck_frames) != (self.tracker.vote_frames, self.tracker.recheck_frames):
             self.tracker = Tracker(vote_frames=r.vote_frames, recheck_frames=r.recheck_frames)
-        d = settings.detector
-        self.detector.score_threshold, self.detector.nms_threshold = d.score_threshold, d.nms_threshold
-        self.detector.min_face_px, self.detector.max_side = float(d.min_face_px), int(d.max_side)
-        self.detector.scale = float(d.detect_scale)
+        for det in (self.detector, *self._pool):
+            _apply_detector_settings(det, settings.detector)
         self._settings = settings
 
     @property
@@ -173,6 +201,7 @@ class Pipeline:
         if emb is None or matcher is None or len(emb) == 0:
             t["search"] = 0.0
             return [None] * (0 if emb is None else len(emb))
+        _one_search_thread()
         t0 = time.perf_counter()
         matches = list(matcher(emb))
         t["search"] = (time.perf_counter() - t0) * 1e3
@@ -185,16 +214,90 @@ class Pipeline:
     def process(self, frame_bgr: Any, matcher: Matcher | None = None) -> FrameResult:
         """One frame of a stream. Faces carry a track id; ``name`` is set only once the track's vote is decided
         (``extra["voted"]``); ``embedding`` only on frames where the track was embedded."""
+        t: dict[str, float] = {}
+        img, err = self._check(frame_bgr)
+        det = None
+        if img is not None:
+            try:
+                det = self._detect(img, t)
+            except Exception as exc:  # never let one frame take the stream down
+                log.exception("detection failed")
+                err = f"detection failed: {exc}"
+        return self._after_detection(img, err, det, t, matcher)
+
+    def process_stream(self, frames: Iterable[Any], matcher: Matcher | None = None,
+                       workers: int | None = None) -> Iterator[FrameResult]:
+        """``process`` over a sequence of frames (a video file), results in order. With ``workers`` > 1 the
+        frames ahead are detected in parallel, one single-threaded detector session per worker, while this
+        thread tracks, embeds and votes in frame order: detection is most of the work and scales across frames
+        far better than inside one small network. ``workers`` None: ``performance.threads`` (0: all cores)."""
+        n = workers if workers is not None else (self._threads or os.cpu_count() or 1)
+        if n <= 1:
+            for f in frames:
+                yield self.process(f, matcher)
+            return
+        free: queue.SimpleQueue[RetinaFaceDetector] = queue.SimpleQueue()
+        for d in self._detector_pool(n):
+            free.put(d)
+
+        def detect(img: np.ndarray) -> tuple[Detection, float]:
+            d = free.get()
+            try:
+                t0 = time.perf_counter()
+                return d.infer(img), (time.perf_counter() - t0) * 1e3
+            finally:
+                free.put(d)
+
+        pending: deque = deque()
+        it = iter(frames)
+        with ThreadPoolExecutor(n, thread_name_prefix="fdface-detect") as ex:
+
+            def submit_next() -> bool:
+                try:
+                    f = next(it)
+                except StopIteration:
+                    return False
+                img, err = self._check(f)
+                pending.append((img, err, ex.submit(detect, img) if img is not None else None))
+                return True
+
+            for _ in range(n + 1):  # a short look-ahead: every worker busy, memory bounded
+                if not submit_next():
+                    break
+            while pending:
+                img, err, fut = pending.popleft()
+                submit_next()
+                t: dict[str, float] = {}
+                det = None
+                if fut is not None:
+                    try:
+                        det, t["detect"] = fut.result()
+                    except Exception as exc:
+                        log.exception("detection failed")
+                        err = f"detection failed: {exc}"
+                yield self._after_detection(img, err, det, t, matcher)
+
+    def _detector_pool(self, n: int) -> list[RetinaFaceDetector]:
+        """``n`` single-threaded detector sessions with the current settings (kept for the next stream)."""
+        d = self._settings.detector
+        while len(self._pool) < n:
+            self._pool.append(RetinaFaceDetector.from_settings(d, threads=1))
+        for det in self._pool:
+            _apply_detector_settings(det, d)
+        return self._pool[:n]
+
+    def _after_detection(self, img: np.ndarray | None, err: str | None, det: Detection | None,
+                         t: dict[str, float], matcher: Matcher | None) -> FrameResult:
+        """Track, align, assess, embed what needs it, search, vote: the part of a frame that runs in order."""
         self.frame_index += 1
         fi = self.frame_index
-        t: dict[str, float] = {}
-        t_start = time.perf_counter()
-        img, err = self._check(frame_bgr)
-        if img is None:
-            return FrameResult(error=err, notice=self.notice, frame_index=fi, timings_ms={"total": 0.0})
+        if img is None or det is None:
+            size = (0, 0) if img is None else (img.shape[1], img.shape[0])
+            return FrameResult(error=err, notice=self.notice, frame_index=fi, image_size=size,
+                               timings_ms={**t, "total": t.get("detect", 0.0)})
         size = (img.shape[1], img.shape[0])
+        t_start = time.perf_counter()
         try:
-            det = self._detect(img, t)
             t0 = time.perf_counter()
             ids = self.tracker.associate(det.boxes, det.landmarks, fi)
             t["track"] = (time.perf_counter() - t0) * 1e3
@@ -210,7 +313,7 @@ class Pipeline:
             emb = self._embed(crops[todo], t) if todo else self._embed(crops[:0], t)
             matches = self._search(emb, matcher, t) if todo else self._search(None, matcher, t)
             t0 = time.perf_counter()
-            r = self.settings.recognition
+            r = self._settings.recognition
             embedded: dict[int, np.ndarray] = {}
             for k, i in enumerate(todo):
                 pid, name, sim = match_decision(matches[k] if matcher is not None else None, r.threshold, r.margin)
@@ -232,7 +335,7 @@ class Pipeline:
             log.exception("frame %d failed", fi)
             return FrameResult(error=f"processing failed: {exc}", notice=self.notice, frame_index=fi,
                                image_size=size, timings_ms=t)
-        t["total"] = (time.perf_counter() - t_start) * 1e3
+        t["total"] = t.get("detect", 0.0) + (time.perf_counter() - t_start) * 1e3
         return FrameResult(faces=tuple(faces), timings_ms=t, notice=self.notice, frame_index=fi, image_size=size)
 
     def analyze_still(self, image_bgr: Any, matcher: Matcher | None = None) -> FrameResult:
