@@ -110,3 +110,27 @@ def test_db_option_overrides_the_environment(db, tmp_path, capsys) -> None:
     code, out, _ = run(capsys, "people", "--db", other)
     assert code == 0 and "nobody enrolled" in out
     assert (tmp_path / "other.db").exists() and not (tmp_path / "cli.db").exists()
+
+
+def test_run_on_a_video_tracks_votes_and_dedupes(db, tmp_path, capsys) -> None:
+    """Enroll the main face of one frame, then run the whole pipeline (tracking, voting, rules) on the video: that
+    person gets exactly one check-in however many frames show them."""
+    import cv2
+
+    url, cfg = db
+    video = shared_path("media", "video", "short_hamilton_clip.mp4")
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(101):
+        ok, frame = cap.read()
+        assert ok
+    cap.release()
+    still = tmp_path / "frame100.png"
+    cv2.imwrite(str(still), frame)
+    code, out, err = run(capsys, "enroll", "Lead", str(still), "--largest", "--threads", "1", "--config", str(cfg))
+    assert code == 0, err
+    code, out, err = run(capsys, "run", str(video), "--max-frames", "150", "--json", "--threads", "1",
+                         "--config", str(cfg))
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [(e["name"], e["kind"]) for e in events] == [("Lead", "check-in")], events
+    assert "150 frame(s), 1 event(s)" in err
