@@ -246,3 +246,25 @@ def test_bad_images(tmp_path: Path, pipe: Pipeline) -> None:
     sx, sy = 4000 / img.shape[1], 3000 / img.shape[0]
     scaled = np.stack([f.box for f in small.faces]) * [sx, sy, sx, sy]
     assert iou_matrix(np.stack([f.box for f in res.faces]), scaled).max(axis=1).min() > 0.7
+
+
+def test_stream_with_parallel_detection_matches_frame_by_frame(pipe: Pipeline) -> None:
+    from desktop_app.vision.media import iter_video
+
+    video = shared_path("media", "video", "short_hamilton_clip.mp4")
+    pipe.reset_tracking()
+    one = [pipe.process(f) for f in iter_video(video, 40)]
+    pipe.reset_tracking()
+    par = list(pipe.process_stream(iter_video(video, 40), workers=3))
+    assert [r.frame_index for r in par] == list(range(40))
+    for a, b in zip(one, par, strict=True):
+        assert [f.track_id for f in a.faces] == [f.track_id for f in b.faces]
+        assert len(a.faces) == len(b.faces)
+        if a.faces:
+            np.testing.assert_allclose(np.stack([f.box for f in a.faces]), np.stack([f.box for f in b.faces]),
+                                       atol=1e-3)
+    # a bad frame in the middle of a stream is reported in its place; the stream goes on
+    frames = list(iter_video(video, 5))
+    frames[2] = None
+    out = list(pipe.process_stream(frames, workers=2))
+    assert [r.error is not None for r in out] == [False, False, True, False, False]

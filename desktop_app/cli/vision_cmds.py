@@ -215,8 +215,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     elif is_video(src) or (src.is_file() and not is_image(src)):
         tracks: dict[int, dict] = {}
         try:
-            for fi, frame in enumerate(iter_video(src, args.max_frames)):
-                res = pipe.process(frame, matcher)
+            for res in pipe.process_stream(iter_video(src, args.max_frames), matcher):
+                fi = res.frame_index
                 if res.error:
                     print(f"frame {fi}: {res.error}")
                     continue
