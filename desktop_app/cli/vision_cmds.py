@@ -265,7 +265,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     runs: list[tuple[str, Any]] = [("", entry)]
     if args.teacher:
         try:
-            runs.append(("teacher", bench.teacher_entry(args.teacher)))
+            runs.append((f"teacher {Path(args.teacher).stem}"[:15], bench.teacher_entry(args.teacher)))
         except MediaError as exc:
             raise CliError(str(exc)) from None
     matcher_for = None
@@ -274,6 +274,15 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             index, _ = enroll_folder(pipe, Path(args.people))
             r = s.recognition
             return lambda e: index.decide(e, r.threshold, r.margin)
+    targets: dict[int, float] = {}
+    for part in (args.targets or "").split(","):
+        if part.strip():
+            try:
+                th, fps = part.split(":")
+                targets[int(th)] = float(fps)
+            except ValueError:
+                raise CliError(f"--targets {args.targets!r}: expected THREADS:FPS pairs such as 1:50,0:100") from None
+    machine = bench.machine_info()  # the load average before this run starts
     results = []
     for label, e in runs:
         for th in threads:
@@ -295,7 +304,28 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         print(f"note: {results[0].info['notice']}")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2))
+    if args.write:
+        command = _bench_command(args)
+        body = bench.render_markdown(args.video, results, command, machine, targets, args.provisional)
+        path = bench.write_section(args.write, body, f"bench-pipeline-{Path(args.video).stem}")
+        print(f"wrote the section to {path}")
     return 0
+
+
+def _bench_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (as parsed, so it is the same however it was invoked)."""
+    import shlex
+
+    parts = ["fdface", "bench", "pipeline", args.video, "--repeats", str(args.repeats), "--threads", args.threads]
+    for flag in ("embedder_manifest", "model", "teacher", "people", "max_frames", "score_threshold", "max_side",
+                 "config", "targets"):
+        v = getattr(args, flag)
+        if v is not None:
+            parts += ["--" + flag.replace("_", "-"), str(v)]
+    parts += [f"--{f.replace('_', '-')}" for f in ("intra_op", "decode_thread") if getattr(args, f)]
+    if args.write:
+        parts += ["--write", args.write]
+    return shlex.join(parts)
 
 
 def _bench_parsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -354,5 +384,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decode on a reader thread ahead of the pipeline (as the app's capture does); the decode "
                         "column is then the time spent waiting for a frame")
     b.add_argument("--json", help="also write the results to this JSON file")
+    b.add_argument("--write", metavar="MARKDOWN", help="write (or replace) this video's section in a markdown file "
+                   "such as docs/BENCHMARKS.md")
+    b.add_argument("--provisional", action="store_true", help="mark the written section as taken under load")
+    b.add_argument("--targets", help="THREADS:FPS pairs to state as met / not met, e.g. 1:50,0:100")
     b.add_argument("--config", help="settings file (default: the user's)")
     b.set_defaults(func=cmd_bench_pipeline)

@@ -8,8 +8,10 @@ decoding included; per-stage figures are mean milliseconds per frame over all re
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import queue
+import re
 import statistics
 import threading
 import time
@@ -231,3 +233,82 @@ def format_table(results: list[BenchResult]) -> str:
                  " several frames overlaps, so the columns add up to more than 1000 / FPS. FPS: median repeat, wall\n"
                  " clock, decoding included)")
     return "\n".join(lines)
+
+
+def machine_info() -> dict[str, str]:
+    import platform
+
+    import cv2
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        load = "n/a"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{cpu} ({os.cpu_count()} logical cores)",
+        "load": load,
+        "versions": f"Python {platform.python_version()}, onnxruntime {ort.__version__}, OpenCV {cv2.__version__}",
+    }
+
+
+def render_markdown(video: str | Path, results: list[BenchResult], command: str, machine: dict[str, str],
+                    targets: dict[int, float] | None = None, provisional: bool = False) -> str:
+    """A docs/BENCHMARKS.md section: what ran, on what, and the table."""
+    r0 = results[0]
+    w, h = r0.info["detector_input"][::-1]
+    lines = [f"## Recognition pipeline end to end: {Path(video).name} (`fdface bench pipeline`)", ""]
+    if provisional:
+        lines += ["> **Provisional**: taken while other work loaded the CPU; rerun with the command below.", ""]
+    lines += [
+        f"Command: `{command}`  ",
+        f"Date: {machine['date']}; CPU: {machine['cpu']}; load average at start: {machine['load']}; "
+        f"{machine['versions']}.  ",
+        f"{r0.frames} frames (the whole video unless --max-frames), detector input {w}x{h}, {r0.repeats} "
+        "passes per row after a "
+        f"{WARMUP_FRAMES}-frame warm-up; FPS = frames / wall-clock seconds of the median pass, decoding included. "
+        "Stage columns: mean ms per frame on the thread that ran the stage (with frame workers, detection of "
+        "several frames overlaps, so they add up to more than 1000 / FPS). decode: reading the next frame. "
+        "search: FAISS over the gallery (a synthetic 100 people x 5 templates unless --people). One thread: "
+        "ONNX Runtime, OpenCV, FFmpeg and FAISS each on one thread. N frame workers: N frames detected in "
+        "parallel by single-threaded sessions while one thread tracks, embeds, searches and votes in order.",
+        "",
+        "| embedder | threads | FPS | " + " | ".join(f"{s} ms" for s in STAGES) + " | faces / frame | "
+        "embeddings / frame |",
+        "|---|---|---|" + "---|" * len(STAGES) + "---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {r.label} | {r.info.get('mode', r.threads)} | {r.fps:.1f} | "
+                     + " | ".join(f"{r.stage_ms[s]:.2f}" for s in STAGES)
+                     + f" | {r.faces_per_frame:.2f} | {r.embeddings_per_frame:.2f} |")
+    if targets:
+        lines.append("")
+        for th, want in targets.items():
+            got = [r for r in results if r.threads == th and r.label == r0.label]
+            name = "one thread" if th == 1 else ("all cores" if th == 0 else f"{th} threads")
+            if got:
+                verdict = "met" if got[0].fps >= want else "not met"
+                lines.append(f"- Target {name}: at least {want:g} FPS; measured {got[0].fps:.1f} ({verdict}).")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: str | Path, body: str, marker: str) -> Path:
+    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` (appending if absent)."""
+    path = Path(path)
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pat.sub(lambda _m: block, text, count=1) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
