@@ -90,10 +90,18 @@ def test_identify_video_and_bad_sources(tmp_path: Path, capsys: pytest.CaptureFi
 def test_bench_pipeline_short_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     video = shared_path("media", "video", "short_hamilton_clip.mp4")
     js = tmp_path / "bench.json"
-    assert main(["bench", "pipeline", str(video), "--repeats", "1", "--max-frames", "15", "--threads", "1",
-                 "--json", str(js), *embedder_args(tmp_path)]) == 0
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\nother sections stay\n")
+    args = ["bench", "pipeline", str(video), "--repeats", "1", "--max-frames", "15", "--threads", "1",
+            "--json", str(js), "--write", str(md), "--targets", "1:1000000", *embedder_args(tmp_path)]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "FPS" in out and "decode" in out
     (res,) = json.loads(js.read_text())
     assert res["frames"] == 15 and res["fps"] > 0 and res["threads"] == 1
     assert res["stage_ms"]["detect"] > 0 and res["faces_per_frame"] > 0
+    text = md.read_text()
+    assert "other sections stay" in text and "<!-- bench-pipeline-short_hamilton_clip:start -->" in text
+    assert "| one thread |" in text and "not met" in text and "--max-frames 15" in text
+    assert main(args) == 0  # a second run replaces its section instead of adding one
+    assert md.read_text().count("bench-pipeline-short_hamilton_clip:start") == 1
