@@ -183,6 +183,8 @@ def test_match_decision_uses_the_gallery_decision() -> None:
     no = Match(person_id=None, name=None, similarity=0.35, runner_up=0.2, accepted=False, candidate_id=3)
     assert match_decision(ok, 0.4, 0.05) == (3, "raj", 0.7)
     assert match_decision(no, 0.0, 0.0)[:2] == (None, None)
+    refused = Match(person_id=3, name="raj", similarity=0.9, runner_up=0.1, accepted=False, candidate_id=3)
+    assert match_decision(refused, 0.4, 0.05)[:2] == (None, None)  # the gallery's own decision counts
 
     class Plain:  # any record with person_id / name / similarity / runner_up
         person_id, name, similarity, runner_up = 1, "x", 0.5, 0.48

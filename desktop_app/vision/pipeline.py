@@ -1,7 +1,9 @@
 """Frame in, faces out: detect -> align -> quality -> (track) -> embed -> search -> vote, timed per stage.
 
 ``Pipeline.process`` is for a stream (a camera or a video): faces are tracked and a track is embedded only when
-needed (see tracking.py); ``Pipeline.analyze_still`` is for a single photo (enrollment, identify on images):
+needed (see tracking.py); ``Pipeline.process_stream`` does the same over a whole sequence of frames with the
+detection of the frames ahead spread over the cores; ``Pipeline.analyze_still`` is for a single photo (enrollment,
+identify on images):
 every face is aligned, assessed and embedded. Neither raises on a bad frame: the result's ``error`` says what was
 wrong. The embedder is the manifest's "fdfacenet" entry unless told otherwise; without it the pipeline still
 detects and says that no recognition model is installed.
@@ -18,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +37,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "fdfacenet"
 MIN_FRAME_SIDE = 16  # smaller images cannot hold a face the detector finds
-
-
-class MatchLike(Protocol):
-    person_id: Any
-    name: str | None
-    similarity: float
 
 
 Matcher = Callable[[np.ndarray], Sequence[Any]]  # embeddings float32 [N, D] -> one match record per row
@@ -66,13 +62,16 @@ def resolve_model(settings: Settings, models_dir: str | Path | None = None) -> t
 
 
 def match_decision(match: Any, threshold: float, margin: float) -> tuple[Any, str | None, float]:
-    """(person_id, name, similarity) when ``match`` names someone by the threshold/margin rule, else
-    (None, None, similarity). Uses the match record's own ``decide(threshold, margin)`` when it has one."""
+    """(person_id, name, similarity) when ``match`` names someone, else (None, None, similarity). The record's
+    own decision counts when it carries one (the gallery's ``Match.accepted``, or a ``decide(threshold, margin)``
+    method); otherwise the threshold/margin rule is applied here to ``similarity`` and ``runner_up``."""
     if match is None:
         return None, None, 0.0
     sim = float(getattr(match, "similarity", 0.0) or 0.0)
     decide = getattr(match, "decide", None)
-    if callable(decide):
+    if hasattr(match, "accepted"):
+        accepted = bool(match.accepted)
+    elif callable(decide):
         accepted = bool(decide(threshold, margin))
     else:
         runner = getattr(match, "runner_up", None)
