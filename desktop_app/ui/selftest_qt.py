@@ -1,0 +1,99 @@
+"""The Qt part of ``--self-test`` (desktop_app/selftest.py): start a QApplication offscreen, run its event loop,
+quit; check the platform plugins the desktop needs are installed. Lives under ui/ because it imports Qt.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+LOOP_TIMEOUT_MS = 10_000  # the loop must quit on its own long before this; the guard only avoids a hang
+
+
+class QtCheckFailure(RuntimeError):
+    pass
+
+
+def _platform_plugins(library_paths: list[str]) -> list[str]:
+    names: set[str] = set()
+    for d in library_paths:
+        p = Path(d) / "platforms"
+        if p.is_dir():
+            for f in p.iterdir():
+                stem = f.stem.split(".")[0]
+                if stem.startswith("libq"):
+                    stem = stem[4:]
+                elif stem.startswith("q"):
+                    stem = stem[1:]
+                names.add(stem)
+    return sorted(names)
+
+
+def required_platforms() -> list[str]:
+    if sys.platform.startswith("linux"):
+        return ["offscreen", "xcb"]
+    if sys.platform == "win32":
+        return ["offscreen", "windows"]
+    if sys.platform == "darwin":
+        return ["offscreen", "cocoa"]
+    return ["offscreen"]
+
+
+def event_loop_check() -> str:
+    """Raises :class:`QtCheckFailure` (or Qt's own error) on failure; returns what was checked."""
+    from desktop_app.ui.qtenv import prepare_qt_environment
+
+    prepare_qt_environment()
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a self-test opens no window, with or without a display
+    t0 = time.perf_counter()
+    from PySide6.QtCore import QCoreApplication, QTimer, qVersion
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    app = QApplication.instance() or QApplication(["fdface-attendance", "-platform", "offscreen"])
+    t_app = time.perf_counter() - t0
+    label = QLabel("FDFace Attendance self-test")
+    label.show()
+    ran: list[bool] = []
+
+    def _quit() -> None:
+        ran.append(label.isVisible())
+        app.quit()
+
+    QTimer.singleShot(0, _quit)
+    guard = QTimer()
+    guard.setSingleShot(True)
+    guard.timeout.connect(app.quit)
+    guard.start(LOOP_TIMEOUT_MS)
+    t1 = time.perf_counter()
+    app.exec()
+    guard.stop()
+    t_loop = time.perf_counter() - t1
+    label.close()
+    label.deleteLater()
+    if not ran:
+        raise QtCheckFailure(f"the Qt event loop did not run its first timer within {LOOP_TIMEOUT_MS} ms")
+    if not ran[0]:
+        raise QtCheckFailure("a widget shown offscreen was not visible")
+    plugins = _platform_plugins(QCoreApplication.libraryPaths())
+    missing = [p for p in required_platforms() if p not in plugins]
+    if missing:
+        raise QtCheckFailure(f"Qt platform plugin(s) {', '.join(missing)} missing from "
+                             f"{QCoreApplication.libraryPaths()} (found: {', '.join(plugins) or 'none'})")
+    gui = _gui_modules()
+    return (f"Qt {qVersion()} on {app.platformName()!r}: app {t_app * 1e3:.0f} ms, event loop ran and quit in "
+            f"{t_loop * 1e3:.0f} ms; platform plugins: {', '.join(plugins)}; {gui}")
+
+
+def _gui_modules() -> str:
+    """Import the GUI's modules so a bundle missing one of them (or one of their imports) fails here."""
+    import importlib
+    import pkgutil
+
+    import desktop_app.ui as ui
+
+    names = sorted(m.name for m in pkgutil.iter_modules(ui.__path__) if m.name != "selftest_qt")
+    for n in names:
+        importlib.import_module(f"desktop_app.ui.{n}")
+    return f"GUI modules import: {', '.join(names) or 'none found'}"
