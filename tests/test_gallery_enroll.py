@@ -219,7 +219,8 @@ def test_index_is_rebuilt_from_the_store_when_its_file_is_bad(pipeline, tmp_path
     q = np.stack([pipeline.analyze_still(read_image(photo(n, 4))).faces[0].embedding for n in PEOPLE[:4]])
 
     g1 = open_gallery(settings, pipeline)
-    assert g1.load_source == "store" and g1.index.kind == "hnsw" and len(g1.index) == 162
+    assert g1.load_source == "store" and len(g1.index) == 162
+    assert g1.index.wait_ready(60) and g1.index.kind == "hnsw"  # built on a thread; saved when ready
     want = [m.candidate_id for m in g1.decide(q, -1.0, 0.0)]
     g1.close()
     path = default_index_path(settings.storage.database_url, g1.model_id)
@@ -230,11 +231,13 @@ def test_index_is_rebuilt_from_the_store_when_its_file_is_bad(pipeline, tmp_path
     path.write_bytes(b"\x00garbage" * 100)  # corrupt
     g3 = open_gallery(settings, pipeline)
     assert g3.load_source == "store" and [m.candidate_id for m in g3.decide(q, -1.0, 0.0)] == want
+    assert g3.index.wait_ready(60)  # its graph, once built, is saved again
     g3.engine.dispose()
     path.unlink()  # deleted
-    Path(str(path) + ".json").unlink()
+    Path(str(path) + ".npz").unlink()
     g4 = open_gallery(settings, pipeline)
     assert g4.load_source == "store" and len(g4.index) == 162
+    assert g4.index.wait_ready(60)
     # an enrollment behind the file's back (another kiosk) makes the file stale: rebuilt, and refresh() sees it
     g4.close()
     g5 = open_gallery(settings, pipeline)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -158,7 +160,7 @@ def test_switches_to_hnsw_past_the_threshold_and_agrees_with_exact() -> None:
     rng = np.random.default_rng(8)
     centres, tids, pids, emb = people_gallery(rng, people=100, per=3)
     exact = GalleryIndex(DIM, hnsw_above=10_000)
-    approx = GalleryIndex(DIM, hnsw_above=200)
+    approx = GalleryIndex(DIM, hnsw_above=200, background=False)
     exact.add(tids, pids, emb)
     approx.add(tids[:150], pids[:150], emb[:150])
     assert approx.kind == "exact"
@@ -194,9 +196,9 @@ def test_reset_replaces_content() -> None:
 def test_saved_index_loads_only_when_intact_and_current(tmp_path, hnsw_above: int) -> None:
     rng = np.random.default_rng(10)
     centres, tids, pids, emb = people_gallery(rng, people=60, per=3)
-    idx = GalleryIndex(DIM, hnsw_above=hnsw_above)
+    idx = GalleryIndex(DIM, hnsw_above=hnsw_above, background=False)
     idx.add(tids, pids, emb)
-    idx.remove_templates([int(tids[0])])
+    idx.remove_templates([int(tids[0])])  # a tombstone in the HNSW case: saved and restored as such
     path = tmp_path / "gallery.faiss"
     idx.save(path, fingerprint="v1")
     fresh = GalleryIndex(DIM, hnsw_above=hnsw_above)
@@ -204,9 +206,59 @@ def test_saved_index_loads_only_when_intact_and_current(tmp_path, hnsw_above: in
     assert fresh.kind == idx.kind and len(fresh) == len(idx)
     q = emb[5:9]
     assert [m.person_id for m in fresh.decide(q, 0.3, 0.0)] == [m.person_id for m in idx.decide(q, 0.3, 0.0)]
+    assert int(tids[0]) not in fresh.search(emb[0], k=5).template_ids
     assert not GalleryIndex(DIM).load(path, "v2")  # stale
     assert not GalleryIndex(DIM + 1).load(path, "v1")  # other model dimension
     path.write_bytes(b"not a faiss index")  # corrupt
     assert not GalleryIndex(DIM).load(path, "v1")
     path.unlink()
     assert not GalleryIndex(DIM).load(path, "v1")
+
+
+class GatedIndex(GalleryIndex):
+    """Holds the background graph build until the test opens the gate, to make changes happen during it."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.gate = threading.Event()
+
+    def _new_hnsw(self):
+        if threading.current_thread().name == "gallery-hnsw":
+            assert self.gate.wait(30)
+        return super()._new_hnsw()
+
+
+def test_background_build_keeps_answering_and_applies_changes_made_meanwhile() -> None:
+    rng = np.random.default_rng(11)
+    centres, tids, pids, emb = people_gallery(rng, people=120, per=3)
+    rebuilt = threading.Event()
+    idx = GatedIndex(DIM, hnsw_above=200, on_rebuilt=rebuilt.set)
+    idx.reset(tids[:300], pids[:300], emb[:300])
+    assert idx.building and idx.kind == "exact"
+    # the exact index answers while the graph is built; changes keep coming
+    (m,) = idx.decide(emb[7], threshold=0.5, margin=0.0)
+    assert m.person_id == pids[7]
+    idx.add(tids[300:], pids[300:], emb[300:])
+    gone = int(pids[0])
+    assert idx.remove_person(gone) == 3
+    idx.remove_templates([int(tids[10])])
+    idx.gate.set()
+    assert idx.wait_ready(30) and rebuilt.is_set()
+    assert idx.kind == "hnsw" and len(idx) == 360 - 4
+    assert sorted(idx.template_ids().tolist()) == sorted(set(tids.tolist()) - {1, 2, 3, int(tids[10])})
+    hits = idx.search(emb, k=1)
+    alive = ~np.isin(tids, [1, 2, 3, int(tids[10])])
+    assert (hits.template_ids[alive, 0] == tids[alive]).mean() >= 0.99  # added during the build: found
+    assert not np.isin(hits.person_ids, [gone]).any()
+    assert int(tids[10]) not in hits.template_ids
+
+
+def test_a_build_for_replaced_content_is_dropped() -> None:
+    rng = np.random.default_rng(12)
+    _, tids, pids, emb = people_gallery(rng, people=100, per=3)
+    idx = GatedIndex(DIM, hnsw_above=200)
+    idx.reset(tids, pids, emb)
+    idx.reset(tids[:50], pids[:50], emb[:50])  # e.g. a refresh from the store
+    idx.gate.set()
+    assert idx.wait_ready(30)
+    assert idx.kind == "exact" and len(idx) == 50

@@ -2,9 +2,11 @@
 
 The store is the truth; this index is a cache rebuilt from it at start-up and updated in place on enroll/delete.
 Search is exact inner product (``IndexFlatIP``) over L2-normalised float32 vectors, i.e. cosine similarity;
-past ``hnsw_above`` templates the index switches to HNSW (approximate, logarithmic search). Removing from HNSW
-leaves tombstones filtered out at search time (faiss cannot delete graph nodes); when more than half are
-tombstones the graph is rebuilt.
+past ``hnsw_above`` templates the index switches to HNSW (approximate, logarithmic search). Building a graph takes
+seconds to minutes, so it is built on a background thread while the current index keeps answering (exact search
+meanwhile), then swapped in with the changes made during the build applied. Removing from HNSW leaves tombstones
+filtered out at search time (faiss cannot delete graph nodes); past half tombstones the graph is rebuilt the same
+way.
 
 Decision per face (:meth:`GalleryIndex.decide`): the best template of each person stands for that person;
 accept the best person when its similarity is at least ``threshold`` and beats the best *other* person by
@@ -17,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +92,11 @@ class GalleryIndex:
         names: Mapping[int, str] | None = None,
         ef_search: int = HNSW_EF_SEARCH,
         hnsw_m: int = HNSW_M,
+        background: bool = True,
+        on_rebuilt: Callable[[], None] | None = None,
     ) -> None:
+        """``background``: build HNSW graphs on a thread (False: inside the call that needs one, e.g. for a
+        benchmark). ``on_rebuilt`` is called (on that thread) after a new graph was swapped in."""
         if dim <= 0:
             raise ValueError(f"embedding dimension must be positive, got {dim}")
         self.dim = int(dim)
@@ -98,7 +104,11 @@ class GalleryIndex:
         self.ef_search = int(ef_search)
         self.hnsw_m = int(hnsw_m)
         self.names: dict[int, str] = dict(names or {})
+        self.background = background
+        self.on_rebuilt = on_rebuilt
         self._lock = threading.RLock()
+        self._epoch = 0  # bumped when the whole content is replaced: a graph built from older content is dropped
+        self._builder: threading.Thread | None = None
         self._clear()
 
     # ---------------------------------------------------------------- state
@@ -154,16 +164,15 @@ class GalleryIndex:
         with self._lock:
             if len(np.unique(tids)) != len(tids) or np.isin(tids, self._tids[self._alive]).any():
                 raise ValueError("add: template ids must be unique and not already in the index")
-            if self.kind == "exact" and len(self) + len(tids) > self.hnsw_above:
-                self._rebuild(extra=(tids, pids, emb), hnsw=True)
-            else:
-                self._index.add(emb)
-                self._tids = np.concatenate([self._tids, tids])
-                self._pids = np.concatenate([self._pids, pids])
-                self._alive = np.concatenate([self._alive, np.ones(len(tids), bool)])
-                for p in pids.tolist():
-                    self._counts[p] = self._counts.get(p, 0) + 1
-                self._params = None
+            self._index.add(emb)
+            self._tids = np.concatenate([self._tids, tids])
+            self._pids = np.concatenate([self._pids, pids])
+            self._alive = np.concatenate([self._alive, np.ones(len(tids), bool)])
+            for p in pids.tolist():
+                self._counts[p] = self._counts.get(p, 0) + 1
+            self._params = None
+            if self.kind == "exact" and len(self) > self.hnsw_above:
+                self._schedule_hnsw()
 
     def remove_templates(self, template_ids: Iterable[int]) -> int:
         """Remove templates by id; returns how many were in the index."""
@@ -196,8 +205,10 @@ class GalleryIndex:
         else:
             self._alive[mask] = False
             dead = int((~self._alive).sum())
-            if len(self) <= self.hnsw_above or dead > COMPACT_TOMBSTONE_FRACTION * len(self._alive):
-                self._rebuild(hnsw=len(self) > self.hnsw_above)
+            if len(self) <= self.hnsw_above:
+                self._rebuild_exact()  # small again: a flat index is quick to fill
+            elif dead > COMPACT_TOMBSTONE_FRACTION * len(self._alive):
+                self._schedule_hnsw()
         self._params = None
         return n
 
@@ -207,23 +218,18 @@ class GalleryIndex:
             return np.zeros((0, self.dim), np.float32)
         return self._index.reconstruct_n(0, self._index.ntotal)
 
-    def _rebuild(self, extra: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, hnsw: bool = False) -> None:
+    def _rebuild_exact(self) -> None:
         keep = self._alive
-        tids, pids, emb = self._tids[keep], self._pids[keep], self._vectors()[keep]
-        if extra is not None:
-            tids = np.concatenate([tids, extra[0]])
-            pids = np.concatenate([pids, extra[1]])
-            emb = np.concatenate([emb, extra[2]])
-        self._load_arrays(tids, pids, emb, hnsw)
+        self._load_arrays(self._tids[keep], self._pids[keep], self._vectors()[keep], hnsw=False)
+
+    def _new_hnsw(self) -> faiss.IndexHNSWFlat:
+        index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = self.ef_search
+        return index
 
     def _load_arrays(self, tids: np.ndarray, pids: np.ndarray, emb: np.ndarray, hnsw: bool) -> None:
-        if hnsw:
-            log.info("building HNSW gallery index over %d templates", len(tids))
-            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = self.ef_search
-        else:
-            index = faiss.IndexFlatIP(self.dim)
+        index = self._new_hnsw() if hnsw else faiss.IndexFlatIP(self.dim)
         if len(emb):
             index.add(np.ascontiguousarray(emb, np.float32))
         self._index = index
@@ -232,6 +238,59 @@ class GalleryIndex:
         u, c = np.unique(self._pids, return_counts=True)
         self._counts = dict(zip(u.tolist(), c.tolist(), strict=True))
         self._params = None
+
+    # ---------------------------------------------------------------- HNSW graph building
+    @property
+    def building(self) -> bool:
+        """A graph is being built (searches are answered by the current index meanwhile)."""
+        b = self._builder
+        return b is not None and b.is_alive()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait for a graph being built; True when none is pending."""
+        b = self._builder
+        if b is not None:
+            b.join(timeout)
+        return not self.building
+
+    def _schedule_hnsw(self) -> None:
+        """(Under the lock.) Build a graph of the live templates and swap it in; on a thread unless
+        ``background`` is off. A build already running picks up later changes when it swaps."""
+        if self.building:
+            return
+        keep = self._alive
+        snapshot = (self._epoch, self._tids[keep].copy(), self._pids[keep].copy(), self._vectors()[keep])
+        if not self.background:
+            self._build_and_swap(*snapshot)
+            return
+        self._builder = threading.Thread(target=self._build_and_swap, args=snapshot, name="gallery-hnsw",
+                                         daemon=True)
+        self._builder.start()
+
+    def _build_and_swap(self, epoch: int, tids: np.ndarray, pids: np.ndarray, emb: np.ndarray) -> None:
+        log.info("building an HNSW gallery index over %d templates", len(tids))
+        index = self._new_hnsw()
+        if len(emb):
+            index.add(np.ascontiguousarray(emb))
+        with self._lock:
+            if epoch != self._epoch or len(self) <= self.hnsw_above:
+                return  # replaced or shrunk meanwhile
+            # apply what changed during the build: removed templates become tombstones, new ones are added
+            cur = self._alive
+            cur_tids, cur_pids = self._tids[cur], self._pids[cur]
+            alive = np.isin(tids, cur_tids)
+            new = ~np.isin(cur_tids, tids)
+            if new.any():
+                pos = np.flatnonzero(cur)[new]
+                index.add(np.stack([self._index.reconstruct(int(i)) for i in pos]))
+            self._index = index
+            self._tids = np.concatenate([tids, cur_tids[new]])
+            self._pids = np.concatenate([pids, cur_pids[new]])
+            self._alive = np.concatenate([alive, np.ones(int(new.sum()), bool)])
+            self._params = None
+        log.info("HNSW gallery index ready")
+        if self.on_rebuilt is not None:
+            self.on_rebuilt()
 
     def reset(self, template_ids: Iterable[int], person_ids: Iterable[int], embeddings: np.ndarray,
               names: Mapping[int, str] | None = None) -> None:
@@ -243,9 +302,12 @@ class GalleryIndex:
         if len(np.unique(tids)) != len(tids):
             raise ValueError("reset: template ids must be unique")
         with self._lock:
-            self._load_arrays(tids, pids, emb, hnsw=len(tids) > self.hnsw_above)
+            self._epoch += 1
+            self._load_arrays(tids, pids, emb, hnsw=False)
             if names is not None:
                 self.names = dict(names)
+            if len(tids) > self.hnsw_above:
+                self._schedule_hnsw()
 
     # ---------------------------------------------------------------- search
     def _search_params(self) -> faiss.SearchParameters | None:
@@ -338,52 +400,56 @@ class GalleryIndex:
 
     # ---------------------------------------------------------------- persistence (a cache only)
     def save(self, path: str | Path, fingerprint: str) -> None:
-        """Write the index to ``path`` (+ ``.json`` sidecar) atomically, tagged with the store's fingerprint."""
+        """Write the index to ``path`` and its ids to ``path.npz``, atomically, tagged with the store's
+        fingerprint."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        side = _sidecar(path)
+        tmp = path.with_name(path.name + ".tmp")
+        side_tmp = side.with_name(side.name + ".tmp.npz")
         with self._lock:
-            if self.kind == "hnsw" and not self._alive.all():
-                self._rebuild(hnsw=True)
-            tmp = path.with_name(path.name + ".tmp")
             faiss.write_index(self._index, str(tmp))
-            meta = {
-                "format": INDEX_FORMAT, "dim": self.dim, "kind": self.kind, "fingerprint": fingerprint,
-                "template_ids": self._tids.tolist(), "person_ids": self._pids.tolist(),
-            }
-            side = path.with_name(path.name + ".json")
-            side_tmp = side.with_name(side.name + ".tmp")
-            side_tmp.write_text(json.dumps(meta))
-            os.replace(tmp, path)
-            os.replace(side_tmp, side)
+            meta = json.dumps({"format": INDEX_FORMAT, "dim": self.dim, "kind": self.kind,
+                               "fingerprint": fingerprint})
+            np.savez(side_tmp, meta=np.array(meta), template_ids=self._tids, person_ids=self._pids,
+                     alive=self._alive)
+        os.replace(tmp, path)
+        os.replace(side_tmp, side)
 
     def load(self, path: str | Path, fingerprint: str) -> bool:
         """Replace the content with a saved index if it is intact and matches ``fingerprint``; False otherwise
         (missing, corrupt, stale or another dimension): the caller then rebuilds from the store."""
         path = Path(path)
-        side = path.with_name(path.name + ".json")
         try:
-            meta = json.loads(side.read_text())
-            if meta.get("format") != INDEX_FORMAT or meta.get("dim") != self.dim:
-                return False
-            if meta.get("fingerprint") != fingerprint:
-                return False
+            with np.load(_sidecar(path), allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("format") != INDEX_FORMAT or meta.get("dim") != self.dim:
+                    return False
+                if meta.get("fingerprint") != fingerprint:
+                    return False
+                tids, pids, alive = z["template_ids"].astype(np.int64), z["person_ids"].astype(np.int64), \
+                    z["alive"].astype(bool)
             index = faiss.read_index(str(path))
-            tids = np.asarray(meta["template_ids"], np.int64)
-            pids = np.asarray(meta["person_ids"], np.int64)
-            if index.d != self.dim or index.ntotal != len(tids) or len(pids) != len(tids):
+            if index.d != self.dim or not (index.ntotal == len(tids) == len(pids) == len(alive)):
                 return False
             if not isinstance(index, faiss.IndexFlatIP | faiss.IndexHNSWFlat):
                 return False
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            if isinstance(index, faiss.IndexFlatIP) and not alive.all():
+                return False
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
             log.info("gallery index file %s not usable (%s); rebuilding from the store", path, exc)
             return False
         with self._lock:
+            self._epoch += 1
             self._index = index
             if isinstance(index, faiss.IndexHNSWFlat):
                 index.hnsw.efSearch = self.ef_search
-            self._tids, self._pids = tids, pids
-            self._alive = np.ones(len(tids), bool)
-            u, c = np.unique(pids, return_counts=True)
+            self._tids, self._pids, self._alive = tids, pids, alive
+            u, c = np.unique(pids[alive], return_counts=True)
             self._counts = dict(zip(u.tolist(), c.tolist(), strict=True))
             self._params = None
         return True
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".npz")

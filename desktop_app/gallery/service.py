@@ -65,12 +65,15 @@ class Gallery:
     """Store + index for one model. Thread-safe for searching; writes go through the store's transactions."""
 
     def __init__(self, engine: Engine, model_id: str, dim: int, *, hnsw_above: int = 50_000,
-                 index_path: str | Path | None = None, url: str = "") -> None:
+                 index_path: str | Path | None = None, url: str = "", background: bool = True) -> None:
+        """``background``: build an HNSW graph on a thread while exact search answers (see GalleryIndex)."""
         self.engine = engine
         self.url = url or engine.url.render_as_string(hide_password=False)
         self.model_id = model_id
         self.dim = int(dim)
-        self.index = GalleryIndex(self.dim, hnsw_above=hnsw_above)
+        self.index = GalleryIndex(self.dim, hnsw_above=hnsw_above, background=background,
+                                  on_rebuilt=self.save_index)
+        self._closed = False
         self.index_path = Path(index_path) if index_path else None
         self.fingerprint = ""
         self.load_source = ""  # "file" or "store": how the index was last loaded
@@ -114,8 +117,9 @@ class Gallery:
 
     def save_index(self) -> None:
         """Persist the index when rebuilding it would be slow (HNSW); exact indexes rebuild in well under a
-        second. A file that cannot be written only costs start-up time next time."""
-        if self.index_path is None or self.index.kind != "hnsw":
+        second. A file that cannot be written only costs start-up time next time. Also called by the index
+        when a graph built in the background is ready."""
+        if self.index_path is None or self.index.kind != "hnsw" or self._closed:
             return
         with Session(st.reader(self.engine)) as s:
             fp = self._fingerprint(s)
@@ -251,4 +255,5 @@ class Gallery:
 
     def close(self) -> None:
         self.save_index()
+        self._closed = True
         self.engine.dispose()
