@@ -67,7 +67,7 @@ def cmd_bench_nets(args: argparse.Namespace) -> int:
     res = run_bench(args.nets or None, threads=tuple(args.threads), repeats=args.repeats, warmup=args.warmup,
                     teacher=teacher, log=main_log)
     cmd = ["fdface bench nets", f"--repeats {args.repeats}", f"--warmup {args.warmup}",
-           "--threads " + " ".join(map(str, args.threads))]
+           "--threads " + ",".join(map(str, args.threads))]
     if args.nets:
         cmd.append(" ".join(args.nets))
     if args.no_teacher:
@@ -83,6 +83,13 @@ def cmd_bench_nets(args: argparse.Namespace) -> int:
     if args.write:
         print(f"wrote {write_section(args.write, text)}", file=sys.stderr)
     return 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def bench_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -108,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("nets", nargs="*", help="net names (default: all registered)")
     b.add_argument("--repeats", type=int, default=200, help="timed runs per net and thread count (median)")
     b.add_argument("--warmup", type=int, default=20, help="untimed runs first")
-    b.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
+    b.add_argument("--threads", type=_int_list, default=[1, 2], help="intra-op thread counts, comma-separated (1,2)")
     b.add_argument("--teacher", metavar="ONNX",
                    help="the real pretrained MobileFaceNet, timed as the reference when present "
                         "(default: DEFAULT_TEACHER in desktop_app/nets/bench.py)")

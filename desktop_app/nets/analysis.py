@@ -22,7 +22,8 @@ How the paper counted, as far as its figures show:
 - F: our :func:`~desktop_app.nets.complexity.count` (2 x 4 bytes per written value) reproduces Tables 3-4's F
   *exactly* when each conv layer writes two maps (conv, activation), not three (conv, BN, activation) as in the
   face nets of Tables 9-11. So these nets are built in their inference form: conv with bias (a BN folded in,
-  eq. 8-11) + ReLU. The timing is the same as the BN-fused ONNX export of a conv+BN+ReLU net.
+  eq. 8-11) + ReLU. The timing is the same as the BN-fused ONNX export of a conv+BN+ReLU net. Parameters: the
+  paper's (Table 3) are those of the conv + BN training form, one more per conv channel than our bias.
 - B: the paper's "computation" for these nets is larger than the MACs of convs and FC by about 3 operations per
   conv output value (what FLOP counters such as ptflops add for BN, 2, and the activation, 1) plus 1 per
   max-pool input value. :func:`paper_style_macs` adds them; it lands within 1 % of every B of Tables 3-4 (and
@@ -184,7 +185,8 @@ def cnn8(**kw: object) -> AnalysisNet:
 def cnn8_ds(**kw: object) -> AnalysisNet:
     """CNN-8-DS: CNN-8 with convs 2-8 depthwise-separable (Table 3).
 
-    Ours: 0.85 M params [0.9], 317.6 M MACs [333, -4.6 %] (B* 333.5, +0.1 %), F 84.86 MB [84.86, exact].
+    Ours: 0.850 M params (0.852 M in the conv + BN training form the paper counted) [0.9],
+    317.6 M MACs [333, -4.6 %] (B* 333.5, +0.1 %), F 84.86 MB [84.86, exact].
     """
     return AnalysisNet(cnn8_ds_plan(), **kw)  # type: ignore[arg-type]
 

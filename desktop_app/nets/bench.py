@@ -173,6 +173,7 @@ class Timing:
     f_mb: float | None
     ms: dict[int, float] = field(default_factory=dict)
     paper: dict[str, float] = field(default_factory=dict)
+    note: str = ""
 
 
 def time_onnx(path: str | Path, threads: int, repeats: int, warmup: int, seed: int = 0) -> tuple[float, int]:
@@ -207,6 +208,17 @@ def onnx_params_m(path: str | Path) -> float | None:
         return None
     model = onnx.load(str(path))
     return sum(int(np.prod(t.dims)) for t in model.graph.initializer) / 1e6
+
+
+def onnx_activations(path: str | Path) -> str:
+    """The activation ops of an ONNX graph, e.g. "PRelu x33" (ONNX Runtime fuses Relu / Clip into Conv, not PRelu)."""
+    try:
+        import onnx
+    except ImportError:
+        return ""
+    ops = [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
+    acts = {op: ops.count(op) for op in ("PRelu", "Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish") if op in ops}
+    return ", ".join(f"{op} x{k}" for op, k in acts.items())
 
 
 def _shipped_net(path: Path) -> str | None:
@@ -308,7 +320,9 @@ def run_bench(
             except KeyError:
                 pass
         say(f"{label}: " + ", ".join(f"{t}T {v:.2f} ms" for t, v in ms.items()))
-        rows.append(Timing(label, kind, size, onnx_params_m(path), macs, f, ms))
+        acts = onnx_activations(path)
+        note = f"{label}: activations {acts}; {path}" if acts else str(path)
+        rows.append(Timing(label, kind, size, onnx_params_m(path), macs, f, ms, note=note))
     fits = eq4_fits(rows, threads)
     return BenchResult(rows, tuple(threads), repeats, warmup, fits, meta)
 
@@ -334,6 +348,11 @@ def eq4_fits(rows: Sequence[Timing], threads: Sequence[int]) -> list[Eq4Fit]:
 
 def _f(v: float | None, nd: int = 2) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
+
+
+def _pos(v: float, nd: int) -> str:
+    """A rate from a fitted slope; "-" where the slope is not positive (no physical rate)."""
+    return "-" if math.isinf(v) else f"{v:.{nd}f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -374,6 +393,10 @@ def render_markdown(res: BenchResult, command: str, provisional: bool = False) -
         cells.append(_f(r.paper.get("pi4b_ms"), 1) if "pi4b_ms" in r.paper else "-")
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
+    notes = [r.note for r in res.rows if r.note]
+    if notes:
+        out += ["Graphs timed besides the registry nets (ONNX Runtime fuses Conv + Relu / Clip, not PRelu):", ""]
+        out += [f"- {n}" for n in notes] + [""]
     t1 = th[0]
     targets = [r for r in res.rows if r.name in ("fdfacenet", "fdfacenet_relu") or r.kind == "shipped"]
     if targets and (teacher or ours):
@@ -393,9 +416,10 @@ def render_markdown(res: BenchResult, command: str, provisional: bool = False) -
             "",
             "T [ms] = a B [GMAC] + b F [MB] + c, least squares over the analysis nets (CNN-8, CNN-8-DS, "
             "CNN-14-DS x0.5-1.25, CNN-8-FD x0.5-1.25, CNN-8-FD-Pooling x0.5/0.75), against the B-only fit "
-            "T = a' B + c'. alpha P = 1000 / a (GMAC/s), theta D = 1 / b (GB/s), tau = c. \"F adds\" when the "
-            "partial F-test of adding F has p < 0.05, b > 0 and the adjusted R^2 rises. The last rows fit the "
-            "paper's own Table 3-4 figures (its B, its F, its latencies) the same way.",
+            "T = a' B + c'. alpha P = 1000 / a (GMAC/s), theta D = 1 / b (GB/s) (\"-\" where the slope is not "
+            "positive), tau = c. \"F adds\" when the partial F-test of adding F has p < 0.05, b > 0 and the "
+            "adjusted R^2 rises. The last rows fit the paper's own Table 3-4 figures (its B, its F, its "
+            "latencies) the same way.",
             "",
             "| data | n | a ms/GMAC | b ms/MB | c ms | alpha P GMAC/s | theta D GB/s | R^2 B only | R^2 B+F "
             "| adj R^2 B only | adj R^2 B+F | F(1, n-3) | p | F adds? |",
@@ -403,8 +427,8 @@ def render_markdown(res: BenchResult, command: str, provisional: bool = False) -
         ]
         for e in res.fits:
             out.append(
-                f"| {e.label} | {e.b_f.n} | {e.a:.3f} | {e.b:.4f} | {e.c:.3f} | {e.alpha_p:.1f} | "
-                f"{e.theta_d:.2f} | {e.b_only.r2:.4f} | {e.b_f.r2:.4f} | {e.b_only.adj_r2:.4f} | "
+                f"| {e.label} | {e.b_f.n} | {e.a:.3f} | {e.b:.4f} | {e.c:.3f} | {_pos(e.alpha_p, 1)} | "
+                f"{_pos(e.theta_d, 2)} | {e.b_only.r2:.4f} | {e.b_f.r2:.4f} | {e.b_only.adj_r2:.4f} | "
                 f"{e.b_f.adj_r2:.4f} | {e.f_stat:.2f} | {e.p_value:.2g} | {'yes' if e.f_adds else 'no'} |"
             )
         out.append("")
