@@ -307,7 +307,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     if args.write:
         command = _bench_command(args)
         body = bench.render_markdown(args.video, results, command, machine, targets, args.provisional)
-        path = bench.write_section(args.write, body, f"bench-pipeline-{Path(args.video).stem}")
+        marker = f"bench-pipeline-{Path(args.video).stem}" + ("-intra-op" if args.intra_op else "")
+        path = bench.write_section(args.write, body, marker)
         print(f"wrote the section to {path}")
     return 0
 
