@@ -268,3 +268,14 @@ def test_stream_with_parallel_detection_matches_frame_by_frame(pipe: Pipeline) -
     frames[2] = None
     out = list(pipe.process_stream(frames, workers=2))
     assert [r.error is not None for r in out] == [False, False, True, False, False]
+
+
+def test_face_cut_by_the_image_border_gets_a_box_inside_the_image(detector: RetinaFaceDetector) -> None:
+    img = read_image(shared_path("media", "scenes", "bbt2.jpg"))  # the extra at the left edge is cut by it
+    det = detector.infer(img)
+    h, w = img.shape[:2]
+    assert len(det) == 3
+    assert (det.boxes[:, [0, 2]] >= 0).all() and (det.boxes[:, [0, 2]] <= w).all()
+    assert (det.boxes[:, [1, 3]] >= 0).all() and (det.boxes[:, [1, 3]] <= h).all()
+    left = det.boxes[:, 0].argmin()
+    assert det.boxes[left, 0] == 0.0 and (det.landmarks[left, :, 0] > 0).all()

@@ -150,7 +150,11 @@ class RetinaFaceDetector:
         boxes = (boxes.reshape(-1, 2, 2) * scale_xy).reshape(-1, 4)
         pts = pts * scale_xy
         side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        ok = side >= self.min_face_px
+        ok = side >= self.min_face_px  # the face's size, even when part of it is outside the image
+        # boxes inside the image (a caller may slice with them); landmarks stay where the face is
+        w, h = in_w * sx, in_h * sy
+        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
         return Detection(np.ascontiguousarray(boxes[ok], np.float32), np.ascontiguousarray(scores[ok]),
                          np.ascontiguousarray(pts[ok], np.float32))
 
