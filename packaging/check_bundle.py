@@ -1,0 +1,120 @@
+"""Check a built one-folder bundle: what must be in it is, what must not be is not, and it is small enough.
+
+    python packaging/check_bundle.py dist/fdface-attendance [--max-mb 250] [--json]
+
+Exit 0 when the bundle passes, 1 with one line per problem otherwise (a bundle over the size target is a warning,
+a problem only with --strict-size). Used by build.sh, the Windows workflow and the packaging test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MAX_MB = 250.0
+# Path parts or file-name prefixes that must never be in the bundle: the training stack, test data, the teacher.
+FORBIDDEN_PARTS = ("torch", "torchvision", "torchaudio", "onnx2torch", "tensorboard", "tensorflow", "nets", "train",
+                   "faces112", "teachers", "media", "pytest", "_pytest", "scipy", "matplotlib")
+FORBIDDEN_PREFIXES = ("libtorch", "libc10", "MobileFaceNet", "libQt5", "libQt6WebEngine")
+
+
+@dataclass
+class BundleReport:
+    root: str
+    size_mb: float
+    files: int
+    models: list[str] = field(default_factory=list)
+    qt_platforms: list[str] = field(default_factory=list)
+    largest: list[tuple[str, float]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def internal_dir(root: Path) -> Path:
+    """PyInstaller >= 6 puts everything but the executable in _internal/; older versions beside it."""
+    d = root / "_internal"
+    return d if d.is_dir() else root
+
+
+def inspect(root: Path, max_mb: float = MAX_MB, strict_size: bool = False) -> BundleReport:
+    files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    size = sum(p.stat().st_size for p in files)
+    rep = BundleReport(root=str(root), size_mb=round(size / 1e6, 1), files=len(files))
+    rep.largest = [(str(p.relative_to(root)), round(p.stat().st_size / 1e6, 1))
+                   for p in sorted(files, key=lambda p: p.stat().st_size, reverse=True)[:12]]
+    inner = internal_dir(root)
+    exe = [p for p in root.iterdir() if p.is_file() and p.name.split(".")[0] == "fdface-attendance"]
+    if not exe:
+        rep.problems.append(f"no fdface-attendance executable in {root}")
+    manifest = inner / "models" / "manifest.json"
+    if not manifest.is_file():
+        rep.problems.append(f"models/manifest.json missing from {inner}")
+    else:
+        entries = json.loads(manifest.read_text())["models"]
+        for name, e in sorted(entries.items()):
+            if (manifest.parent / e["file"]).is_file():
+                rep.models.append(name)
+            else:
+                rep.problems.append(f"model {name!r}: {e['file']} missing from the bundle")
+        if "fdfacenet" not in entries:
+            rep.problems.append("the shipped embedder 'fdfacenet' is not in the bundled manifest")
+        names = {e["file"] for e in entries.values()}
+        for onnx in inner.rglob("*.onnx"):
+            if onnx.parent != manifest.parent or onnx.name not in names:
+                rep.problems.append(f"ONNX file not named by the manifest: {onnx.relative_to(root)}")
+    for need in ("desktop_app/gallery/migrations/env.py", "assets/selftest/face.jpg"):
+        if not (inner / need).is_file():
+            rep.problems.append(f"{need} missing from the bundle")
+    plat_dirs = [p for p in inner.rglob("platforms") if p.is_dir() and "plugins" in p.parts]
+    for d in plat_dirs:
+        for f in d.iterdir():
+            stem = f.name.split(".")[0]
+            rep.qt_platforms.append(stem[4:] if stem.startswith("libq") else stem[1:] if stem.startswith("q") else stem)
+    rep.qt_platforms.sort()
+    want = {"linux": ["offscreen", "xcb"], "win32": ["offscreen", "windows"]}.get(
+        "linux" if sys.platform.startswith("linux") else sys.platform, ["offscreen"])
+    for w in want:
+        if w not in rep.qt_platforms:
+            rep.problems.append(f"Qt platform plugin {w!r} missing (found: {', '.join(rep.qt_platforms) or 'none'})")
+    for p in files:
+        rel = p.relative_to(root)
+        parts = {x.lower() for x in rel.parts[:-1]}
+        bad = [x for x in FORBIDDEN_PARTS if x in parts]
+        if bad or p.name.startswith(FORBIDDEN_PREFIXES):
+            rep.problems.append(f"must not be bundled: {rel}")
+    if rep.size_mb > max_mb:
+        (rep.problems if strict_size else rep.warnings).append(
+            f"bundle is {rep.size_mb} MB, over the {max_mb} MB target")
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", type=Path)
+    ap.add_argument("--max-mb", type=float, default=MAX_MB)
+    ap.add_argument("--strict-size", action="store_true", help="a bundle over --max-mb fails the check")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.bundle.is_dir():
+        print(f"check_bundle: {args.bundle} is not a directory (build it with packaging/build.sh)", file=sys.stderr)
+        return 2
+    rep = inspect(args.bundle, args.max_mb, args.strict_size)
+    if args.json:
+        print(json.dumps(asdict(rep), indent=2))
+    else:
+        print(f"{rep.root}: {rep.size_mb} MB in {rep.files} files; models: {', '.join(rep.models) or 'none'}; "
+              f"Qt platforms: {', '.join(rep.qt_platforms) or 'none'}")
+        for path, mb in rep.largest[:8]:
+            print(f"  {mb:7.1f} MB  {path}")
+        for warn in rep.warnings:
+            print(f"WARNING: {warn}")
+        for prob in rep.problems:
+            print(f"PROBLEM: {prob}")
+    return 1 if rep.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Packaging: the self-test the installed app runs, the bundle checker, the .deb pieces, and (slow) the whole
+round trip: build the bundle and the .deb, install it with dpkg, run the installed launcher's --self-test, remove.
+
+The slow test needs Linux, root, dpkg and network access to PyPI the first time (packaging/build.sh makes its own
+build environment under build/); it reuses dist/fdface-attendance/ when that is newer than every source file.
+Set FDFACE_SKIP_PACKAGING=1 to skip it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, shared_path
+
+PY = sys.executable
+PKG = "fdface-attendance"
+CHECKS = ("models", "detection", "recognition", "database", "qt")
+
+
+def run_selftest(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run([PY, "-m", "desktop_app.selftest", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd or REPO, timeout=timeout)
+
+
+def check_lines(out: str) -> dict[str, str]:
+    """{check name: status} from the self-test's report lines."""
+    res = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ("ok", "FAIL", "skip") and parts[1] in CHECKS:
+            res[parts[1]] = parts[0]
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ self-test
+def test_self_test_passes_from_source():
+    r = run_selftest("--self-test", "--threads", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert check_lines(r.stdout) == dict.fromkeys(CHECKS, "ok"), r.stdout
+    assert "self-test passed: 5 checks" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_self_test_catches_a_corrupt_model(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models)
+    onnx = models / json.loads((models / "manifest.json").read_text())["models"]["fdfacenet"]["file"]
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the checksum must catch it
+    onnx.write_bytes(bytes(data))
+    r = run_selftest("--self-test", "--threads", "1", "--no-qt", "--models", str(models))
+    assert r.returncode == 1
+    lines = check_lines(r.stdout)
+    assert lines["models"] == "FAIL" and lines["detection"] == "skip" and lines["recognition"] == "skip"
+    assert "checksum" in r.stdout and "self-test FAILED" in r.stdout
+    assert lines["database"] == "ok"  # the other checks still ran
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_self_test_says_when_no_manifest(tmp_path):
+    r = run_selftest("--self-test", "--no-qt", "--models", str(tmp_path))
+    assert r.returncode == 1
+    assert "model manifest not found" in r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_first_frame_timing_mode_on_the_sample_video():
+    video = shared_path("media", "video", "short_hamilton_clip.mp4")
+    r = run_selftest("--first-frame", str(video), "--threads", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("first frame:"))
+    faces = int(line.split()[2])
+    assert faces >= 1  # the clip opens on two large faces
+    assert "since process start" in line and "first frame processed" in line
+
+
+def test_first_frame_rejects_a_missing_video(tmp_path):
+    r = run_selftest("--first-frame", str(tmp_path / "nope.mp4"))
+    assert r.returncode == 2
+    assert "cannot read" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_launcher_dispatch():
+    from desktop_app.selftest import wants_self_test
+
+    assert wants_self_test(["--self-test"])
+    assert wants_self_test(["--first-frame", "x.mp4"]) and wants_self_test(["--first-frame=x.mp4"])
+    assert not wants_self_test([]) and not wants_self_test(["--source", "0"])
+
+
+def test_gui_entry_point_dispatches_self_test():
+    """`fdface-gui --self-test` (pip install) reaches the same checks as the frozen launcher."""
+    app = REPO / "desktop_app" / "ui" / "app.py"
+    if not app.exists():
+        pytest.skip("desktop_app/ui/app.py not written yet")
+    src = app.read_text()
+    assert "wants_self_test" in src, "desktop_app/ui/app.py main() lacks the --self-test hook"
+
+
+# ------------------------------------------------------------------------------------------ bundle checker
+def _fake_bundle(root: Path) -> Path:
+    inner = root / "_internal"
+    (inner / "models").mkdir(parents=True)
+    (root / PKG).write_bytes(b"\x7fELF")
+    (inner / "models" / "manifest.json").write_text(json.dumps({"models": {"fdfacenet": {"file": "fdfacenet.onnx"}}}))
+    (inner / "models" / "fdfacenet.onnx").write_bytes(b"onnx")
+    (inner / "desktop_app" / "gallery" / "migrations").mkdir(parents=True)
+    (inner / "desktop_app" / "gallery" / "migrations" / "env.py").write_text("")
+    (inner / "assets" / "selftest").mkdir(parents=True)
+    (inner / "assets" / "selftest" / "face.jpg").write_bytes(b"jpg")
+    plat = inner / "PySide6" / "Qt" / "plugins" / "platforms"
+    plat.mkdir(parents=True)
+    for name in ("libqoffscreen.so", "libqxcb.so", "qoffscreen.dll", "qwindows.dll"):
+        (plat / name).write_bytes(b"x")
+    return root
+
+
+def test_check_bundle_accepts_a_complete_bundle(tmp_path):
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        import check_bundle
+    finally:
+        sys.path.pop(0)
+    rep = check_bundle.inspect(_fake_bundle(tmp_path / "b"))
+    assert rep.problems == [] and rep.models == ["fdfacenet"]
+
+
+@pytest.mark.parametrize("damage, expect", [
+    ("torch", "must not be bundled"),
+    ("teacher", "ONNX file not named by the manifest"),
+    ("no-model", "missing from the bundle"),
+    ("no-xcb", "platform plugin"),
+    ("huge", "over the"),
+])
+def test_check_bundle_finds_problems(tmp_path, damage, expect):
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        import check_bundle
+    finally:
+        sys.path.pop(0)
+    root = _fake_bundle(tmp_path / "b")
+    inner = root / "_internal"
+    if damage == "torch":
+        (inner / "torch" / "lib").mkdir(parents=True)
+        (inner / "torch" / "lib" / "libtorch_cpu.so").write_bytes(b"x")
+    elif damage == "teacher":
+        (inner / "models" / "MobileFaceNet.onnx").write_bytes(b"x")
+    elif damage == "no-model":
+        (inner / "models" / "fdfacenet.onnx").unlink()
+    elif damage == "no-xcb":
+        if not sys.platform.startswith("linux"):
+            pytest.skip("xcb is required on Linux only")
+        (inner / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so").unlink()
+    elif damage == "huge":
+        (inner / "big.bin").write_bytes(b"\0" * 2_000_000)
+    rep = check_bundle.inspect(root, max_mb=1.0, strict_size=True)
+    assert any(expect in p for p in rep.problems), rep.problems
+
+
+# ----------------------------------------------------------------------------------------- .deb pieces
+def test_desktop_entry_is_valid():
+    entry = REPO / "packaging" / "linux" / f"{PKG}.desktop"
+    keys = dict(ln.split("=", 1) for ln in entry.read_text().splitlines() if "=" in ln and not ln.startswith("#"))
+    assert entry.read_text().startswith("[Desktop Entry]")
+    assert keys["Type"] == "Application" and keys["Exec"].split()[0] == PKG and keys["Icon"] == PKG
+    assert keys["Categories"].endswith(";") and keys["Terminal"] == "false"
+    for s in (16, 32, 48, 64, 128, 256):
+        assert (REPO / "assets" / "icons" / f"{PKG}-{s}.png").stat().st_size > 100
+    if shutil.which("desktop-file-validate"):
+        r = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("dpkg") and shutil.which("ldd") and shutil.which("objdump")),
+                    reason="needs dpkg, ldd and objdump (Debian-family Linux)")
+def test_deb_depends_names_the_system_libraries(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy2("/bin/ls", bundle / "ls")  # an ELF that links libc (and, on Debian, libselinux)
+    r = subprocess.run([PY, str(REPO / "packaging" / "linux" / "deb_depends.py"), str(bundle)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    deps = [d.strip() for d in r.stdout.strip().split(",")]
+    libc = next(d for d in deps if d.startswith("libc6"))
+    assert libc.startswith("libc6 (>= 2.")
+    # carried libraries are not dependencies: copy ls's libselinux into the bundle and it leaves the list
+    ldd = subprocess.run(["ldd", "/bin/ls"], capture_output=True, text=True).stdout
+    sel = next((ln.split("=>")[1].split()[0] for ln in ldd.splitlines() if "libselinux" in ln), None)
+    if sel:
+        assert "libselinux1" in deps
+        shutil.copy2(sel, bundle / Path(sel).name)
+        r2 = subprocess.run([PY, str(REPO / "packaging" / "linux" / "deb_depends.py"), str(bundle)],
+                            capture_output=True, text=True, timeout=120)
+        assert "libselinux1" not in r2.stdout
+
+
+# --------------------------------------------------------------------------------- the round trip (slow)
+INSTALLED = [Path("/usr/bin") / PKG, Path("/opt") / PKG / PKG, Path("/usr/share/applications") / f"{PKG}.desktop",
+             Path("/usr/share/icons/hicolor/256x256/apps") / f"{PKG}.png",
+             Path("/usr/share/icons/hicolor/scalable/apps") / f"{PKG}.svg"]
+
+
+def _bundle_is_fresh(bundle: Path) -> bool:
+    exe = bundle / PKG
+    if not exe.exists():
+        return False
+    built = exe.stat().st_mtime
+    sources = [p for d in ("desktop_app", "models", "assets", "packaging") for p in (REPO / d).rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts]
+    return all(p.stat().st_mtime <= built for p in sources)
+
+
+def _pkg_installed() -> bool:
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", PKG], capture_output=True, text=True)
+    return r.returncode == 0 and "installed" in r.stdout and "not-installed" not in r.stdout
+
+
+@pytest.mark.slow
+def test_deb_round_trip(tmp_path):
+    if os.environ.get("FDFACE_SKIP_PACKAGING"):
+        pytest.skip("FDFACE_SKIP_PACKAGING is set")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the .deb is built and installed on Linux only")
+    for tool in ("dpkg", "dpkg-deb", "dpkg-query"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} not found: not a Debian-family system")
+    if os.geteuid() != 0:
+        pytest.skip("installing a .deb needs root")
+    if _pkg_installed():
+        pytest.skip(f"{PKG} is already installed on this machine; remove it first (dpkg -r {PKG})")
+
+    dist = REPO / "dist"
+    build = [str(REPO / "packaging" / "build.sh")]
+    if _bundle_is_fresh(dist / PKG):
+        build.append("--reuse-bundle")
+    r = subprocess.run(build, capture_output=True, text=True, cwd=REPO, timeout=3000)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "PROBLEM" not in r.stdout, r.stdout
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    version = ""
+    for line in (REPO / "desktop_app" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            version = line.split('"')[1]
+    deb = dist / f"{PKG}_{version}_{arch}.deb"
+    assert deb.is_file(), f"{deb} was not built"
+    info = subprocess.run(["dpkg-deb", "--field", str(deb), "Package", "Architecture", "Depends"],
+                          capture_output=True, text=True).stdout
+    assert f"Architecture: {arch}" in info and "libc6 (>=" in info
+
+    try:
+        r = subprocess.run(["dpkg", "-i", str(deb)], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for p in INSTALLED:
+            assert p.exists(), f"{p} not installed"
+        entry = (Path("/usr/share/applications") / f"{PKG}.desktop").read_text()
+        assert f"Exec={PKG}" in entry and f"Icon={PKG}" in entry
+
+        # the installed launcher, from an unrelated folder, with nothing of the source tree on its path
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env.update(QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+        r = subprocess.run([str(Path("/usr/bin") / PKG), "--self-test"], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert check_lines(r.stdout) == dict.fromkeys(CHECKS, "ok"), r.stdout
+        assert f"frozen bundle in /opt/{PKG}" in r.stdout
+        assert f"/opt/{PKG}/_internal/models/manifest.json" in r.stdout  # its own models, not the checkout's
+    finally:
+        removed = subprocess.run(["dpkg", "-r", PKG], capture_output=True, text=True, timeout=600)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    for p in INSTALLED:
+        assert not p.exists(), f"{p} left behind after dpkg -r"
+    assert not (Path("/opt") / PKG).exists()
+    assert not _pkg_installed()
