@@ -22,7 +22,8 @@ GLIBC_VERSION = re.compile(r"GLIBC_(\d+)\.(\d+)")
 # Qt plugins whose system libraries are optional: a plugin that cannot load is skipped by Qt. The Wayland ones need
 # libwayland-* (present on every Wayland desktop, e.g. Raspberry Pi OS bookworm; the .deb Recommends them).
 OPTIONAL_PLUGIN_DIRS = ("wayland-decoration-client", "wayland-graphics-integration-client", "wayland-shell-integration")
-OPTIONAL_PLUGINS = ("libqgtk3", "libqxdgdesktopportal", "libqvkkhrdisplay", "libqwayland", "libQt6Wayland", "libQt6WlShell")
+OPTIONAL_PLUGINS = ("libqgtk3", "libqxdgdesktopportal", "libqvkkhrdisplay", "libqwayland", "libQt6Wayland",
+                    "libQt6WlShell")
 
 
 def elf_files(root: Path) -> list[Path]:
