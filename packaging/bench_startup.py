@@ -73,11 +73,18 @@ def run_once(launcher: str, video: Path, threads: int) -> tuple[float, float, in
     return wall, float(m.group(2)), int(m.group(1))
 
 
-def installed_kb() -> int | None:
-    if not shutil.which("dpkg-query"):
-        return None
-    r = subprocess.run(["dpkg-query", "-W", "-f=${Installed-Size}", PKG], capture_output=True, text=True)
-    return int(r.stdout) if r.returncode == 0 and r.stdout.strip().isdigit() else None
+def installed_kb(deb: Path | None) -> int | None:
+    """The package's Installed-Size (KiB): from the .deb, else from dpkg's database when it is installed."""
+    if deb and deb.is_file() and shutil.which("dpkg-deb"):
+        r = subprocess.run(["dpkg-deb", "--field", str(deb), "Installed-Size"], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip().isdigit():
+            return int(r.stdout)
+    if shutil.which("dpkg-query"):
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}|${Installed-Size}", PKG], capture_output=True, text=True)
+        status, _, size = r.stdout.partition("|")
+        if r.returncode == 0 and status.endswith(" installed") and size.strip().isdigit():
+            return int(size)
+    return None
 
 
 def fmt(xs: list[float]) -> str:
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"the bundle folder (default: /opt/{PKG} when installed, else dist/{PKG})")
     ap.add_argument("--deb", type=Path, default=None, help="the .deb (default: the newest dist/*.deb)")
     ap.add_argument("--video", type=Path, default=REPO.parent / "shared/media/video/short_hamilton_clip.mp4")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="cold + warm runs each (0: sizes only)")
     ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: the app's default, all cores)")
     args = ap.parse_args(argv)
     if not args.video.is_file():
@@ -111,11 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     if bundle:
         print(f"bundle: {bundle}: {tree_bytes(bundle) / 1e6:.1f} MB")
     if deb and deb.is_file():
-        print(f"deb: {deb.name}: {deb.stat().st_size / 1e6:.1f} MB")
-    kb = installed_kb()
+        comp = subprocess.run(["ar", "t", str(deb)], capture_output=True, text=True).stdout.split()
+        data = next((m for m in comp if m.startswith("data.tar")), "?") if shutil.which("ar") else "?"
+        print(f"deb: {deb.name}: {deb.stat().st_size / 1e6:.1f} MB ({data})")
+    kb = installed_kb(deb)
     if kb is not None:
         print(f"installed size (dpkg Installed-Size): {kb / 1024:.1f} MiB ({kb} KiB)")
 
+    if args.repeats < 1:
+        return 0  # sizes only
     cold_wall, cold_app, warm_wall, warm_app = [], [], [], []
     how = ""
     faces = 0
