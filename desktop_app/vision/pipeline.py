@@ -131,7 +131,7 @@ class Pipeline:
             try:
                 self.embedder = Embedder(entry, threads=n_threads, verify=verify_model)
             except Exception as exc:  # a corrupt or mismatched model file: detect anyway, say why
-                log.warning("cannot load recognition model %s: %s", entry.name, exc)
+                log.info("cannot load recognition model %s: %s", entry.name, exc)  # the notice says it
                 self.notice = f"cannot load recognition model {entry.name!r}: {exc}"
         self.model_entry = entry if self.embedder is not None else None
         r = self._settings.recognition
