@@ -18,7 +18,7 @@ from tests.test_gallery_enroll import embedder_entry
 def db(tmp_path, monkeypatch):
     entry = embedder_entry()
     if entry.name != "fdfacenet":
-        pytest.skip("the CLI uses the installed model; models/fdfacenet.onnx is absent")
+        pytest.skip("the CLI uses the installed model: models/fdfacenet.onnx is absent or does not match its manifest")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("FDFACE_DB", url)
     cfg = tmp_path / "settings.toml"

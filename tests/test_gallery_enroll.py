@@ -15,7 +15,7 @@ from desktop_app.config import Settings
 from desktop_app.gallery import store as st
 from desktop_app.gallery.enroll import Enroller, EnrollmentError, EnrollmentPlan
 from desktop_app.gallery.service import Gallery, default_index_path, model_id_for
-from desktop_app.manifest import ModelEntry, default_models_dir, load_manifest
+from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
 from desktop_app.vision.media import read_image
 from desktop_app.vision.pipeline import Pipeline
 from desktop_app.vision.quality import EnrollmentGate
@@ -29,8 +29,12 @@ def embedder_entry() -> ModelEntry:
     manifest = default_models_dir() / "manifest.json"
     if manifest.exists():
         entry = load_manifest(manifest).get("fdfacenet")
-        if entry is not None and entry.path.exists():
-            return entry
+        try:
+            if entry is not None:
+                entry.verify()  # a model file being replaced (training writes a new one) fails its checksum
+                return entry
+        except ManifestError:
+            pass
     teacher = SHARED / "teachers" / "mobilefacenet-foamliu" / "MobileFaceNet.onnx"
     if not teacher.exists():
         pytest.skip("no embedding model: models/fdfacenet.onnx and the teacher are both absent")

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 NO_SIMILARITY = -1.0  # reported when there is no candidate (empty gallery, or no second person)
 FIRST_K = 32  # templates fetched per query before widening the search for a runner-up of another person
-HNSW_M = 32  # graph degree: recall vs memory
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128  # recall vs latency at search time
+HNSW_M = 32  # graph degree: recall vs memory (M=16 lost recall on clustered face-like data)
+HNSW_EF_CONSTRUCTION = 40  # build effort: the build dominates start-up without a saved index file
+HNSW_EF_SEARCH = 64  # recall vs latency at search time (docs/BENCHMARKS.md: recall@1 against exact search)
 COMPACT_TOMBSTONE_FRACTION = 0.5  # rebuild the HNSW graph when this fraction of its nodes is deleted
 INDEX_FORMAT = 1
 
@@ -92,6 +92,7 @@ class GalleryIndex:
         names: Mapping[int, str] | None = None,
         ef_search: int = HNSW_EF_SEARCH,
         hnsw_m: int = HNSW_M,
+        ef_construction: int = HNSW_EF_CONSTRUCTION,
         background: bool = True,
         on_rebuilt: Callable[[], None] | None = None,
     ) -> None:
@@ -103,6 +104,7 @@ class GalleryIndex:
         self.hnsw_above = int(hnsw_above)
         self.ef_search = int(ef_search)
         self.hnsw_m = int(hnsw_m)
+        self.ef_construction = int(ef_construction)
         self.names: dict[int, str] = dict(names or {})
         self.background = background
         self.on_rebuilt = on_rebuilt
@@ -224,7 +226,7 @@ class GalleryIndex:
 
     def _new_hnsw(self) -> faiss.IndexHNSWFlat:
         index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efConstruction = self.ef_construction
         index.hnsw.efSearch = self.ef_search
         return index
 

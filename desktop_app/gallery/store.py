@@ -514,7 +514,7 @@ def load_templates(s: Session, model_id: str, dim: int, active_only: bool = True
             .where(Template.model_id == model_id, Template.dim == dim).order_by(Template.id))
     if active_only:
         stmt = stmt.join(Person, Person.id == Template.person_id).where(Person.active.is_(True))
-    rows = s.execute(stmt).all()
+    rows = s.connection().execute(stmt).all()  # Core rows: no ORM bookkeeping for 100k+ templates
     n = len(rows)
     tids = np.fromiter((r[0] for r in rows), np.int64, n)
     pids = np.fromiter((r[1] for r in rows), np.int64, n)

@@ -1,0 +1,151 @@
+"""Gallery search latency: one 512-d query against 10k / 100k / 1M synthetic templates, exact and HNSW.
+
+Synthetic, face-like data: ``size / per`` people, each a random unit centre with ``per`` templates scattered
+around it (cosine to each other about 0.6, like genuine pairs of a face embedder); queries are fresh samples of
+random people (a new photo of an enrolled person). Latency is one query per call through the product's
+``GalleryIndex`` (normalisation, lock and id mapping included): ``search`` (top-1 template) and ``decide`` (best
+template per person, runner-up of another person, threshold and margin). Recall@1 of HNSW is the fraction of
+queries whose top template is the exact search's.
+
+    .venv/bin/python benchmarks/gallery_search.py --sizes 10000,100000,1000000 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from desktop_app.gallery.index import (  # noqa: E402
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    GalleryIndex,
+)
+
+NOISE = 0.8  # per-template noise norm relative to the unit centre: within-person cosine about 0.6
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    return a
+
+
+def synthetic(size: int, dim: int, per: int, queries: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(template ids, person ids, templates [size, dim], queries [q, dim], query person ids), made in chunks."""
+    rng = np.random.default_rng(seed)
+    people = max(1, size // per)
+    centres = unit(rng.standard_normal((people, dim), dtype=np.float32))
+    emb = np.empty((size, dim), np.float32)
+    pids = np.arange(size, dtype=np.int64) // per % people
+    for a in range(0, size, 65536):
+        b = min(size, a + 65536)
+        emb[a:b] = centres[pids[a:b]] + rng.standard_normal((b - a, dim), dtype=np.float32) * (NOISE / np.sqrt(dim))
+        unit(emb[a:b])
+    qp = rng.integers(0, people, queries)
+    q = unit(centres[qp] + rng.standard_normal((queries, dim), dtype=np.float32) * (NOISE / np.sqrt(dim)))
+    return np.arange(1, size + 1, dtype=np.int64), pids, emb, q, qp
+
+
+def timed(fn, q: np.ndarray, warmup: int = 5) -> np.ndarray:
+    for i in range(min(warmup, len(q))):
+        fn(q[i : i + 1])
+    out = np.empty(len(q))
+    for i in range(len(q)):
+        t0 = time.perf_counter()
+        fn(q[i : i + 1])
+        out[i] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def pct(ms: np.ndarray) -> dict[str, float]:
+    return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes (templates)")
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--per", type=int, default=5, help="templates per person")
+    ap.add_argument("--queries", type=int, default=500, help="timed single queries per configuration")
+    ap.add_argument("--exact-queries", type=int, default=100, help="timed exact queries at sizes >= 500k (slow)")
+    ap.add_argument("--hnsw-from", type=int, default=100_000, help="also time HNSW at sizes from this one")
+    ap.add_argument("--m", type=int, default=HNSW_M)
+    ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
+    ap.add_argument("--ef", default=str(HNSW_EF_SEARCH), help="efSearch values, comma-separated")
+    ap.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads (search and HNSW build)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="write the results to this file")
+    args = ap.parse_args(argv)
+
+    faiss.omp_set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    efs = [int(e) for e in args.ef.split(",") if e.strip()]
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "faiss": faiss.__version__,
+            "threads": args.threads, "dim": args.dim, "per": args.per, "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                              time.gmtime()),
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    print(f"# {info}", flush=True)
+    rows = []
+    print(f"{'size':>9} {'index':<16} {'build s':>8} {'search p50':>10} {'p90':>7} {'p99':>7} "
+          f"{'decide p50':>10} {'recall@1':>8}", flush=True)
+    for size in sizes:
+        tids, pids, emb, q, qp = synthetic(size, args.dim, args.per, args.queries, args.seed)
+        nq = args.queries if size < 500_000 else min(args.queries, args.exact_queries)
+        exact = GalleryIndex(args.dim, hnsw_above=10**12)
+        t0 = time.perf_counter()
+        exact.reset(tids, pids, emb)
+        build = time.perf_counter() - t0
+        s_ms = timed(partial(exact.search, k=1), q[:nq])
+        d_ms = timed(partial(exact.decide, threshold=0.4, margin=0.05), q[:nq])
+        ref = exact.search(q, 1).template_ids[:, 0]  # batched: the reference top-1 of every query
+        ident = float(np.mean(exact.search(q, 1).person_ids[:, 0] == qp))
+        row = {"size": size, "index": "exact", "build_s": build, "search_ms": pct(s_ms), "decide_ms": pct(d_ms),
+               "queries": nq, "recall_at_1": 1.0, "top1_is_right_person": ident}
+        rows.append(row)
+        print(f"{size:>9} {'exact (flat IP)':<16} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
+              f"{row['search_ms']['p90']:>7.3f} {row['search_ms']['p99']:>7.3f} {row['decide_ms']['p50']:>10.3f} "
+              f"{1.0:>8.3f}", flush=True)
+        del exact
+        if size >= args.hnsw_from:
+            h = GalleryIndex(args.dim, hnsw_above=0, hnsw_m=args.m, ef_construction=args.ef_construction,
+                             background=False)
+            t0 = time.perf_counter()
+            h.reset(tids, pids, emb)
+            build = time.perf_counter() - t0
+            assert h.kind == "hnsw"
+            for ef in efs:
+                h.ef_search = ef
+                h._params = None
+                s_ms = timed(partial(h.search, k=1), q)
+                d_ms = timed(partial(h.decide, threshold=0.4, margin=0.05), q)
+                got = h.search(q, 1).template_ids[:, 0]
+                recall = float(np.mean(got == ref))
+                label = f"hnsw M{args.m} ef{ef}"
+                row = {"size": size, "index": label, "build_s": build, "search_ms": pct(s_ms),
+                       "decide_ms": pct(d_ms), "queries": len(q), "recall_at_1": recall,
+                       "ef_construction": args.ef_construction}
+                rows.append(row)
+                print(f"{size:>9} {label:<16} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
+                      f"{row['search_ms']['p90']:>7.3f} {row['search_ms']['p99']:>7.3f} "
+                      f"{row['decide_ms']['p50']:>10.3f} {recall:>8.3f}", flush=True)
+            del h
+        del emb
+    if args.json:
+        Path(args.json).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
