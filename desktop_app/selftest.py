@@ -15,8 +15,10 @@ says it was skipped):
 - qt: a QApplication starts on the ``offscreen`` platform, its event loop runs and quits, and the platform
   plugins the desktop needs (xcb on Linux) are in the bundle.
 
-``--first-frame VIDEO`` is the start-up timing mode used by packaging/bench_startup.py: it reports the seconds
-from process start (the launcher's exec) to the first processed frame of ``VIDEO``.
+``--first-frame VIDEO`` is the start-up timing mode used by packaging/bench_startup.py: it starts the desktop app
+(offscreen unless QT_QPA_PLATFORM says otherwise) with a fresh database on ``VIDEO`` and reports the seconds from
+process start (the launcher's exec) to the first processed frame shown in its window; with ``--no-qt`` the headless
+core alone (models, video, one frame).
 
 This module is headless like the rest of the core; only the ``qt`` check imports :mod:`desktop_app.ui.selftest_qt`
 (lazily, inside the check), so ``--no-qt`` runs without Qt.
@@ -282,46 +284,62 @@ def run_self_test(models_dir: Path | None = None, threads: int = 0, qt: bool = T
 
 
 # --------------------------------------------------------------------------------------- start-up timing mode
-def first_frame(video: str, threads: int = 0, out: TextIO | None = None) -> int:
-    """Load the models, open ``video``, process its first frame; print seconds since process start."""
+def first_frame(video: str, threads: int = 0, qt: bool = True, out: TextIO | None = None) -> int:
+    """Seconds from process start to the first processed frame of ``video``: with ``qt`` as the desktop app does it
+    (main window, database, capture worker: the frame is counted once it is shown in the window), else the
+    headless core alone (load the models, open the video, process one frame)."""
     out = out or sys.stdout
     age0 = process_age_s()
     origin = (time.perf_counter() - age0) if age0 is not None else _T_IMPORT
     marks: list[tuple[str, float]] = [("python started", time.perf_counter())]
     from desktop_app.capture import SourceError, open_source
-    from desktop_app.config import Settings
-    from desktop_app.vision.pipeline import Pipeline
 
-    pipe = Pipeline(Settings(), threads=threads)
-    marks.append(("imports + models loaded", time.perf_counter()))
     try:
         source = open_source(video)
         source.open()
-        frame = source.read()
     except SourceError as exc:
         print(f"fdface-attendance: cannot read {video}: {exc}", file=sys.stderr)
         return 2
-    marks.append(("first frame read", time.perf_counter()))
-    try:
-        if frame is None:
-            print(f"fdface-attendance: {video} gave no frame", file=sys.stderr)
-            return 2
-        res = pipe.process(frame)
-        marks.append(("first frame processed", time.perf_counter()))
-    finally:
+    if qt:
         source.close()
-    if not res.ok:
-        print(f"fdface-attendance: the first frame could not be processed: {res.error}", file=sys.stderr)
-        return 1
+        from desktop_app.ui.selftest_qt import QtCheckFailure, gui_first_frame
+
+        try:
+            t_shown, faces, notice = gui_first_frame(video, threads=threads)
+        except QtCheckFailure as exc:
+            print(f"fdface-attendance: {exc}", file=sys.stderr)
+            return 1
+        marks.append(("app started, first frame processed and shown", t_shown))
+        mode, recognition = "app", (notice or "available")
+    else:
+        from desktop_app.config import Settings
+        from desktop_app.vision.pipeline import Pipeline
+
+        try:
+            pipe = Pipeline(Settings(), threads=threads)
+            marks.append(("imports + models loaded", time.perf_counter()))
+            frame = source.read()
+            marks.append(("first frame read", time.perf_counter()))
+            if frame is None:
+                print(f"fdface-attendance: {video} gave no frame", file=sys.stderr)
+                return 2
+            res = pipe.process(frame)
+            marks.append(("first frame processed", time.perf_counter()))
+        finally:
+            source.close()
+        if not res.ok:
+            print(f"fdface-attendance: the first frame could not be processed: {res.error}", file=sys.stderr)
+            return 1
+        faces, mode = len(res.faces), "core"
+        recognition = pipe.model_entry.name if pipe.model_entry else (pipe.notice or "none")
     prev = origin
     steps = []
     for label, t in marks:
         steps.append(f"{label} +{t - prev:.3f}")
         prev = t
     since = "process start" if age0 is not None else "module import (process start unknown here)"
-    print(f"first frame: {len(res.faces)} faces; {marks[-1][1] - origin:.3f} s since {since} "
-          f"({'; '.join(steps)}); recognition: {pipe.model_entry.name if pipe.model_entry else 'none'}",
-          file=out, flush=True)
+    print(f"first frame: {faces} faces; {marks[-1][1] - origin:.3f} s since {since} ({mode}: {'; '.join(steps)}); "
+          f"recognition: {recognition}", file=out, flush=True)
     return 0
 
 
@@ -330,10 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fdface-attendance", description="FDFace Attendance installation checks")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--self-test", action="store_true", help="check models, detection, recognition, database, Qt")
-    g.add_argument("--first-frame", metavar="VIDEO", help="time from process start to the first processed frame")
+    g.add_argument("--first-frame", metavar="VIDEO",
+                   help="seconds from process start to the app's first processed frame of VIDEO (--no-qt: core only)")
     p.add_argument("--models", type=Path, default=None, help="model directory (default: the installed models)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
-    p.add_argument("--no-qt", action="store_true", help="skip the Qt check (headless core only)")
+    p.add_argument("--no-qt", action="store_true", help="headless core only: no Qt check, no window")
     return p
 
 
@@ -349,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.first_frame:
-            return first_frame(args.first_frame, threads=args.threads)
+            return first_frame(args.first_frame, threads=args.threads, qt=not args.no_qt)
         return run_self_test(args.models, threads=args.threads, qt=not args.no_qt)
     except KeyboardInterrupt:
         return 130

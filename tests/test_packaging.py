@@ -72,14 +72,18 @@ def test_self_test_says_when_no_manifest(tmp_path):
     assert "Traceback" not in r.stdout + r.stderr
 
 
-def test_first_frame_timing_mode_on_the_sample_video():
+@pytest.mark.parametrize("mode", ["app", "core"])
+def test_first_frame_timing_mode_on_the_sample_video(mode, tmp_path):
+    """`--first-frame`: the real desktop app (window offscreen, fresh database) or the core alone reaches the
+    first processed frame of the sample video and says how long it took."""
     video = shared_path("media", "video", "short_hamilton_clip.mp4")
-    r = run_selftest("--first-frame", str(video), "--threads", "1")
+    extra = ("--no-qt",) if mode == "core" else ()
+    r = run_selftest("--first-frame", str(video), "--threads", "1", *extra)
     assert r.returncode == 0, r.stdout + r.stderr
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("first frame:"))
     faces = int(line.split()[2])
     assert faces >= 1  # the clip opens on two large faces
-    assert "since process start" in line and "first frame processed" in line
+    assert "since process start" in line and f"({mode}:" in line and "first frame processed" in line
 
 
 def test_first_frame_rejects_a_missing_video(tmp_path):

@@ -86,6 +86,46 @@ def event_loop_check() -> str:
             f"{t_loop * 1e3:.0f} ms; platform plugins: {', '.join(plugins)}; {gui}")
 
 
+def gui_first_frame(video: str, threads: int = 0, timeout_s: float = 120.0) -> tuple[float, int, str]:
+    """Start the real desktop app (``create_app``: main window, controller, database, capture worker) on ``video``
+    with a fresh settings file and database in a temporary folder; return (perf_counter when the first processed
+    frame was shown in the window, its face count, the recognition notice). Quits right after that frame."""
+    import argparse
+    import tempfile
+
+    from desktop_app.ui.qtenv import prepare_qt_environment
+
+    prepare_qt_environment()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+
+    from desktop_app.ui.controller import create_app
+
+    with tempfile.TemporaryDirectory(prefix="fdface-firstframe-") as tmp:
+        settings = Path(tmp) / "settings.toml"
+        if threads:
+            settings.write_text(f"[performance]\nthreads = {int(threads)}\n")
+        args = argparse.Namespace(source=video, settings=str(settings), db=str(Path(tmp) / "first-frame.db"),
+                                  verbose=False)
+        app, ctl = create_app(args)
+        shown: list[tuple[float, int]] = []
+
+        def _first(packet) -> None:
+            if not shown:
+                shown.append((time.perf_counter(), len(packet.result.faces)))
+                QTimer.singleShot(0, app.quit)
+
+        ctl.packetShown.connect(_first)
+        QTimer.singleShot(int(timeout_s * 1000), app.quit)
+        ctl.start()
+        app.exec()
+        notice = getattr(ctl, "model_notice", None) or ""
+        ctl.shutdown()
+    if not shown:
+        raise QtCheckFailure(f"the app showed no processed frame of {video} within {timeout_s:.0f} s")
+    return shown[0][0], shown[0][1], notice
+
+
 def _gui_modules() -> str:
     """Import the GUI's modules so a bundle missing one of them (or one of their imports) fails here."""
     import importlib
