@@ -19,6 +19,11 @@ MAX_MB = 250.0
 FORBIDDEN_PARTS = ("torch", "torchvision", "torchaudio", "onnx2torch", "tensorboard", "tensorflow", "nets", "train",
                    "faces112", "teachers", "media", "pytest", "_pytest", "scipy", "matplotlib")
 FORBIDDEN_PREFIXES = ("libtorch", "libc10", "MobileFaceNet", "libQt5", "libQt6WebEngine")
+# Python modules that must not be frozen into the archive, and ones that must (the detector's weights module).
+FORBIDDEN_MODULES = ("torch", "torchvision", "onnx2torch", "tensorboard", "onnx", "desktop_app.nets",
+                     "desktop_app.train")
+REQUIRED_MODULES = ("retinaface.weights", "desktop_app.selftest", "desktop_app.vision.pipeline",
+                    "desktop_app.gallery.store", "desktop_app.ui.app", "alembic", "faiss", "onnxruntime", "cv2")
 
 
 @dataclass
@@ -27,6 +32,7 @@ class BundleReport:
     size_mb: float
     files: int
     models: list[str] = field(default_factory=list)
+    frozen_modules: int | None = None  # modules in the executable's archive (None: PyInstaller not importable here)
     qt_platforms: list[str] = field(default_factory=list)
     largest: list[tuple[str, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -85,10 +91,42 @@ def inspect(root: Path, max_mb: float = MAX_MB, strict_size: bool = False) -> Bu
         bad = [x for x in FORBIDDEN_PARTS if x in parts]
         if bad or p.name.startswith(FORBIDDEN_PREFIXES):
             rep.problems.append(f"must not be bundled: {rel}")
+    check_archive(exe[0] if exe else None, rep)
     if rep.size_mb > max_mb:
         (rep.problems if strict_size else rep.warnings).append(
             f"bundle is {rep.size_mb} MB, over the {max_mb} MB target")
     return rep
+
+
+def frozen_module_names(exe: Path) -> list[str] | None:
+    """Module names in the PYZ archive embedded in the executable, read with PyInstaller's own reader."""
+    try:
+        from PyInstaller.archive.readers import CArchiveReader
+    except ImportError:
+        return None
+    arch = CArchiveReader(str(exe))
+    name = next((k for k in arch.toc if k.endswith(".pyz")), None)
+    return sorted(arch.open_embedded_archive(name).toc) if name else []
+
+
+def check_archive(exe: Path | None, rep: BundleReport) -> None:
+    if exe is None:
+        return
+    try:
+        mods = frozen_module_names(exe)
+    except Exception as exc:  # a reader from another PyInstaller version: say so, do not guess
+        rep.warnings.append(f"cannot read the frozen module archive of {exe.name}: {exc}")
+        return
+    if mods is None:
+        return
+    rep.frozen_modules = len(mods)
+    names = set(mods)
+    for m in mods:
+        if any(m == f or m.startswith(f + ".") for f in FORBIDDEN_MODULES):
+            rep.problems.append(f"module must not be frozen into the app: {m}")
+    for m in REQUIRED_MODULES:
+        if m not in names:
+            rep.problems.append(f"module missing from the frozen app: {m}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asdict(rep), indent=2))
     else:
         print(f"{rep.root}: {rep.size_mb} MB in {rep.files} files; models: {', '.join(rep.models) or 'none'}; "
-              f"Qt platforms: {', '.join(rep.qt_platforms) or 'none'}")
+              f"Qt platforms: {', '.join(rep.qt_platforms) or 'none'}; frozen modules: "
+              f"{rep.frozen_modules if rep.frozen_modules is not None else 'not inspected (no PyInstaller here)'}")
         for path, mb in rep.largest[:8]:
             print(f"  {mb:7.1f} MB  {path}")
         for warn in rep.warnings:
