@@ -1,0 +1,627 @@
+"""The controller: wires the views to the headless core and owns the threads.
+
+Threads: the GUI thread paints and reacts; one :class:`VisionWorker` thread captures and infers; the core's
+:class:`EventWriter` thread writes attendance events (committed before they are shown); one :class:`TaskQueue`
+thread does the other database work (opening the store, building the index, saving enrollments, deleting people)
+and camera listing. Views never touch the core; the controller never paints.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QMessageBox
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent
+from desktop_app.attendance.recorder import Sighting as CoreSighting
+from desktop_app.attendance.reports import events_in_range
+from desktop_app.attendance.rules import day_of, resolve_zone
+from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, list_cameras
+from desktop_app.config import ConfigError, Settings, config_path
+from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
+from desktop_app.gallery.service import Gallery, model_id_for
+from desktop_app.gallery.store import (
+    Person,
+    StoreError,
+    Template,
+    TemplateCrop,
+    count_people,
+    describe_url,
+    open_engine,
+    reader,
+    store_errors,
+)
+from desktop_app.manifest import ModelEntry
+from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.qtcompat import emit, emitter
+from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys, database_url_from_text
+from desktop_app.ui.side_panel import EventRow
+from desktop_app.ui.tasks import TaskQueue
+from desktop_app.ui.worker import FramePacket, Sighting, VisionWorker, bgr_to_qimage
+from desktop_app.vision.pipeline import resolve_model
+from desktop_app.vision.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+CAMERA_POLL_MS = 3000  # how often the camera list is refreshed while no camera is running
+KIND_FLASH = {"check-in": "checked in", "check-out": "checked out", "seen": "seen"}
+
+
+def model_id_of(entry: ModelEntry | None) -> str:
+    return model_id_for(entry) if entry is not None else ""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the task thread hands back after (re)opening the store: the gallery (store + index) or, without a
+    recognition model, the bare engine; counts, thumbnails and today's events for the views."""
+
+    engine: Engine
+    gallery: Gallery | None
+    enrolled: int
+    thumbnails: dict[int, bytes]
+    today: list[Any]
+
+
+@dataclass(frozen=True)
+class Capture:
+    """An image offered for enrollment and what the vision worker made of it (``analyze_still``)."""
+
+    source: str
+    image: np.ndarray
+    result: FrameResult
+
+
+class _Analyzed:
+    """A stand-in pipeline for :class:`Enroller`: the images were already analysed on the vision thread, so the
+    enroller's gates and duplicate check run on the task thread without a second detector and embedder."""
+
+    def __init__(self, captures: list[Capture]) -> None:
+        self._by_id = {id(c.image): c.result for c in captures}
+
+    def analyze_still(self, image: np.ndarray) -> FrameResult:
+        return self._by_id[id(image)]
+
+
+def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
+    """The saved settings, or defaults and the reason they could not be read."""
+    try:
+        return Settings.load(path), None
+    except ConfigError as exc:
+        return Settings(), f"{exc}. The defaults are used until the settings are saved again."
+
+
+def jpeg_to_qimage(data: bytes | None) -> QImage | None:
+    if not data:
+        return None
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if img is None else bgr_to_qimage(img)
+
+
+class AppController(QObject):
+    eventRecorded = Signal(object)  # RecordedEvent (from the writer thread)
+    writerError = Signal(str)
+    galleryChanged = Signal()  # people or templates changed: counts, dialogs and the index follow
+    storeReady = Signal()
+    packetShown = Signal(object)  # FramePacket, after the view took it (dialogs listen here)
+    # requests to the vision worker (queued: the worker runs them between frames)
+    _openSource = Signal(str)
+    _closeSource = Signal()
+    _pause = Signal(bool)
+    _applySettings = Signal(object)
+    _shutdownWorker = Signal()
+    analyzeRequested = Signal(int, object)  # request id, BGR image -> worker.stillAnalyzed
+
+    def __init__(self, settings: Settings, settings_path: str | Path | None = None, source: str | None = None,
+                 embedder_entry: ModelEntry | None = None, pace: bool | None = None,
+                 camera_lister=list_cameras, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.settings_path = Path(settings_path) if settings_path else config_path()
+        self.initial_source = source if source is not None else settings.capture.source
+        self._entry_override = embedder_entry
+        self.entry, self.model_notice = (embedder_entry, None) if embedder_entry else resolve_model(settings)
+        self.model_id = model_id_of(self.entry)
+        self.camera_lister = camera_lister
+        self.cameras: list[CameraInfo] = []
+        self.engine: Engine | None = None
+        self.index = None  # the gallery's GalleryIndex, searched from the vision thread
+        self.writer: EventWriter | None = None
+        self.store_error: str | None = None
+        self.enrolled = 0
+        self.present_today: set[int] = set()
+        self._today: date | None = None
+        self.thumbnails: dict[int, QImage] = {}
+        self.last_packet: FramePacket | None = None
+        self.current_source = ""
+        self.frames_seen = 0
+        self.events_shown: list[RecordedEvent] = []
+        self.gallery: Gallery | None = None
+        self._requests = 0
+        self._dialogs: dict[str, Any] = {}
+        self._shut = False
+
+        self.window = MainWindow()
+        self.tasks = TaskQueue("fdface-db")
+        self._start_worker(pace)
+        self._wire_window()
+        self.eventRecorded.connect(self._on_event)
+        self.writerError.connect(lambda m: self.window.statusBar().showMessage(f"Attendance not recorded: {m}"))
+        self._camera_timer = QTimer(self)
+        self._camera_timer.setInterval(CAMERA_POLL_MS)
+        self._camera_timer.timeout.connect(self.refresh_cameras)
+        self.window.model_status.setText(self._model_text())
+
+    # -- construction --------------------------------------------------------------------------------------------
+    def _start_worker(self, pace: bool | None) -> None:
+        self.worker_thread = QThread()
+        self.worker_thread.setObjectName("fdface-vision")
+        self.worker = VisionWorker(self.settings, self._entry_override, pace=pace)
+        self.worker.moveToThread(self.worker_thread)
+        self.worker_thread.started.connect(self.worker.initialize)
+        self._openSource.connect(self.worker.open_source)
+        self._closeSource.connect(self.worker.close_source)
+        self._pause.connect(self.worker.set_paused)
+        self._applySettings.connect(self.worker.apply_settings)
+        self._shutdownWorker.connect(self.worker.shutdown)
+        self.analyzeRequested.connect(self.worker.analyze_still)
+        self.worker.frameReady.connect(self._on_packet)
+        self.worker.statusChanged.connect(self._on_capture_status)
+        self.worker.sourceFinished.connect(self._on_source_finished)
+        self.worker.pipelineReady.connect(self._on_pipeline_ready)
+        self.worker.error.connect(lambda m: self.window.statusBar().showMessage(m))
+        # sightings go straight from the vision thread to the writer's queue (thread-safe, never blocks)
+        self.worker.sightings.connect(self._submit_sightings, Qt.ConnectionType.DirectConnection)
+        self.worker_thread.start()
+
+    def _wire_window(self) -> None:
+        w = self.window
+        w.sourceRequested.connect(self.open_source)
+        w.pauseRequested.connect(self._pause)
+        w.camerasRefreshRequested.connect(self.refresh_cameras)
+        w.settingsRequested.connect(self.show_settings)
+        w.aboutRequested.connect(self.show_about)
+        w.enrollRequested.connect(self.show_enrollment)
+        w.peopleRequested.connect(self.show_people)
+        w.logRequested.connect(self.show_log)
+        w.closing.connect(self.shutdown)
+
+    def start(self) -> None:
+        """Show the window, open the store (on the task thread), look for cameras, open the first source."""
+        self.window.show()
+        self.open_store()
+        self.refresh_cameras()
+        if self.initial_source:
+            self.open_source(self.initial_source)
+        else:
+            self._no_camera()
+
+    def _model_text(self) -> str:
+        if self.entry is None:
+            return "no recognition model"
+        lfw = self.entry.info.get("lfw")
+        return f"model {self.entry.name}" + (f" (LFW {lfw} %)" if lfw else "")
+
+    # -- store and gallery ---------------------------------------------------------------------------------------
+    def open_store(self) -> None:
+        """(Re)open the database named by the settings and load the gallery index from it, on the task thread."""
+        url = self.settings.storage.resolved_url()
+        self.window.db_status.setText(f"opening {describe_url(url)}…")
+        settings, entry, model_id = self.settings, self.entry, self.model_id
+        tz, _ = resolve_zone(settings.attendance.timezone)
+        boundary = settings.attendance.day_boundary_hour
+
+        def job() -> Opened:
+            gallery = Gallery.open(settings, model_id, entry.output_dim, url=url) if entry is not None else None
+            engine = gallery.engine if gallery is not None else open_engine(url)
+            with store_errors(url), Session(reader(engine)) as s:
+                enrolled = count_people(s)
+                thumbs = first_crops(s)
+                today = day_of(datetime.now(UTC), tz, boundary)
+                rows = events_in_range(s, today, today, tz, boundary)
+            return Opened(engine, gallery, enrolled, thumbs, rows)
+
+        self.tasks.submit(job, self._store_opened, self._store_failed)
+
+    def _store_opened(self, o: Opened) -> None:
+        old_writer, old_gallery, old_engine = self.writer, self.gallery, self.engine
+        if old_writer is not None:
+            old_writer.close()  # every queued event is written to the old store first
+        self.engine, self.gallery, self.enrolled, self.store_error = o.engine, o.gallery, o.enrolled, None
+        self.index = o.gallery.index if o.gallery is not None else None
+        if old_gallery is not None:
+            self.tasks.submit(old_gallery.close)
+        elif old_engine is not None and old_engine is not o.engine:
+            old_engine.dispose()
+        self.thumbnails = {pid: q for pid, b in o.thumbnails.items() if (q := jpeg_to_qimage(b)) is not None}
+        self.writer = EventWriter(AttendanceRecorder(o.engine, self.settings.attendance),
+                                  on_event=emitter(self.eventRecorded), on_error=emitter(self.writerError))
+        self.worker.matcher = self._match if self.index is not None else None
+        self.window.db_status.setText(describe_url(self.settings.storage.resolved_url()))
+        self._today = None
+        self.present_today.clear()
+        rows = []
+        for r in o.today:
+            self._note_present(r.person_id, r.day)
+            rows.append(EventRow(r.event_id, r.name or r.person_ref, r.local_ts, r.kind, r.similarity, r.station,
+                                 self.thumbnails.get(r.person_id) if r.person_id else None))
+        self.window.panel.set_events(rows)
+        self._update_counts()
+        emit(self.storeReady)
+
+    def _store_failed(self, message: str) -> None:
+        self.store_error = message
+        self.worker.matcher = None
+        self.window.db_status.setText("no database")
+        QMessageBox.warning(self.window, "Database", f"{message}\n\nFaces are shown but no attendance is recorded "
+                            "until a database can be opened (Tools > Settings > Storage).")
+
+    def _match(self, embeddings: np.ndarray) -> list:
+        """The gallery's decision, with the thresholds of the moment (called on the vision thread)."""
+        index, r = self.index, self.settings.recognition
+        if index is None:
+            return [None] * len(embeddings)
+        return index.decide(embeddings, r.threshold, r.margin)
+
+    def _update_counts(self) -> None:
+        self.window.panel.set_counts(len(self.present_today), self.enrolled)
+
+    def _note_present(self, person_id: int | None, day: date) -> None:
+        if self._today != day:
+            self._today = day
+            self.present_today.clear()
+        if person_id is not None:
+            self.present_today.add(person_id)
+
+    # -- sources ---------------------------------------------------------------------------------------------------
+    @Slot(str)
+    def open_source(self, spec: str) -> None:
+        self.current_source = spec
+        self.window.set_current_source(spec)
+        self.window.set_source_status(f"opening {spec}…")
+        self.window.view.clear()
+        self.window.view.set_message("Opening…", "")
+        self.frames_seen = 0
+        emit(self._openSource, spec)
+
+    def refresh_cameras(self) -> None:
+        lister = self.camera_lister
+        self.tasks.submit(lambda: lister(), self._cameras_found)
+
+    def _cameras_found(self, cams: list[CameraInfo]) -> None:
+        before = {c.index for c in self.cameras}
+        self.cameras = list(cams)
+        self.window.set_cameras(self.cameras)
+        if self.window.showing_no_source and not self.current_source.strip().isdigit():
+            new = [c for c in cams if c.index not in before]
+            if new and not self.current_source:
+                self.open_source(str(new[0].index))  # a camera was plugged in while there was nothing to show
+
+    def _no_camera(self, detail: str = "") -> None:
+        self.window.show_no_source(
+            "No camera found",
+            (detail + "\n\n" if detail else "")
+            + "Connect a camera (the app keeps looking for one), or open a video file or a folder of images.",
+        )
+        self._camera_timer.start()
+
+    @Slot(object)
+    def _on_capture_status(self, st: CaptureStatus) -> None:
+        self.window.set_source_status(f"{st.source}: {st.state.value}")
+        is_camera = self.current_source.strip().isdigit()
+        if st.state is CaptureState.RUNNING:
+            self._camera_timer.stop()
+            self.window.view.set_message("", "")
+            self.window.show_view()
+        elif st.state is CaptureState.RECONNECTING:
+            if self.frames_seen == 0 and is_camera:
+                self._no_camera(st.message)
+            else:
+                self.window.view.set_message(f"{st.source} disconnected", st.message + " Recognition resumes when it "
+                                             "comes back.")
+        elif st.state is CaptureState.OPENING:
+            self.window.view.set_message("Opening…", st.source)
+
+    @Slot(object)
+    def _on_source_finished(self, st: CaptureStatus) -> None:
+        self.window.set_source_status(f"{st.source}: {st.state.value}")
+        if st.state is CaptureState.FAILED:
+            self.current_source = ""
+            self.window.set_current_source("")
+            self.window.show_no_source(f"Cannot open {st.source}", st.message)
+        else:
+            self.window.view.set_message(f"End of {st.source}", "Pick another source above, or open the same one "
+                                         "again to replay it.")
+
+    @Slot(object)
+    def _on_packet(self, packet: FramePacket) -> None:
+        self.last_packet = packet
+        self.frames_seen += 1
+        if self.window.showing_no_source:
+            self.window.show_view()
+        self.window.view.set_packet(packet)
+        emit(self.packetShown, packet)
+
+    @Slot(str)
+    def _on_pipeline_ready(self, notice: str) -> None:
+        self.model_notice = notice or None
+        if notice:
+            self.window.statusBar().showMessage(notice)
+
+    # -- attendance ------------------------------------------------------------------------------------------------
+    def _submit_sightings(self, sightings: list[Sighting]) -> None:
+        """On the vision thread: queue each voted sighting for the writer (snapshots encoded here, off the GUI)."""
+        writer = self.writer
+        if writer is None:
+            return
+        keep = self.settings.attendance.keep_snapshots
+        for s in sightings:
+            snap = None
+            if keep and s.crop is not None:
+                ok, buf = cv2.imencode(".jpg", s.crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                snap = buf.tobytes() if ok else None
+            writer.submit(CoreSighting(s.person_id, s.similarity, datetime.fromtimestamp(s.wall_time, UTC), snap))
+
+    @Slot(object)
+    def _on_event(self, ev: RecordedEvent) -> None:
+        self.events_shown.append(ev)
+        tz, _ = resolve_zone(self.settings.attendance.timezone)
+        self._note_present(ev.person_id, day_of(ev.ts, tz, self.settings.attendance.day_boundary_hour))
+        self._update_counts()
+        row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station,
+                       self.thumbnails.get(ev.person_id))
+        if ev.demoted is not None:
+            self.window.panel.set_kind(ev.demoted, "seen")
+        self.window.panel.add_event(row)
+        if ev.kind == "check-in":
+            self.window.view.flash(f"{ev.name} {KIND_FLASH[ev.kind]}")
+        log_dialog = self._dialogs.get("log")
+        if log_dialog is not None and log_dialog.isVisible():
+            log_dialog.refresh()
+
+    # -- settings --------------------------------------------------------------------------------------------------
+    @Slot()
+    def show_settings(self) -> SettingsDialog:
+        models = []
+        try:
+            from desktop_app.manifest import default_models_dir, load_manifest
+
+            models = sorted(load_manifest(default_models_dir() / "manifest.json"))
+        except Exception:  # no manifest: the field still accepts "auto"
+            pass
+        dlg = SettingsDialog(self.settings, models, self.cameras, str(self.settings_path), self.window)
+        dlg.settingsAccepted.connect(self.apply_settings)
+        self._dialogs["settings"] = dlg
+        dlg.open()
+        return dlg
+
+    @Slot(object)
+    def apply_settings(self, new: Settings) -> list[str]:
+        """Save, then apply without a restart: thresholds at the next frame, the detector / model / threads by
+        rebuilding the pipeline on the vision thread, the camera by reopening it, the database by reopening the
+        store. Returns the changed keys."""
+        old = self.settings
+        keys = changed_keys(old, new)
+        self.settings = new
+        try:
+            new.save(self.settings_path)
+        except OSError as exc:
+            QMessageBox.warning(self.window, "Settings", f"The settings apply now but could not be saved to "
+                                f"{self.settings_path}: {exc}")
+        emit(self._applySettings, new)
+        if any(k.startswith("attendance.") for k in keys) and self.writer is not None and self.engine is not None:
+            self.writer.recorder = AttendanceRecorder(self.engine, new.attendance)
+        if old.recognition.model != new.recognition.model and self._entry_override is None:
+            self.entry, self.model_notice = resolve_model(new)
+            self.model_id = model_id_of(self.entry)
+            self.window.model_status.setText(self._model_text())
+        if any(k.startswith(("storage.", "attendance.timezone", "attendance.day_boundary")) for k in keys) or (
+                old.recognition.model != new.recognition.model):
+            self.open_store()
+        if any(k in ("capture.width", "capture.height", "capture.reconnect_seconds") for k in keys) and (
+                self.current_source.strip().isdigit() or self.current_source.startswith("rtsp")):
+            self.open_source(self.current_source)
+        if "capture.source" in keys and new.capture.source != self.current_source:
+            self.open_source(new.capture.source)
+        if keys:
+            self.window.statusBar().showMessage(f"Settings saved and applied: {', '.join(keys)}", 8000)
+        return keys
+
+    # -- enrollment (the dialog's requests) --------------------------------------------------------------------------
+    def analyze(self, image: np.ndarray) -> int:
+        """Queue ``image`` for ``analyze_still`` on the vision thread; the answer comes as
+        ``worker.stillAnalyzed(request_id, image, result)``."""
+        self._requests += 1
+        emit(self.analyzeRequested, self._requests, image)
+        return self._requests
+
+    def enroll(self, captures: list[Capture], name: str | None, external_id: str | None, group: str | None,
+               *, person_id: int | None = None, largest: bool = False, confirm: bool = False,
+               replace_templates: bool = False, on_done=None, on_error=None) -> None:
+        """Check and save on the task thread. ``on_done`` gets an :class:`EnrollmentPlan` when the core asks for
+        confirmation (a face resembles someone else) and ``confirm`` is False, else the
+        :class:`EnrollmentResult`. All templates or none (one transaction)."""
+        gallery, settings = self.gallery, self.settings
+        if gallery is None:
+            if on_error is not None:
+                on_error(self.store_error or "no recognition model or database: nothing can be enrolled")
+            return
+
+        def job() -> EnrollmentPlan | EnrollmentResult:
+            enroller = Enroller(_Analyzed(captures), gallery, settings)
+            plan = enroller.prepare([(c.source, c.image) for c in captures], largest=largest, person_id=person_id)
+            if plan.needs_confirmation and not confirm:
+                return plan
+            old = list(gallery.index.templates_of(person_id)) if (replace_templates and person_id) else []
+            result = enroller.commit(plan, name, external_id, group, confirm=confirm)
+            if old:
+                gallery.delete_templates(old)  # the new ones are committed: the person is never left without
+            return result
+
+        def done(out) -> None:
+            if isinstance(out, EnrollmentResult):
+                self._after_gallery_change(out.person_id)
+            if on_done is not None:
+                on_done(out)
+
+        self.tasks.submit(job, done, on_error)
+
+    def _after_gallery_change(self, person_id: int | None = None) -> None:
+        """Counts and thumbnails follow the store; open dialogs are told."""
+        engine = self.engine
+        if engine is None:
+            return
+
+        def job():
+            with Session(reader(engine)) as s:
+                return count_people(s), first_crops(s)
+
+        def done(out) -> None:
+            self.enrolled = out[0]
+            self.thumbnails = {pid: q for pid, b in out[1].items() if (q := jpeg_to_qimage(b)) is not None}
+            self._update_counts()
+            emit(self.galleryChanged)
+
+        self.tasks.submit(job, done)
+
+    # -- reads for the dialogs (small queries; the caller's session per action) -----------------------------------
+    def session(self) -> Session:
+        """A read-only session (SQLite: DEFERRED, never waits for the writer). Raises StoreError without a store."""
+        if self.engine is None:
+            raise StoreError(self.store_error or "the database is not open yet")
+        return Session(reader(self.engine))
+
+    def groups(self) -> list[str]:
+        if self.engine is None:
+            return []
+        with self.session() as s:
+            return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
+
+    def stations(self) -> list[str]:
+        from desktop_app.gallery.store import AttendanceEvent
+
+        if self.engine is None:
+            return []
+        with self.session() as s:
+            return sorted(x for x in s.scalars(select(AttendanceEvent.station).distinct()) if x)
+
+    # -- dialogs ---------------------------------------------------------------------------------------------------
+    @Slot()
+    def show_about(self):
+        from desktop_app.ui.about_dialog import AboutDialog, model_rows, versions
+
+        pk = self.last_packet
+        speed = [("Measured FPS", f"{pk.fps:.1f}" if pk else "no frames yet")]
+        if pk:
+            speed += [(k, f"{v:.2f} ms") for k, v in pk.timings_ms.items()]
+        url = self.settings.storage.resolved_url()
+        store = [("Database", describe_url(url)), ("Status", self.store_error or "open"),
+                 ("Enrolled people", str(self.enrolled)),
+                 ("Templates in the index", str(len(self.index)) if self.index is not None else "none"),
+                 ("Index kind", self.index.kind if self.index is not None else ""),
+                 ("Model id of templates", self.model_id or "none"),
+                 ("Settings file", str(self.settings_path))]
+        if self.engine is not None and self.engine.url.get_backend_name() == "sqlite":
+            store.insert(1, ("Database file", str(self.engine.url.database)))
+        running = [("Source", self.current_source or "none"), ("Frames shown", str(self.frames_seen)),
+                   ("Recognition", self.model_notice or "available")]
+        dlg = AboutDialog([("FDFace Attendance", [("Version", _app_version())] + versions()),
+                           ("Models", model_rows(active=self.entry.name if self.entry else None)),
+                           ("Speed", speed), ("Running", running), ("Data", store)], self.window)
+        self._dialogs["about"] = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def show_enrollment(self):
+        from desktop_app.ui.enroll_dialog import EnrollDialog
+
+        dlg = EnrollDialog(self, self.window)
+        self._dialogs["enroll"] = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def show_people(self):
+        from desktop_app.ui.people_dialog import PeopleDialog
+
+        dlg = PeopleDialog(self, self.window)
+        self._dialogs["people"] = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def show_log(self):
+        from desktop_app.ui.log_dialog import LogDialog
+
+        dlg = LogDialog(self, self.window)
+        self._dialogs["log"] = dlg
+        dlg.open()
+        return dlg
+
+    # -- shutdown --------------------------------------------------------------------------------------------------
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop capture and inference, write every queued event, close the database. Cooperative throughout."""
+        if self._shut:
+            return
+        self._shut = True
+        self._camera_timer.stop()
+        self.worker.matcher = None
+        self.worker.request_stop()  # stops reading at once, from this thread
+        emit(self._shutdownWorker)  # queued: runs on the vision thread after the frame in hand, then quits it
+        if not self.worker_thread.wait(10_000):
+            log.warning("the vision thread did not stop within 10 s")
+        if self.writer is not None:
+            self.writer.close()
+        if self.gallery is not None:
+            self.tasks.submit(self.gallery.close)
+        elif self.engine is not None:
+            self.tasks.submit(self.engine.dispose)
+        self.tasks.stop()
+
+
+def first_crops(s: Session) -> dict[int, bytes]:
+    """The kept crop of each person's first template (their thumbnail), when crops are kept."""
+    rows = s.execute(select(Template.person_id, TemplateCrop.jpeg)
+                     .join(TemplateCrop, TemplateCrop.template_id == Template.id)
+                     .join(Person, Person.id == Template.person_id)
+                     .order_by(Template.person_id, Template.id)).all()
+    out: dict[int, bytes] = {}
+    for pid, jpeg in rows:
+        out.setdefault(pid, jpeg)
+    return out
+
+
+def _app_version() -> str:
+    from desktop_app import __version__
+
+    return __version__
+
+
+def create_app(args) -> tuple[QApplication, AppController]:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("FDFace Attendance")
+    app.setOrganizationName("FDFace")
+    settings, problem = load_settings(args.settings)
+    if args.db:
+        settings = settings.with_changes("storage", database_url=database_url_from_text(args.db))
+    ctl = AppController(settings, args.settings, source=args.source)
+    if problem:
+        QTimer.singleShot(0, lambda: QMessageBox.warning(ctl.window, "Settings", problem))
+    app.aboutToQuit.connect(ctl.shutdown)
+    return app, ctl
+
+
+__all__ = ["AppController", "create_app", "load_settings", "model_id_of", "StoreError"]

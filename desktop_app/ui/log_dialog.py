@@ -1,0 +1,272 @@
+"""Attendance log: a date range with person, group and station filters; the events, the daily summary and a small
+painted chart of people present per day (PySide6-Essentials has no QtCharts); CSV export through the core's
+exporter (UTF-8 with BOM, ISO times, formula-safe cells) to a file picked in a dialog."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+from PySide6.QtCore import QDate, QRectF, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.attendance.export import events_csv, summary_csv
+from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
+from desktop_app.attendance.rules import day_of, resolve_zone
+from desktop_app.gallery import store as st
+from desktop_app.ui.qtcompat import emit
+
+DEFAULT_DAYS = 7
+KIND_TEXT = {"check-in": "in", "check-out": "out", "seen": "seen"}
+
+
+def present_per_day(rows: list[DaySummary], first: date, last: date) -> list[tuple[date, int]]:
+    """People present on each day of the range (0 for days without anyone), for the chart."""
+    n = Counter(d.day for d in rows)
+    days = (last - first).days + 1
+    return [(first + timedelta(days=i), n.get(first + timedelta(days=i), 0)) for i in range(max(days, 0))]
+
+
+class DayChart(QWidget):
+    """Bars of people present per day; the value above each bar, the date below."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.data: list[tuple[date, int]] = []
+        self.setMinimumHeight(160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(600, 220)
+
+    def set_data(self, data: list[tuple[date, int]]) -> None:
+        self.data = list(data)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.base())
+        fm = p.fontMetrics()
+        if not self.data:
+            p.setPen(pal.text().color())
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No days in the range")
+            p.end()
+            return
+        top, bottom, left, right = fm.height() + 8, fm.height() * 2 + 10, 10, 10
+        area = QRectF(left, top, self.width() - left - right, self.height() - top - bottom)
+        peak = max(1, max(v for _, v in self.data))
+        n = len(self.data)
+        slot = area.width() / n
+        bar = max(2.0, slot * 0.7)
+        p.setPen(QPen(pal.mid().color(), 1))
+        p.drawLine(area.bottomLeft(), area.bottomRight())
+        every = max(1, int(n / max(1, area.width() / (fm.horizontalAdvance("00-00") + 8))) + 1)
+        for i, (d, v) in enumerate(self.data):
+            h = area.height() * v / peak
+            x = area.left() + i * slot + (slot - bar) / 2
+            r = QRectF(x, area.bottom() - h, bar, h)
+            p.fillRect(r, QColor(52, 152, 219) if d.weekday() < 5 else QColor(149, 165, 166))
+            p.setPen(pal.text().color())
+            if v:
+                p.drawText(QRectF(x - 10, r.top() - fm.height() - 2, bar + 20, fm.height()),
+                           Qt.AlignmentFlag.AlignCenter, str(v))
+            if i % every == 0:
+                p.drawText(QRectF(area.left() + i * slot - 20, area.bottom() + 4, slot + 40, fm.height()),
+                           Qt.AlignmentFlag.AlignCenter, d.strftime("%m-%d"))
+        p.drawText(QRectF(0, self.height() - fm.height() - 2, self.width(), fm.height()),
+                   Qt.AlignmentFlag.AlignCenter, "people present per day")
+        p.end()
+
+
+def _qdate(d: date) -> QDate:
+    return QDate(d.year, d.month, d.day)
+
+
+def _pydate(q: QDate) -> date:
+    return date(q.year(), q.month(), q.day())
+
+
+class LogDialog(QDialog):
+    exported = Signal(str)  # path
+
+    def __init__(self, controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("Attendance log")
+        self.resize(1060, 640)
+        a = controller.settings.attendance
+        self.tz, self.tz_name = resolve_zone(a.timezone)
+        from datetime import UTC, datetime
+
+        today = day_of(datetime.now(UTC), self.tz, a.day_boundary_hour)
+        self.first = QDateEdit(_qdate(today - timedelta(days=DEFAULT_DAYS - 1)))
+        self.last = QDateEdit(_qdate(today))
+        for w in (self.first, self.last):
+            w.setCalendarPopup(True)
+            w.setDisplayFormat("yyyy-MM-dd")
+        self.person = QComboBox()
+        self.group = QComboBox()
+        self.station = QComboBox()
+        self.refresh_btn = QPushButton("Refresh")
+        filters = QHBoxLayout()
+        for label, w in (("From", self.first), ("to", self.last), ("Person", self.person), ("Group", self.group),
+                         ("Station", self.station)):
+            filters.addWidget(QLabel(label))
+            filters.addWidget(w)
+        filters.addWidget(self.refresh_btn)
+        filters.addStretch(1)
+
+        self.events = QTableWidget(0, 7)
+        self.events.setHorizontalHeaderLabels(["Time", "Name", "External id", "Group", "Kind", "Similarity",
+                                               "Station"])
+        self.summary = QTableWidget(0, 7)
+        self.summary.setHorizontalHeaderLabels(["Day", "Name", "Group", "First in", "Last out", "Present",
+                                                "Events"])
+        for t in (self.events, self.summary):
+            t.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            t.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+            t.verticalHeader().setVisible(False)
+            t.horizontalHeader().setStretchLastSection(True)
+            t.setAlternatingRowColors(True)
+        self.chart = DayChart()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.events, "Events")
+        self.tabs.addTab(self.summary, "Daily summary")
+        self.tabs.addTab(self.chart, "Chart")
+        self.status = QLabel()
+        self.export_events_btn = QPushButton("Export events CSV…")
+        self.export_summary_btn = QPushButton("Export summary CSV…")
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.export_events_btn)
+        bottom.addWidget(self.export_summary_btn)
+        bottom.addWidget(close)
+        lay = QVBoxLayout(self)
+        lay.addLayout(filters)
+        lay.addWidget(self.tabs, 1)
+        lay.addLayout(bottom)
+
+        self.rows: list[EventRow] = []
+        self.days: list[DaySummary] = []
+        self._fill_filters()
+        for w in (self.person, self.group, self.station):
+            w.currentIndexChanged.connect(self.refresh)
+        self.first.dateChanged.connect(self.refresh)
+        self.last.dateChanged.connect(self.refresh)
+        self.refresh_btn.clicked.connect(self.refresh)
+        self.export_events_btn.clicked.connect(lambda: self.ask_export("events"))
+        self.export_summary_btn.clicked.connect(lambda: self.ask_export("summary"))
+        self.refresh()
+
+    def _fill_filters(self) -> None:
+        self.person.addItem("Everyone", None)
+        self.group.addItem("All groups", None)
+        self.station.addItem("All stations", None)
+        try:
+            with self.controller.session() as s:
+                for p in st.find_people(s):
+                    self.person.addItem(p.name + (f" ({p.external_id})" if p.external_id else ""), p.id)
+        except st.StoreError:
+            pass
+        for g in self.controller.groups():
+            self.group.addItem(g, g)
+        for x in self.controller.stations():
+            self.station.addItem(x, x)
+
+    def range(self) -> tuple[date, date]:
+        return _pydate(self.first.date()), _pydate(self.last.date())
+
+    def set_range(self, first: date, last: date) -> None:
+        self.first.blockSignals(True)
+        self.first.setDate(_qdate(first))
+        self.first.blockSignals(False)
+        self.last.setDate(_qdate(last))
+
+    @Slot()
+    def refresh(self) -> None:
+        first, last = self.range()
+        if last < first:
+            self.status.setText("The range ends before it starts.")
+            return
+        a = self.controller.settings.attendance
+        try:
+            with self.controller.session() as s:
+                self.rows = events_in_range(s, first, last, self.tz, a.day_boundary_hour,
+                                            person_id=self.person.currentData(), group=self.group.currentData(),
+                                            station=self.station.currentData())
+        except st.StoreError as exc:
+            self.rows = []
+            self.status.setText(str(exc))
+        self.days = summarize(self.rows)
+        self._fill_events()
+        self._fill_summary()
+        self.chart.set_data(present_per_day(self.days, first, last))
+        people = len({r.person_ref for r in self.rows})
+        self.status.setText(f"{len(self.rows)} event(s), {people} person(s), {len(self.days)} person-day(s) "
+                            f"({self.tz_name})")
+
+    def _fill_events(self) -> None:
+        t = self.events
+        t.setRowCount(len(self.rows))
+        for i, r in enumerate(self.rows):
+            vals = [r.local_ts.strftime("%Y-%m-%d %H:%M:%S"), r.name or r.person_ref, r.external_id or "",
+                    r.group or "", KIND_TEXT.get(r.kind, r.kind), f"{r.similarity:.3f}", r.station]
+            for j, v in enumerate(vals):
+                t.setItem(i, j, QTableWidgetItem(v))
+        t.resizeColumnsToContents()
+
+    def _fill_summary(self) -> None:
+        t = self.summary
+        t.setRowCount(len(self.days))
+        for i, d in enumerate(self.days):
+            mins = int(d.present.total_seconds() // 60)
+            vals = [d.day.isoformat(), d.name or d.person_ref, d.group or "", d.first_in.strftime("%H:%M:%S"),
+                    d.last_out.strftime("%H:%M:%S") if d.last_out else "", f"{mins // 60}:{mins % 60:02d}",
+                    str(d.events)]
+            for j, v in enumerate(vals):
+                t.setItem(i, j, QTableWidgetItem(v))
+        t.resizeColumnsToContents()
+
+    # -- export -------------------------------------------------------------------------------------------------------
+    def ask_export(self, what: str) -> None:
+        first, last = self.range()
+        default = f"attendance-{what}-{first}_{last}.csv"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {what} as CSV", default, "CSV files (*.csv)")
+        if path:
+            self.export(what, path)
+
+    def export(self, what: str, path: str | Path) -> None:
+        """Write the rows on screen with the core's exporter, on the task thread."""
+        rows, days = list(self.rows), list(self.days)
+        path = str(path)
+        if not path.lower().endswith(".csv"):
+            path += ".csv"
+
+        def job() -> int:
+            return events_csv(rows, path) if what == "events" else summary_csv(days, path)
+
+        def done(n: int) -> None:
+            self.status.setText(f"Exported {n} row(s) to {path}")
+            emit(self.exported, path)
+
+        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Export failed: {m}"))

@@ -1,0 +1,259 @@
+"""Settings: every field of :class:`desktop_app.config.Settings` a person may change, validated by Settings itself
+(the message names the field and the accepted range). The dialog only edits; the controller saves and applies."""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import fields
+from typing import Any
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.capture import CameraInfo
+from desktop_app.config import ConfigError, Settings
+from desktop_app.ui.qtcompat import emit
+
+RESOLUTIONS = [(640, 480), (640, 360), (1280, 720), (1920, 1080)]
+
+# (section, key): (label, tooltip, extra widget options). Order is the form order.
+FIELDS: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
+    ("capture", "source"): ("Source", "Camera index (0, 1…), video file, image folder or rtsp:// URL", {}),
+    ("capture", "width"): ("Width (px)", "Camera resolution asked for (the camera may pick the nearest)", {}),
+    ("capture", "height"): ("Height (px)", "", {}),
+    ("capture", "reconnect_seconds"): ("Retry a lost camera every (s)", "", {"step": 0.5, "decimals": 1}),
+    ("detector", "detect_scale"): ("Detection scale", "Frames are detected at this fraction of their size: lower "
+                                   "is faster but misses small faces", {"step": 0.05, "decimals": 2}),
+    ("detector", "score_threshold"): ("Detection threshold", "", {"step": 0.05, "decimals": 2}),
+    ("detector", "min_face_px"): ("Smallest face (px)", "Smaller faces are ignored", {}),
+    ("detector", "max_side"): ("Largest detection side (px)", "", {}),
+    ("recognition", "model"): ("Recognition model", "A model of models/manifest.json, or auto", {}),
+    ("recognition", "threshold"): ("Match threshold", "Cosine similarity a face needs to be named",
+                                   {"step": 0.01, "decimals": 3}),
+    ("recognition", "margin"): ("Margin", "How much the best person must beat the next best",
+                                {"step": 0.01, "decimals": 3}),
+    ("recognition", "vote_frames"): ("Frames to agree", "Frames a face must be recognised in before it counts", {}),
+    ("recognition", "recheck_frames"): ("Re-check every (frames)", "", {}),
+    ("attendance", "dedupe_minutes"): ("Ignore repeats for (min)", "A person seen again within this window makes "
+                                       "no new event", {"step": 1.0, "decimals": 1}),
+    ("attendance", "day_boundary_hour"): ("Day starts at (hour)", "Local hour at which a new attendance day begins",
+                                          {}),
+    ("attendance", "timezone"): ("Time zone", "IANA name such as Europe/Paris, or local", {}),
+    ("attendance", "station"): ("Station name", "Recorded with every event (which door / kiosk)", {}),
+    ("attendance", "keep_crops"): ("Keep face crops", "Lets templates be recomputed when the model changes", {}),
+    ("attendance", "keep_snapshots"): ("Keep a snapshot with each event", "", {}),
+    ("attendance", "erase_events_on_delete"): ("Deleting a person erases their events",
+                                               "Otherwise past events keep a pseudonymous reference", {}),
+    ("storage", "database_url"): ("Database", "Empty: SQLite in the user's data folder; or a file, or a "
+                                  "SQLAlchemy URL (postgresql+psycopg://…)", {}),
+    ("performance", "threads"): ("Inference threads", "0: all cores", {}),
+}
+
+TABS = [("Camera", "capture"), ("Detection", "detector"), ("Recognition", "recognition"),
+        ("Attendance", "attendance"), ("Storage", "storage"), ("Performance", "performance")]
+
+
+def database_url_from_text(text: str) -> str:
+    """A path typed or browsed becomes a SQLite URL; a URL or empty stays as it is."""
+    t = text.strip()
+    if not t or "://" in t:
+        return t
+    return f"sqlite:///{t}"
+
+
+class SettingsDialog(QDialog):
+    settingsAccepted = Signal(object)  # Settings, validated
+
+    def __init__(self, settings: Settings, models: list[str] | None = None, cameras: list[CameraInfo] | None = None,
+                 settings_path: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self._base = settings
+        self.widgets: dict[tuple[str, str], QWidget] = {}
+        tabs = QTabWidget()
+        for title, section in TABS:
+            page = QWidget()
+            form = QFormLayout(page)
+            for (sec, key), (label, tip, opts) in FIELDS.items():
+                if sec != section:
+                    continue
+                w = self._make_widget(sec, key, getattr(getattr(settings, sec), key), opts, models, cameras)
+                w.setToolTip(tip)
+                self.widgets[(sec, key)] = w
+                form.addRow(label, self._with_browse(sec, key, w))
+            tabs.addTab(page, title)
+        self.error = QLabel()
+        self.error.setObjectName("settingsError")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c0392b;")
+        self.error.hide()
+        where = QLabel(f"Saved to {settings_path}" if settings_path else "")
+        where.setStyleSheet("color: gray;")
+        where.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                        | QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: self.set_settings(Settings()))
+        lay = QVBoxLayout(self)
+        lay.addWidget(tabs)
+        lay.addWidget(self.error)
+        lay.addWidget(where)
+        lay.addWidget(self.buttons)
+
+    # -- widgets ---------------------------------------------------------------------------------------------------
+    def _make_widget(self, sec: str, key: str, value: Any, opts: dict, models: list[str] | None,
+                     cameras: list[CameraInfo] | None) -> QWidget:
+        if (sec, key) == ("recognition", "model"):
+            w = QComboBox()
+            w.setEditable(True)
+            w.addItems(["auto", *[m for m in (models or []) if m != "auto"]])
+            w.setCurrentText(str(value))
+            return w
+        if (sec, key) == ("attendance", "timezone"):
+            w = QComboBox()
+            w.setEditable(True)
+            w.addItems(["local", *sorted(zoneinfo.available_timezones())])
+            w.setCurrentText(str(value))
+            return w
+        if (sec, key) == ("capture", "source"):
+            w = QComboBox()
+            w.setEditable(True)
+            for c in cameras or []:
+                w.addItem(str(c.index))
+            w.setCurrentText(str(value))
+            return w
+        if isinstance(value, bool):
+            w = QCheckBox()
+            w.setChecked(value)
+            return w
+        if isinstance(value, int):
+            w = QSpinBox()
+            w.setRange(-1_000_000, 1_000_000_000)  # Settings.validate owns the real range and says it
+            w.setValue(value)
+            return w
+        if isinstance(value, float):
+            w = QDoubleSpinBox()
+            w.setDecimals(opts.get("decimals", 2))
+            w.setRange(-1e6, 1e6)
+            w.setSingleStep(opts.get("step", 0.1))
+            w.setValue(value)
+            return w
+        w = QLineEdit(str(value))
+        return w
+
+    def _with_browse(self, sec: str, key: str, w: QWidget) -> QWidget:
+        if (sec, key) not in (("storage", "database_url"), ("capture", "source")):
+            return w
+        box = QWidget()
+        h = QHBoxLayout(box)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(w, 1)
+        b = QPushButton("Browse…")
+        h.addWidget(b)
+        if sec == "storage":
+            w.setPlaceholderText("default: SQLite in the user's data folder")
+            b.clicked.connect(self._browse_database)
+        else:
+            b.clicked.connect(self._browse_source)
+        return box
+
+    def _browse_database(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Database file", "attendance.db", "SQLite database (*.db)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.widgets[("storage", "database_url")].setText(database_url_from_text(path))
+
+    def _browse_source(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Video file")
+        if path:
+            self.widgets[("capture", "source")].setCurrentText(path)
+
+    # -- values ----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _value(w: QWidget) -> Any:
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            return w.value()
+        if isinstance(w, QComboBox):
+            return w.currentText().strip()
+        if isinstance(w, QLineEdit):
+            return w.text().strip()
+        raise TypeError(type(w))
+
+    def values(self) -> dict[str, dict[str, Any]]:
+        d = self._base.to_dict()
+        for (sec, key), w in self.widgets.items():
+            d[sec][key] = self._value(w)
+        d["storage"]["database_url"] = database_url_from_text(d["storage"]["database_url"])
+        return d
+
+    def settings(self) -> Settings:
+        """The edited settings, validated; raises ConfigError naming the field."""
+        return Settings.from_dict(self.values())
+
+    @Slot(object)
+    def set_settings(self, s: Settings) -> None:
+        for (sec, key), w in self.widgets.items():
+            v = getattr(getattr(s, sec), key)
+            if isinstance(w, QCheckBox):
+                w.setChecked(bool(v))
+            elif isinstance(w, QSpinBox | QDoubleSpinBox):
+                w.setValue(v)
+            elif isinstance(w, QComboBox):
+                w.setCurrentText(str(v))
+            elif isinstance(w, QLineEdit):
+                w.setText(str(v))
+
+    def set_field(self, section: str, key: str, value: Any) -> None:
+        """Set one field as a person would (for tests and scripted use)."""
+        w = self.widgets[(section, key)]
+        if isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setValue(value)
+        elif isinstance(w, QComboBox):
+            w.setCurrentText(str(value))
+        else:
+            w.setText(str(value))
+
+    def accept(self) -> None:
+        try:
+            s = self.settings()
+        except ConfigError as exc:
+            self.error.setText(f"Not saved: {exc}")
+            self.error.show()
+            return
+        self.error.hide()
+        emit(self.settingsAccepted, s)
+        super().accept()
+
+
+def changed_keys(old: Settings, new: Settings) -> list[str]:
+    """'section.key' of every value that differs."""
+    out = []
+    for f in fields(old):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        for g in fields(a):
+            if getattr(a, g.name) != getattr(b, g.name):
+                out.append(f"{f.name}.{g.name}")
+    return out

@@ -1,0 +1,260 @@
+"""The one worker that owns capture and inference. It lives on its own QThread and talks to the GUI only through
+typed signals carrying copies (a QImage detached from the frame buffer, frozen result records); it stops
+cooperatively: ``shutdown`` is queued to it and the thread's event loop then quits (never ``terminate``).
+
+The work itself is the headless core's: :class:`desktop_app.capture.CaptureReader` reads the source on its own
+thread, :class:`desktop_app.vision.pipeline.Pipeline` detects, tracks, embeds and votes, and a ``matcher``
+callable (the gallery's decision) names faces. Nothing here decides who someone is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
+
+from desktop_app.capture import CaptureReader, CaptureState, CaptureStatus, SourceError, open_source
+from desktop_app.config import Settings
+from desktop_app.manifest import ModelEntry
+from desktop_app.ui.qtcompat import emit, emitter
+from desktop_app.vision.types import Face, FrameResult
+
+log = logging.getLogger(__name__)
+
+FPS_WINDOW = 30  # frames over which the displayed FPS is measured
+SIGHTING_INTERVAL_S = 1.0  # a person seen continuously is reported to attendance at most this often
+
+
+def bgr_to_qimage(img: np.ndarray) -> QImage:
+    """A QImage that owns a copy of the pixels of a BGR uint8 [H, W, 3] (or grey [H, W]) array."""
+    a = np.ascontiguousarray(img)
+    h, w = a.shape[:2]
+    if a.ndim == 2:
+        return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8).copy()
+    return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_BGR888).copy()
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A voted identity in one frame: what attendance acts on."""
+
+    person_id: int
+    name: str
+    similarity: float
+    track_id: int
+    wall_time: float
+    crop: np.ndarray | None = None  # aligned 112x112 BGR, for a snapshot when the settings keep them
+
+
+@dataclass(frozen=True)
+class FramePacket:
+    """One processed frame for the GUI. ``image`` is a detached QImage; ``frame`` the BGR array (not shared with
+    the worker any more: the reader allocates a new one per frame) for enrollment captures; ``result`` the
+    pipeline's frozen result."""
+
+    image: QImage
+    frame: np.ndarray
+    result: FrameResult
+    index: int
+    position_s: float
+    fps: float
+    source: str
+    wall_time: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def faces(self) -> tuple[Face, ...]:
+        return self.result.faces
+
+
+Matcher = Callable[[np.ndarray], list]
+
+
+class VisionWorker(QObject):
+    """Capture + inference on one thread. Create it, ``moveToThread``, connect, start the thread; then drive it
+    with its slots through queued signals or ``QMetaObject.invokeMethod``."""
+
+    frameReady = Signal(object)  # FramePacket
+    statusChanged = Signal(object)  # CaptureStatus
+    sourceFinished = Signal(object)  # CaptureStatus: ENDED or FAILED (a file/folder is done; nothing will come)
+    sightings = Signal(object)  # list[Sighting]
+    stillAnalyzed = Signal(int, object, object)  # request id, BGR image, FrameResult
+    pipelineReady = Signal(str)  # notice ('' when recognition is available)
+    error = Signal(str)
+
+    def __init__(self, settings: Settings, embedder_entry: ModelEntry | None = None, pace: bool | None = None,
+                 pipeline_factory: Callable[[Settings, ModelEntry | None], object] | None = None) -> None:
+        super().__init__()
+        self._settings = settings
+        self._entry = embedder_entry
+        self._pace = pace
+        self._factory = pipeline_factory or _default_pipeline
+        self._pipeline = None
+        self._reader: CaptureReader | None = None
+        self._timer: QTimer | None = None
+        self._paused = False
+        self._times: deque[float] = deque(maxlen=FPS_WINDOW)
+        self._last_sighting: dict[int, float] = {}
+        self.matcher: Matcher | None = None  # assigned from the GUI thread; read once per frame (atomic)
+        self.frames_processed = 0
+        self._stopping = False
+
+    # -- lifecycle (worker thread) ----------------------------------------------------------------------------
+    @Slot()
+    def initialize(self) -> None:
+        """Connected to ``QThread.started``: objects that must live on this thread are made here."""
+        self._timer = QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+        self._build_pipeline()
+
+    def _build_pipeline(self) -> None:
+        try:
+            self._pipeline = self._factory(self._settings, self._entry)
+            notice = getattr(self._pipeline, "notice", None) or ""
+        except Exception as exc:  # no detector: nothing can run, say so
+            log.exception("cannot build the pipeline")
+            self._pipeline = None
+            notice = f"the face detector could not start: {exc}"
+            emit(self.error, notice)
+        emit(self.pipelineReady, notice)
+
+    @Slot(object)
+    def apply_settings(self, settings: Settings) -> None:
+        """Thresholds apply from the next frame; detector, model or thread changes rebuild the pipeline here."""
+        old, self._settings = self._settings, settings
+        rebuild = (old.detector != settings.detector or old.performance != settings.performance
+                   or old.recognition.model != settings.recognition.model
+                   or old.recognition.vote_frames != settings.recognition.vote_frames
+                   or old.recognition.recheck_frames != settings.recognition.recheck_frames)
+        if rebuild or self._pipeline is None:
+            self._build_pipeline()
+        else:
+            self._pipeline.settings = settings
+
+    def request_stop(self) -> None:
+        """Any thread: stop reading now; the owner then quits the thread's event loop and waits for it."""
+        self._stopping = True
+        r = self._reader
+        if r is not None:
+            r.stop()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Queued last: stop reading, drop this thread's timer here (it cannot be stopped from another thread),
+        and end the thread's event loop."""
+        self._stopping = True
+        self._close_reader()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.setParent(None)
+            self._timer = None
+        self._pipeline = None
+        QThread.currentThread().quit()
+
+    # -- sources ----------------------------------------------------------------------------------------------
+    @Slot(str)
+    def open_source(self, spec: str) -> None:
+        self._close_reader()
+        c = self._settings.capture
+        try:
+            source = open_source(spec, c.width, c.height)
+        except SourceError as exc:
+            st = CaptureStatus(CaptureState.FAILED, str(exc), spec)
+            emit(self.statusChanged, st)
+            emit(self.sourceFinished, st)
+            return
+        self._reader = CaptureReader(source, reconnect_seconds=c.reconnect_seconds, pace=self._pace,
+                                     on_status=emitter(self.statusChanged))
+        if self._pipeline is not None and hasattr(self._pipeline, "reset_tracking"):
+            self._pipeline.reset_tracking()
+        self._times.clear()
+        self._last_sighting.clear()
+        self._reader.start()
+        if self._timer is not None and not self._paused:
+            self._timer.start()
+
+    @Slot()
+    def close_source(self) -> None:
+        self._close_reader()
+
+    def _close_reader(self) -> None:
+        r, self._reader = self._reader, None
+        if self._timer is not None:
+            self._timer.stop()
+        if r is not None:
+            r.stop()
+
+    @Slot(bool)
+    def set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        if self._timer is None:
+            return
+        if paused:
+            self._timer.stop()
+        elif self._reader is not None:
+            self._times.clear()
+            self._timer.start()
+
+    # -- stills (enrollment captures and photo imports) ---------------------------------------------------------
+    @Slot(int, object)
+    def analyze_still(self, request_id: int, image: object) -> None:
+        """Every face of one image with quality and embedding, for enrollment. Runs between frames."""
+        if self._pipeline is None:
+            emit(self.stillAnalyzed, request_id, image, FrameResult(error="the face detector is not available"))
+            return
+        emit(self.stillAnalyzed, request_id, image, self._pipeline.analyze_still(image))
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    @Slot()
+    def _tick(self) -> None:
+        reader = self._reader
+        if reader is None or self._pipeline is None or self._stopping:
+            if self._timer is not None:
+                self._timer.stop()
+            return
+        frame = reader.get(timeout=0.02)
+        if frame is None:
+            if reader.finished:
+                self._close_reader()
+                emit(self.sourceFinished, reader.status)
+            return
+        result: FrameResult = self._pipeline.process(frame.image, self.matcher)
+        now = time.monotonic()
+        self._times.append(now)
+        fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 else 0.0
+        self.frames_processed += 1
+        packet = FramePacket(
+            image=bgr_to_qimage(frame.image), frame=frame.image, result=result, index=frame.index,
+            position_s=frame.position_s, fps=fps, source=frame.origin, wall_time=frame.wall_time,
+            timings_ms=dict(result.timings_ms),
+        )
+        emit(self.frameReady, packet)
+        seen = self._sightings(result, frame.wall_time)
+        if seen:
+            emit(self.sightings, seen)
+
+    def _sightings(self, result: FrameResult, wall_time: float) -> list[Sighting]:
+        out = []
+        for f in result.named():
+            if f.person_id is None:
+                continue
+            pid = int(f.person_id)
+            last = self._last_sighting.get(pid)
+            if last is not None and abs(wall_time - last) < SIGHTING_INTERVAL_S:
+                continue
+            self._last_sighting[pid] = wall_time
+            out.append(Sighting(pid, f.name or "", float(f.similarity), f.track_id, wall_time, f.crop))
+        return out
+
+
+def _default_pipeline(settings: Settings, entry: ModelEntry | None):
+    from desktop_app.vision.pipeline import Pipeline
+
+    return Pipeline(settings, embedder_entry=entry)
