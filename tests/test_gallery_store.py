@@ -212,3 +212,10 @@ def test_clear_message_for_a_locked_database(tmp_path, monkeypatch) -> None:
         other.execute("ROLLBACK")
         other.close()
         e.dispose()
+
+
+def test_clear_message_for_an_unreachable_server() -> None:
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver (extra 'postgres') is not installed")
+    with pytest.raises(st.StoreError, match="cannot reach the database server") as err:
+        st.open_engine("postgresql+psycopg://kiosk:s3cret@127.0.0.1:1/attendance")
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)

@@ -303,7 +303,8 @@ def schema_version(engine: Engine) -> str | None:
 def friendly_error(exc: BaseException, url: str | None = None) -> StoreError:
     """Turn a driver error into a :class:`StoreError` whose message a person can act on."""
     where = f" ({describe_url(url)})" if url else ""
-    text = str(getattr(exc, "orig", None) or exc)
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line (drivers add hints on new lines)
+    text = text.split(" (Background on this error at:")[0]
     low = text.lower()
     if "locked" in low or "busy" in low:
         return StoreError(f"the database is busy{where}: another program is writing to it and did not finish "

@@ -1,0 +1,97 @@
+"""The store, the gallery and the attendance rules on PostgreSQL (several kiosks sharing one gallery).
+
+Runs when ``FDFACE_TEST_POSTGRES_URL`` names a database (e.g. postgresql+psycopg://postgres@127.0.0.1/fdface_test)
+and a driver is installed; skips otherwise. Everything happens in a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from desktop_app.attendance.recorder import AttendanceRecorder
+from desktop_app.attendance.reports import absent_people, daily_summary
+from desktop_app.config import AttendanceSettings
+from desktop_app.gallery import store as st
+from desktop_app.gallery.service import Gallery
+
+URL = os.environ.get("FDFACE_TEST_POSTGRES_URL", "")
+pytestmark = pytest.mark.skipif(not URL, reason="set FDFACE_TEST_POSTGRES_URL to a PostgreSQL database to run")
+
+
+@pytest.fixture
+def pg():
+    try:
+        admin = create_engine(URL)
+        with admin.begin() as c:
+            schema = f"fdface_test_{uuid.uuid4().hex[:10]}"
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # no driver, no server
+        pytest.skip(f"PostgreSQL at {st.describe_url(URL)} not usable: {exc}")
+    engine = st.open_engine(URL, connect_args={"options": f"-csearch_path={schema}"})
+    yield engine
+    engine.dispose()
+    with admin.begin() as c:
+        c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def vec(seed: int, dim: int = 32) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_schema_people_templates_events_on_postgres(pg) -> None:
+    assert st.schema_version(pg) == st.SCHEMA_HEAD
+    with Session(pg) as s, s.begin():
+        a = st.add_person(s, "Ada", external_id="E1", group="eng")
+        b = st.add_person(s, "Bob", group="eng")
+        st.add_templates(s, a.id, [st.NewTemplate(vec(i), "m@1", crop_jpeg=b"c") for i in range(3)])
+        st.add_templates(s, b.id, [st.NewTemplate(vec(9), "m@1")])
+        ids = a.id, b.id
+    with Session(pg) as s, s.begin(), pytest.raises(st.StoreError, match="already belongs"):
+        st.add_person(s, "Eve", external_id="E1")
+    with pytest.raises(Exception, match="(?i)unique"), Session(pg) as s, s.begin():
+        s.add(st.Person(name="Raw", external_id="E1"))
+
+    g = Gallery(pg, "m@1", 32)
+    g.load()
+    assert len(g.index) == 4 and g.index.names == {ids[0]: "Ada", ids[1]: "Bob"}
+    (m,) = g.decide(vec(1), 0.5, 0.0)
+    assert m.person_id == ids[0]
+
+    t0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+    rec = AttendanceRecorder(pg, AttendanceSettings(timezone="UTC", day_boundary_hour=0))
+    assert rec.record(ids[0], 0.9, ts=t0).kind == "check-in"
+    assert rec.record(ids[0], 0.9, ts=t0 + timedelta(minutes=1)) is None
+    assert rec.record(ids[0], 0.9, ts=t0 + timedelta(hours=8)).kind == "check-out"
+    with Session(pg) as s:
+        days = daily_summary(s, date(2026, 6, 1), date(2026, 6, 1), UTC, 0)
+        assert [(d.name, d.present) for d in days] == [("Ada", timedelta(hours=8))]
+        assert [p.name for p in absent_people(s, date(2026, 6, 1), UTC, 0)] == ["Bob"]
+
+    er = g.delete_person(ids[0])
+    assert er.templates == 3 and er.events_pseudonymised == 2 and len(g.index) == 1
+    with Session(pg) as s:
+        days = daily_summary(s, date(2026, 6, 1), date(2026, 6, 1), UTC, 0)
+        assert days[0].name is None and days[0].person_ref.startswith("anon-")
+
+
+def test_a_second_kiosk_sees_new_enrollments_on_refresh(pg) -> None:
+    one, two = Gallery(pg, "m@1", 32), Gallery(pg, "m@1", 32)
+    one.load()
+    two.load()
+    with Session(pg) as s, s.begin():
+        p = st.add_person(s, "New")
+        rows = st.add_templates(s, p.id, [st.NewTemplate(vec(3), "m@1")])
+        pid, tids = p.id, [r.id for r in rows]
+    one.index_added(pid, "New", tids, vec(3)[None])
+    assert len(one.index) == 1 and len(two.index) == 0
+    assert two.refresh() and two.index.names == {pid: "New"}
+    assert not two.refresh()
