@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus  # noqa: E402
 from desktop_app.config import Settings  # noqa: E402
@@ -161,7 +161,7 @@ def test_about_dialog_reports_versions_models_and_paths(make_app, qtbot):
 
 
 # ----------------------------------------------------------------------------------------------------- enrollment
-def test_photo_import_refusals_duplicate_warning_and_atomic_save(make_app, qtbot, tmp_path):
+def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_app, qtbot, tmp_path, monkeypatch):
     ctl = make_app(source="")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
@@ -219,6 +219,24 @@ def test_photo_import_refusals_duplicate_warning_and_atomic_save(make_app, qtbot
     assert people.templates.count() == len(amy.template_ids)
     assert not people.templates.item(0).icon().isNull(), "kept crops are shown as thumbnails"
 
+    # edit, then delete with confirmation: the store and the index forget her
+    people.group.setCurrentText("Physics")
+    with qtbot.waitSignal(people.changed, timeout=WAIT_MS):
+        people.save_btn.click()
+    with Session(ctl.engine) as s:
+        assert s.get(st.Person, amy.person_id).group == "Physics"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    people.delete_btn.click()
+    assert people.rows and ctl.gallery.index.templates_of(amy.person_id).size == len(amy.template_ids)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(people.changed, timeout=WAIT_MS):
+        people.delete_btn.click()
+    qtbot.waitUntil(lambda: not people.rows, timeout=WAIT_MS)
+    with Session(ctl.engine) as s:
+        assert s.get(st.Person, amy.person_id) is None and not list(s.scalars(select(st.Template.id)))
+    assert ctl.gallery.index.templates_of(amy.person_id).size == 0
+    qtbot.waitUntil(lambda: ctl.window.panel.enrolled == 0, timeout=WAIT_MS)
+
 
 def enroll_from_clip(ctl: AppController, qtbot, name: str, frames: range, min_size: float, want: int,
                      largest: bool = False) -> EnrollDialog:
@@ -274,7 +292,7 @@ def test_enroll_two_people_from_the_clip_then_they_are_named_and_logged(make_app
     # the side panel shows the check-ins as they were committed
     qtbot.waitUntil(lambda: len(ctl.events_shown) >= 2, timeout=WAIT_MS)
     texts = ctl.window.panel.texts()
-    assert any("Singer" in t and "in" in t for t in texts)
+    assert any("Singer  ·  in" in t for t in texts), texts
     assert ctl.window.panel.present >= 2 and ctl.window.panel.enrolled == 2
     events = store_events(ctl)
     assert {e.id for e in events} == {e.id for e in ctl.events_shown}
@@ -293,6 +311,10 @@ def test_enroll_two_people_from_the_clip_then_they_are_named_and_logged(make_app
     assert [(int(r["event_id"]), r["name"], r["kind"]) for r in rows] == [
         (e.id, names[e.person_id], e.kind) for e in events]
     assert log.chart.data and log.chart.data[-1][1] == len({e.person_id for e in events})
+    singer_id = singer.result.person_id
+    log.person.setCurrentIndex(log.person.findData(singer_id))
+    assert log.events.rowCount() == sum(e.person_id == singer_id for e in events) >= 1
+    assert {r.name for r in log.rows} == {"Singer"}
 
 
 def test_ui_thread_stays_responsive_while_a_video_plays(make_app, qtbot):

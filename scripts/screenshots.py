@@ -1,0 +1,204 @@
+"""Screenshots of the desktop app taken on a real X server (Xvfb), for the README.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--video CLIP] [--display :N]
+
+What it does, as a person would: starts Xvfb (unless --display is given), opens the main window on the sample
+clip with a fresh temporary database, enrols the singer through the enrollment dialog from captures taken while
+the live guidance is green, waits until he is named and checked in, and saves:
+
+- main.png: the live view (boxes, name and similarity, FPS and per-stage ms) and today's events;
+- enroll.png: the enrollment dialog during captures (guidance, thumbnails, a refused photo with its reason);
+- people.png: the people manager with the enrolled person's template thumbnails;
+- log.png and log-chart.png: the attendance log (events, then the per-day chart). The log shows the clip's
+  check-in plus a week of demonstration events written through the core's AttendanceRecorder with past
+  timestamps, so that the chart has several days to show; they are labelled station "demo".
+
+Images are grabbed from the X server's screen (QScreen.grabWindow), i.e. what the server displays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def start_xvfb(size: str) -> tuple[subprocess.Popen, str]:
+    if not shutil.which("Xvfb"):
+        raise SystemExit("Xvfb is not installed: apt-get install -y xvfb (or pass --display :N)")
+    for n in range(90, 140):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    else:
+        raise SystemExit("no free X display number between :90 and :139")
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = Path(f"/tmp/.X11-unix/X{n}")
+    for _ in range(100):
+        if sock.exists():
+            return proc, f":{n}"
+        if proc.poll() is not None:
+            raise SystemExit(f"Xvfb :{n} exited with {proc.returncode}")
+        time.sleep(0.05)
+    proc.terminate()
+    raise SystemExit(f"Xvfb :{n} did not start")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
+    ap.add_argument("--video", default=str(REPO.parent / "shared" / "media" / "video" / "short_hamilton_clip.mp4"))
+    ap.add_argument("--photos", default=str(REPO.parent / "shared" / "media" / "scenes" / "bbt1.jpg"),
+                    help="a photo the enrollment dialog refuses (several faces), to show a refusal")
+    ap.add_argument("--display", help="use this X display instead of starting Xvfb")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    xvfb = None
+    if args.display:
+        os.environ["DISPLAY"] = args.display
+    else:
+        xvfb, os.environ["DISPLAY"] = start_xvfb("1400x900")
+    os.environ.pop("QT_QPA_PLATFORM", None)
+    try:
+        return run(args)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(10)
+
+
+def run(args) -> int:
+    from desktop_app.ui.qtenv import prepare_qt_environment
+
+    prepare_qt_environment()
+    from PySide6.QtCore import QElapsedTimer
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_app.config import Settings
+    from desktop_app.ui.controller import AppController
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="fdface-shots-"))
+    app = QApplication.instance() or QApplication(["fdface-screenshots"])
+    settings = (Settings().with_changes("storage", database_url=f"sqlite:///{tmp / 'attendance.db'}")
+                .with_changes("performance", threads=args.threads)
+                .with_changes("attendance", station="front-door")
+                .with_changes("recognition", recheck_frames=5))
+    ctl = AppController(settings, tmp / "settings.toml", source="", pace=True, camera_lister=lambda: [])
+    ctl.window.resize(1280, 720)
+    ctl.window.move(0, 0)
+
+    def wait(pred, seconds: float, what: str) -> None:
+        t = QElapsedTimer()
+        t.start()
+        while not pred():
+            app.processEvents()
+            time.sleep(0.005)
+            if t.elapsed() > seconds * 1000:
+                raise SystemExit(f"timed out waiting for {what}")
+
+    def shot(widget, name: str) -> None:
+        widget.raise_()
+        widget.activateWindow()
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.01)
+        g = widget.frameGeometry()
+        img = QGuiApplication.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height())
+        path = out / name
+        img.save(str(path))
+        print(f"wrote {path} ({img.width()}x{img.height()})")
+
+    try:
+        return take(app, ctl, settings, args, wait, shot)
+    finally:
+        ctl.shutdown()
+
+
+def take(app, ctl, settings, args, wait, shot) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from PySide6.QtCore import QTimer
+
+    ready = []
+    ctl.storeReady.connect(lambda: ready.append(1))
+    ctl.start()
+    wait(lambda: ready, 60, "the database")
+    ctl.open_source(args.video)
+
+    # enrol the singer from live captures (frames ~85-120: he faces the camera from the third second on)
+    dlg = ctl.show_enrollment()
+    dlg.move(60, 40)
+    dlg.name.setText("Lin-Manuel Miranda")
+    dlg.external_id.setText("S-1001")
+    dlg.group.setCurrentText("Performers")
+    taken: list[int] = []
+
+    def on_packet(pk) -> None:
+        spaced = pk.index - max(taken, default=0) > 6
+        if 85 <= pk.index <= 125 and len(taken) < 4 and dlg.ready and not dlg.busy and spaced:
+            taken.append(pk.index)
+            dlg.capture()
+
+    ctl.packetShown.connect(on_packet)
+    wait(lambda: len(taken) >= 4 or (ctl.last_packet is not None and ctl.last_packet.index > 125), 120, "captures")
+    ctl.packetShown.disconnect(on_packet)
+    if args.photos and Path(args.photos).exists():
+        dlg.import_photos([args.photos])
+    wait(lambda: not dlg.busy, 60, "the captures' analysis")
+    shot(dlg, "enroll.png")
+    if not dlg.usable:
+        raise SystemExit("no capture was usable, nothing to enrol: " + "; ".join(str(r) for r in dlg.refusals))
+    done = []
+    dlg.enrolled.connect(lambda r: done.append(r))
+    dlg.save_btn.click()
+    wait(lambda: done, 60, "the enrollment to be saved")
+
+    # the main window once the singer is named and his check-in is flashing
+    def named() -> bool:
+        pk = ctl.last_packet
+        return (pk is not None and any(f.name and f.extra.get("voted") for f in pk.faces)
+                and bool(ctl.window.view.flash_text or ctl.events_shown))
+
+    wait(named, 120, "the singer to be named")
+    shot(ctl.window, "main.png")
+
+    # a week of demonstration events through the core's recorder (past timestamps), for the log and its chart
+    from desktop_app.attendance.recorder import AttendanceRecorder
+
+    pid = done[0].person_id
+    demo = AttendanceRecorder(ctl.engine, settings.with_changes("attendance", station="demo").attendance)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for d in range(1, 7):
+        day = now - timedelta(days=d)
+        if day.weekday() < 5:
+            demo.record(pid, 0.71, ts=day.replace(hour=8) + timedelta(minutes=7 * d))
+            demo.record(pid, 0.69, ts=day.replace(hour=16) + timedelta(minutes=11 * d))
+    people = ctl.show_people()
+    people.move(40, 40)
+    people.select(pid)
+    shot(people, "people.png")
+    people.accept()
+    log = ctl.show_log()
+    log.move(40, 40)
+    log.refresh()
+    shot(log, "log.png")
+    log.tabs.setCurrentWidget(log.chart)
+    QTimer.singleShot(0, lambda: None)
+    shot(log, "log-chart.png")
+    log.accept()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
