@@ -297,3 +297,26 @@ def test_plan_for_missing_person(pipeline, settings) -> None:
     with pytest.raises(EnrollmentError, match="no person #999"):
         en.commit(EnrollmentPlan(plan.accepted, (), (), person_id=999))
     g.close()
+
+
+def test_refresh_picks_up_another_kiosks_changes(tmp_path) -> None:
+    """Two app instances on one database: enrollment, renaming and deactivation by one reach the other."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    settings = Settings().with_changes("storage", database_url=url)
+    a = Gallery.open(settings, "m@1", 8, persist_index=False)
+    b = Gallery.open(settings, "m@1", 8, persist_index=False)
+    v = np.eye(8, dtype=np.float32)
+    with Session(a.engine) as s, s.begin():
+        p = st.add_person(s, "Ada")
+        rows = st.add_templates(s, p.id, [st.NewTemplate(v[0], "m@1"), st.NewTemplate(v[1], "m@1")])
+        pid, tids = p.id, [r.id for r in rows]
+    a.index_added(pid, "Ada", tids, v[:2])
+    assert not a.refresh()  # its own change is already in
+    assert b.refresh() and b.index.names == {pid: "Ada"} and len(b.index) == 2
+    assert not b.refresh()
+    a.rename(pid, "Ada L.")
+    assert b.refresh() and b.index.names == {pid: "Ada L."}
+    a.set_active(pid, False)
+    assert b.refresh() and len(b.index) == 0
+    a.close()
+    b.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -76,6 +76,7 @@ class Gallery:
         self._closed = False
         self.index_path = Path(index_path) if index_path else None
         self.fingerprint = ""
+        self.names_fingerprint = ""
         self.load_source = ""  # "file" or "store": how the index was last loaded
         self.load_seconds = 0.0
 
@@ -98,8 +99,8 @@ class Gallery:
         t0 = time.perf_counter()
         with st.store_errors(self.url), Session(st.reader(self.engine)) as s:
             fp = self._fingerprint(s)
-            names = {pid: name for pid, name in s.execute(
-                select(st.Person.id, st.Person.name).where(st.Person.active.is_(True)))}
+            names = self._names(s)
+            self.names_fingerprint = self._names_fingerprint(s)
             if self.index_path is not None and self.index.load(self.index_path, fp):
                 self.load_source = "file"
             else:
@@ -131,17 +132,35 @@ class Gallery:
             log.warning("could not save the gallery index to %s: %s", self.index_path, exc)
 
     def refresh(self) -> bool:
-        """Reload when another process (another kiosk on the same database) changed the templates."""
-        with Session(st.reader(self.engine)) as s:
+        """Catch up with another process (another kiosk on the same database): reload the index when templates
+        changed, the names when people were renamed. True when anything was reloaded."""
+        with st.store_errors(self.url), Session(st.reader(self.engine)) as s:
             fp = self._fingerprint(s)
-        if fp == self.fingerprint:
-            return False
-        self.load()
-        return True
+            names_fp = self._names_fingerprint(s)
+        if fp != self.fingerprint:
+            self.load()
+            return True
+        if names_fp != self.names_fingerprint:
+            with Session(st.reader(self.engine)) as s:
+                self.index.names = self._names(s)
+                self.names_fingerprint = self._names_fingerprint(s)
+            return True
+        return False
+
+    @staticmethod
+    def _names(s: Session) -> dict[int, str]:
+        return {pid: name for pid, name in s.execute(
+            select(st.Person.id, st.Person.name).where(st.Person.active.is_(True)))}
+
+    @staticmethod
+    def _names_fingerprint(s: Session) -> str:
+        n, last = s.execute(select(func.count(st.Person.id), func.max(st.Person.updated_at))).one()
+        return f"{n}|{last}"
 
     def _note_change(self) -> None:
         with Session(st.reader(self.engine)) as s:
             self.fingerprint = self._fingerprint(s)
+            self.names_fingerprint = self._names_fingerprint(s)
 
     # ------------------------------------------------------------------ recognition
     def decide(self, embeddings: np.ndarray, threshold: float, margin: float) -> list[Match]:
@@ -199,6 +218,7 @@ class Gallery:
             name = p.name
         if person_id in self.index.person_ids:
             self.index.set_name(person_id, name)
+        self._note_change()
 
     # ------------------------------------------------------------------ model changes
     def stale(self) -> StaleReport:
