@@ -219,3 +219,13 @@ def test_clear_message_for_an_unreachable_server() -> None:
     with pytest.raises(st.StoreError, match="cannot reach the database server") as err:
         st.open_engine("postgresql+psycopg://kiosk:s3cret@127.0.0.1:1/attendance")
     assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_clear_message_for_a_read_only_database(tmp_path) -> None:
+    """Works as root too (unlike file permissions): SQLite opened read-only refuses every write."""
+    st.open_engine(f"sqlite:///{tmp_path / 'g.db'}").dispose()
+    ro = st.open_engine(f"sqlite:///file:{tmp_path / 'g.db'}?mode=ro&uri=true")
+    with pytest.raises(st.StoreError, match="cannot be written.*readonly"), st.store_errors(), \
+            Session(ro) as s, s.begin():
+        st.add_person(s, "Nobody")
+    ro.dispose()
