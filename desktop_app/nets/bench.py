@@ -321,10 +321,19 @@ def run_bench(
                 pass
         say(f"{label}: " + ", ".join(f"{t}T {v:.2f} ms" for t, v in ms.items()))
         acts = onnx_activations(path)
-        note = f"{label}: activations {acts}; {path}" if acts else str(path)
+        note = f"{label}: {_show(path)}" + (f"; activations {acts}" if acts else "")
         rows.append(Timing(label, kind, size, onnx_params_m(path), macs, f, ms, note=note))
     fits = eq4_fits(rows, threads)
     return BenchResult(rows, tuple(threads), repeats, warmup, fits, meta)
+
+
+def _show(path: Path) -> str:
+    """A path relative to the checkout (../shared/... for the shared data) when it lies there."""
+    p = Path(path).resolve()
+    for base, prefix in ((REPO, ""), (REPO.parent, "../")):
+        if p.is_relative_to(base):
+            return prefix + str(p.relative_to(base))
+    return str(p)
 
 
 def eq4_fits(rows: Sequence[Timing], threads: Sequence[int]) -> list[Eq4Fit]:
@@ -366,7 +375,7 @@ def render_markdown(res: BenchResult, command: str, provisional: bool = False) -
     out = ["## Network latency on this CPU (`fdface bench nets`)", ""]
     if provisional:
         out += ["> **Provisional**: figures taken while a training run loaded the CPU; rerun after it with the "
-                "command below.", ""]
+                "defaults and without `--provisional`: `fdface bench nets --write docs/BENCHMARKS.md`.", ""]
     m = res.meta
     out += [
         f"Command: `{command}`  ",
