@@ -134,3 +134,23 @@ def test_run_on_a_video_tracks_votes_and_dedupes(db, tmp_path, capsys) -> None:
     events = [json.loads(line) for line in out.splitlines()]
     assert [(e["name"], e["kind"]) for e in events] == [("Lead", "check-in")], events
     assert "150 frame(s), 1 event(s)" in err
+
+
+def test_model_change_is_caught_up_from_kept_crops(db, tmp_path, capsys) -> None:
+    """Templates of an older model (here: relabelled in the database) are recomputed from their crops before use."""
+    from sqlalchemy import create_engine, text
+
+    url, cfg = db
+    c = ("--config", str(cfg), "--threads", "1")
+    code, out, err = run(capsys, "enroll", "Amy", photo("amy", 1), photo("amy", 2), *c)
+    assert code == 0, err
+    eng = create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("UPDATE templates SET model_id = 'fdfacenet@000000000000'"))
+    eng.dispose()
+    code, out, err = run(capsys, "gallery", "status", *c)
+    assert "stale      2 template(s) of another model" in out and "index      exact, 0 templates" in out
+    code, out, err = run(capsys, "gallery", "recompute", *c)
+    assert code == 0 and "recomputed 2 template(s)" in out
+    code, out, err = run(capsys, "gallery", *c)
+    assert "index      exact, 2 templates" in out and "stale" not in out

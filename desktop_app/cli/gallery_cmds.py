@@ -49,7 +49,9 @@ def _engine(settings: Any) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _pipeline_and_gallery(settings: Any, threads: int) -> tuple[Any, Any]:
+def _pipeline_and_gallery(settings: Any, threads: int, recompute: bool = True) -> tuple[Any, Any]:
+    """The pipeline and the gallery of its model; with ``recompute``, templates of an older model are first
+    recomputed from their kept crops (and people without crops are named)."""
     from desktop_app.gallery.service import Gallery, model_id_for
     from desktop_app.gallery.store import StoreError
     from desktop_app.vision.pipeline import Pipeline
@@ -59,6 +61,15 @@ def _pipeline_and_gallery(settings: Any, threads: int) -> tuple[Any, Any]:
         raise CliError(pipe.notice or "no recognition model installed")
     try:
         gallery = Gallery.open(settings, model_id_for(pipe.model_entry), pipe.embedder.dim)
+        stale = gallery.stale() if recompute else None
+        if stale is None:
+            return pipe, gallery
+        if stale.recomputable:  # the model changed since enrollment: bring the kept crops up to date first
+            n = gallery.recompute(pipe.embedder.infer)
+            print(f"note: recomputed {n} template(s) with the current model {gallery.model_id}", file=sys.stderr)
+        for pid, name in stale.people_to_reenroll:
+            print(f"note: {name} (#{pid}) must be enrolled again: their templates are from another model and no "
+                  "face crop was kept to recompute them", file=sys.stderr)
     except StoreError as exc:
         raise CliError(str(exc)) from None
     return pipe, gallery
@@ -267,10 +278,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipe, gallery = _pipeline_and_gallery(s, args.threads)
     if len(gallery.index) == 0:
         print("warning: nobody is enrolled with the current model; no event can be recorded", file=sys.stderr)
-    stale = gallery.stale()
-    if stale.recomputable:
-        print(f"note: {stale.recomputable} template(s) were computed with another model: run `fdface gallery "
-              "recompute`", file=sys.stderr)
     r = s.recognition
     matcher = gallery.matcher(r.threshold, r.margin)
     recorder = AttendanceRecorder(gallery.engine, s.attendance)
@@ -372,7 +379,7 @@ def cmd_gallery_status(args: argparse.Namespace) -> int:
     from desktop_app.gallery import store as st
 
     s = _settings(args)
-    pipe, gallery = _pipeline_and_gallery(s, args.threads)
+    pipe, gallery = _pipeline_and_gallery(s, args.threads, recompute=False)
     try:
         with Session(st.reader(gallery.engine)) as sess:
             n_people, n_events = st.count_people(sess), st.count_events(sess)
@@ -396,7 +403,7 @@ def cmd_gallery_status(args: argparse.Namespace) -> int:
 
 def cmd_gallery_recompute(args: argparse.Namespace) -> int:
     s = _settings(args)
-    pipe, gallery = _pipeline_and_gallery(s, args.threads)
+    pipe, gallery = _pipeline_and_gallery(s, args.threads, recompute=False)
     try:
         n = _store_call(gallery.recompute, pipe.embedder.infer)
         stale = gallery.stale()
