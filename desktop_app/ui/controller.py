@@ -277,12 +277,15 @@ class AppController(QObject):
     def _update_counts(self) -> None:
         self.window.panel.set_counts(len(self.present_today), self.enrolled)
 
-    def _note_present(self, person_id: int | None, day: date) -> None:
+    def _note_present(self, person_id: int | None, day: date) -> bool:
+        """Count ``person_id`` as present on ``day``; True when ``day`` is a new attendance day."""
+        new_day = self._today is not None and self._today != day
         if self._today != day:
             self._today = day
             self.present_today.clear()
         if person_id is not None:
             self.present_today.add(person_id)
+        return new_day
 
     # -- sources ---------------------------------------------------------------------------------------------------
     @Slot(str)
@@ -356,6 +359,8 @@ class AppController(QObject):
     @Slot(str)
     def _on_pipeline_ready(self, notice: str) -> None:
         self.model_notice = notice or None
+        self.window.model_status.setText("recognition unavailable" if notice else self._model_text())
+        self.window.model_status.setToolTip(notice)
         if notice:
             self.window.statusBar().showMessage(notice)
 
@@ -377,7 +382,8 @@ class AppController(QObject):
     def _on_event(self, ev: RecordedEvent) -> None:
         self.events_shown.append(ev)
         tz, _ = resolve_zone(self.settings.attendance.timezone)
-        self._note_present(ev.person_id, day_of(ev.ts, tz, self.settings.attendance.day_boundary_hour))
+        if self._note_present(ev.person_id, day_of(ev.ts, tz, self.settings.attendance.day_boundary_hour)):
+            self.window.panel.set_events([])  # a new attendance day: the panel shows today only
         self._update_counts()
         row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station,
                        self.thumbnails.get(ev.person_id))
