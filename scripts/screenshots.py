@@ -9,9 +9,9 @@ the live guidance is green, waits until he is named and checked in, and saves:
 - main.png: the live view (boxes, name and similarity, FPS and per-stage ms) and today's events;
 - enroll.png: the enrollment dialog during captures (guidance, thumbnails, a refused photo with its reason);
 - people.png: the people manager with the enrolled person's template thumbnails;
-- log.png and log-chart.png: the attendance log (events, then the per-day chart). The log shows the clip's
-  check-in plus a week of demonstration events written through the core's AttendanceRecorder with past
-  timestamps, so that the chart has several days to show; they are labelled station "demo".
+- log.png and log-chart.png: the attendance log (events, then the per-day chart). Besides the clip's check-in, the
+  log holds a week of demonstration events (a check-in and a check-out on each past weekday, station "demo")
+  written to the store by this script, so that the chart has several days to show.
 
 Images are grabbed from the X server's screen (QScreen.grabWindow), i.e. what the server displays.
 """
@@ -173,17 +173,25 @@ def take(app, ctl, settings, args, wait, shot) -> int:
     wait(named, 120, "the singer to be named")
     shot(ctl.window, "main.png")
 
-    # a week of demonstration events through the core's recorder (past timestamps), for the log and its chart
-    from desktop_app.attendance.recorder import AttendanceRecorder
+    # a week of demonstration events written to the store (a check-in and a check-out on each weekday), so that
+    # the log and its chart have several days to show; station "demo" marks them
+    from sqlalchemy.orm import Session
+
+    from desktop_app.attendance.rules import resolve_zone
+    from desktop_app.gallery import store as st
 
     pid = done[0].person_id
-    demo = AttendanceRecorder(ctl.engine, settings.with_changes("attendance", station="demo").attendance)
+    _, tz_name = resolve_zone(settings.attendance.timezone)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    for d in range(1, 7):
-        day = now - timedelta(days=d)
-        if day.weekday() < 5:
-            demo.record(pid, 0.71, ts=day.replace(hour=8) + timedelta(minutes=7 * d))
-            demo.record(pid, 0.69, ts=day.replace(hour=16) + timedelta(minutes=11 * d))
+    with Session(ctl.engine) as s, s.begin():
+        person = s.get(st.Person, pid)
+        for d in range(6, 0, -1):
+            day = now - timedelta(days=d)
+            if day.weekday() < 5:
+                st.add_event(s, person, day.replace(hour=8) + timedelta(minutes=7 * d), tz_name, "demo",
+                             st.EventKind.CHECK_IN, 0.71)
+                st.add_event(s, person, day.replace(hour=16) + timedelta(minutes=11 * d), tz_name, "demo",
+                             st.EventKind.CHECK_OUT, 0.69)
     people = ctl.show_people()
     people.move(40, 40)
     people.select(pid)
@@ -192,6 +200,7 @@ def take(app, ctl, settings, args, wait, shot) -> int:
     log = ctl.show_log()
     log.move(40, 40)
     log.refresh()
+    log.events.setFocus()
     shot(log, "log.png")
     log.tabs.setCurrentWidget(log.chart)
     QTimer.singleShot(0, lambda: None)

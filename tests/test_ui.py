@@ -292,7 +292,7 @@ def test_enroll_two_people_from_the_clip_then_they_are_named_and_logged(make_app
     # the side panel shows the check-ins as they were committed
     qtbot.waitUntil(lambda: len(ctl.events_shown) >= 2, timeout=WAIT_MS)
     texts = ctl.window.panel.texts()
-    assert any("Singer  ·  in" in t for t in texts), texts
+    assert any(t.startswith("Singer\n") and "·  in  ·" in t for t in texts), texts
     assert ctl.window.panel.present >= 2 and ctl.window.panel.enrolled == 2
     events = store_events(ctl)
     assert {e.id for e in events} == {e.id for e in ctl.events_shown}

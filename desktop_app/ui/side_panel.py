@@ -29,7 +29,7 @@ class EventRow:
     @property
     def text(self) -> str:
         kind = KIND_TEXT.get(self.kind, self.kind)
-        return f"{self.local_time:%H:%M:%S}  {self.name}  ·  {kind}  ({self.similarity:.2f})"
+        return f"{self.name}\n{self.local_time:%H:%M:%S}  ·  {kind}  ·  {self.similarity:.2f}"
 
 
 class EventsPanel(QWidget):
@@ -43,6 +43,8 @@ class EventsPanel(QWidget):
         self.list = QListWidget()
         self.list.setIconSize(QSize(40, 40))
         self.list.setAlternatingRowColors(True)
+        self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.empty = QLabel("No one has been seen yet today.")
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: gray;")

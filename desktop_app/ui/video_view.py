@@ -153,12 +153,11 @@ class VideoView(QWidget):
         pk = self._packet
         assert pk is not None
         t = pk.timings_ms
-        lines = [f"{pk.fps:5.1f} FPS   {t.get('total', 0.0):5.1f} ms/frame"]
-        stages = [f"{k} {t[k]:.1f}" for k in STAGES if k in t]
-        if stages:
-            lines.append("  ".join(stages))
         n = len(pk.faces)
-        lines.append(f"{n} face{'s' if n != 1 else ''}   frame {pk.index}")
+        lines = [f"{pk.fps:.1f} FPS  {t.get('total', 0.0):.1f} ms  {n} face{'s' if n != 1 else ''}"]
+        stages = [f"{k} {t[k]:.1f}" for k in STAGES if k in t]
+        for i in range(0, len(stages), 3):
+            lines.append("  ".join(stages[i:i + 3]))
         font = QFont("monospace")
         font.setStyleHint(QFont.StyleHint.Monospace)
         font.setPointSizeF(9)
@@ -166,7 +165,7 @@ class VideoView(QWidget):
         fm = p.fontMetrics()
         w = max(fm.horizontalAdvance(x) for x in lines) + 12
         h = fm.height() * len(lines) + 8
-        box = QRectF(target.x() + 6, target.bottom() - h - 6, w, h)  # bottom-left: faces are rarely there
+        box = QRectF(target.right() - w - 6, target.bottom() - h - 6, w, h)  # bottom-right, under the flash
         p.fillRect(box, QColor(0, 0, 0, 160))
         p.setPen(QColor(235, 235, 235))
         for i, line in enumerate(lines):
@@ -201,7 +200,7 @@ class VideoView(QWidget):
         fm = p.fontMetrics()
         text = self.flash_text
         w, h = fm.horizontalAdvance(text) + 40, fm.height() + 20
-        box = QRectF(target.center().x() - w / 2, target.bottom() - h - 20, w, h)
+        box = QRectF(target.center().x() - w / 2, target.bottom() - h - 90, w, h)  # above the stats box
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(FLASH.red(), FLASH.green(), FLASH.blue(), 220))
         p.drawRoundedRect(box, 10, 10)
