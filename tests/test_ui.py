@@ -20,7 +20,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
-from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus  # noqa: E402
+from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, FrameSource, SourceError, SourceKind  # noqa: E402,E501
 from desktop_app.config import Settings  # noqa: E402
 from desktop_app.gallery import store as st  # noqa: E402
 from desktop_app.manifest import ManifestError, ModelEntry  # noqa: E402
@@ -61,9 +61,10 @@ def make_app(qtbot, tmp_path, base_settings):
     made: list[AppController] = []
 
     def make(source: str | None = "", settings: Settings | None = None, pace: bool | None = False,
-             cameras: list[CameraInfo] | None = None) -> AppController:
+             cameras: list[CameraInfo] | None = None, source_factory=None) -> AppController:
         ctl = AppController(settings or base_settings, tmp_path / "settings.toml", source=source,
-                            embedder_entry=recognition_entry(), pace=pace, camera_lister=lambda: list(cameras or []))
+                            embedder_entry=recognition_entry(), pace=pace, camera_lister=lambda: list(cameras or []),
+                            source_factory=source_factory)
         qtbot.addWidget(ctl.window)
         with qtbot.waitSignal(ctl.storeReady, timeout=WAIT_MS):
             ctl.start()
@@ -119,6 +120,69 @@ def test_camera_listing_fills_the_picker_and_a_lost_camera_is_announced(make_app
     assert w.view.message == "camera 0 disconnected" and not w.showing_no_source
     ctl._on_capture_status(CaptureStatus(CaptureState.RUNNING, "camera 0 running", "camera 0"))
     assert w.view.message == ""
+
+
+class UnpluggableCamera(FrameSource):
+    """A live camera (the clip at its frame rate) that is unplugged after ``unplug_after`` frames, stays away for
+    ``absent_opens`` reconnection attempts and then comes back where it was."""
+
+    kind = SourceKind.CAMERA
+    live = True
+
+    def __init__(self, path: str, unplug_after: int, absent_opens: int) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.path, self.unplug_after, self.absent_opens = path, unplug_after, absent_opens
+        self.cap = None
+        self.delivered = 0
+        self.refuse = 0
+        self.unplugged_once = False
+
+    @property
+    def description(self) -> str:
+        return "camera 0"
+
+    def open(self) -> None:
+        if self.refuse > 0:
+            self.refuse -= 1
+            raise SourceError("camera 0 is not available: it is not connected.")
+        if self.cap is None:
+            self.cap = self._cv2.VideoCapture(self.path)
+
+    def read(self):
+        if self.delivered == self.unplug_after and not self.unplugged_once:
+            self.unplugged_once, self.refuse = True, self.absent_opens
+            return None
+        import time
+
+        time.sleep(1 / 30)  # a camera delivers at its own pace
+        ok, img = self.cap.read()
+        if not ok:
+            return None
+        self.delivered += 1
+        return img
+
+    def close(self) -> None:
+        pass  # the "device" keeps its place in the clip while unplugged
+
+
+def test_a_camera_that_disappears_is_retried_and_recognition_resumes(make_app, qtbot, base_settings):
+    cam = UnpluggableCamera(clip(), unplug_after=40, absent_opens=3)
+    settings = base_settings.with_changes("capture", reconnect_seconds=0.2)
+    messages: list[str] = []
+    ctl = make_app(source="", settings=settings, source_factory=lambda spec, w, h: cam)
+    ctl.worker.statusChanged.connect(lambda st: messages.append(f"{st.state.value}: {st.message}"))
+    ctl.open_source("0")
+    qtbot.waitUntil(lambda: ctl.window.view.message == "camera 0 disconnected", timeout=WAIT_MS)
+    assert not ctl.window.showing_no_source, "the last picture stays while the camera is retried"
+    shown_before = ctl.frames_seen
+    qtbot.waitUntil(lambda: ctl.window.view.message == "" and ctl.frames_seen > shown_before + 10
+                    and cam.delivered > 60, timeout=WAIT_MS)
+    assert any("not available" in m for m in messages) and messages[-1].startswith("running")
+    faces_after = []
+    ctl.packetShown.connect(lambda pk: faces_after.append(len(pk.faces)))
+    qtbot.waitUntil(lambda: sum(1 for n in faces_after if n) >= 5, timeout=WAIT_MS)
 
 
 def test_settings_change_takes_effect_without_restart(make_app, qtbot, tmp_path):
@@ -178,6 +242,8 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     assert "bbt1.jpg" in refused and "faces" in " ".join(refused["bbt1.jpg"])
     assert "broken.png" in dlg.messages.text()
     assert len(dlg.usable) >= 3
+    dlg.remove_at([v.source for v in dlg.verdicts].index("bbt1.jpg"))  # remove a bad one
+    assert dlg.list.count() == 6 and "bbt1.jpg" not in dlg.messages.text()
     with qtbot.waitSignal(dlg.enrolled, timeout=WAIT_MS) as got:
         dlg.save_btn.click()
     amy = got.args[0]

@@ -125,7 +125,7 @@ class AppController(QObject):
 
     def __init__(self, settings: Settings, settings_path: str | Path | None = None, source: str | None = None,
                  embedder_entry: ModelEntry | None = None, pace: bool | None = None,
-                 camera_lister=list_cameras, parent: QObject | None = None) -> None:
+                 camera_lister=list_cameras, source_factory=None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else config_path()
@@ -154,7 +154,7 @@ class AppController(QObject):
 
         self.window = MainWindow()
         self.tasks = TaskQueue("fdface-db")
-        self._start_worker(pace)
+        self._start_worker(pace, source_factory)
         self._wire_window()
         self.eventRecorded.connect(self._on_event)
         self.writerError.connect(lambda m: self.window.statusBar().showMessage(f"Attendance not recorded: {m}"))
@@ -164,10 +164,10 @@ class AppController(QObject):
         self.window.model_status.setText(self._model_text())
 
     # -- construction --------------------------------------------------------------------------------------------
-    def _start_worker(self, pace: bool | None) -> None:
+    def _start_worker(self, pace: bool | None, source_factory) -> None:
         self.worker_thread = QThread()
         self.worker_thread.setObjectName("fdface-vision")
-        self.worker = VisionWorker(self.settings, self._entry_override, pace=pace)
+        self.worker = VisionWorker(self.settings, self._entry_override, pace=pace, source_factory=source_factory)
         self.worker.moveToThread(self.worker_thread)
         self.worker_thread.started.connect(self.worker.initialize)
         self._openSource.connect(self.worker.open_source)

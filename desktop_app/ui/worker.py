@@ -19,7 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
-from desktop_app.capture import CaptureReader, CaptureState, CaptureStatus, SourceError, open_source
+from desktop_app.capture import CaptureReader, CaptureState, CaptureStatus, FrameSource, SourceError, open_source
 from desktop_app.config import Settings
 from desktop_app.manifest import ModelEntry
 from desktop_app.ui.qtcompat import emit, emitter
@@ -89,8 +89,10 @@ class VisionWorker(QObject):
     error = Signal(str)
 
     def __init__(self, settings: Settings, embedder_entry: ModelEntry | None = None, pace: bool | None = None,
-                 pipeline_factory: Callable[[Settings, ModelEntry | None], object] | None = None) -> None:
+                 pipeline_factory: Callable[[Settings, ModelEntry | None], object] | None = None,
+                 source_factory: Callable[[str, int, int], FrameSource] | None = None) -> None:
         super().__init__()
+        self._source_factory = source_factory or open_source
         self._settings = settings
         self._entry = embedder_entry
         self._pace = pace
@@ -164,7 +166,7 @@ class VisionWorker(QObject):
         self._close_reader()
         c = self._settings.capture
         try:
-            source = open_source(spec, c.width, c.height)
+            source = self._source_factory(spec, c.width, c.height)
         except SourceError as exc:
             st = CaptureStatus(CaptureState.FAILED, str(exc), spec)
             emit(self.statusChanged, st)
