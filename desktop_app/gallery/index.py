@@ -120,6 +120,7 @@ class GalleryIndex:
         self._pids = np.zeros(0, np.int64)  # person id at each faiss position
         self._alive = np.zeros(0, bool)  # False: tombstone (HNSW only)
         self._counts: dict[int, int] = {}  # live templates per person
+        self._n = 0  # live templates (kept, not summed: it is read on every search)
         self._params: faiss.SearchParameters | None = None
 
     @property
@@ -128,7 +129,7 @@ class GalleryIndex:
 
     def __len__(self) -> int:
         with self._lock:
-            return int(sum(self._counts.values()))
+            return self._n
 
     @property
     def person_ids(self) -> list[int]:
@@ -172,6 +173,7 @@ class GalleryIndex:
             self._alive = np.concatenate([self._alive, np.ones(len(tids), bool)])
             for p in pids.tolist():
                 self._counts[p] = self._counts.get(p, 0) + 1
+            self._n += len(tids)
             self._params = None
             if self.kind == "exact" and len(self) > self.hnsw_above:
                 self._schedule_hnsw()
@@ -193,6 +195,7 @@ class GalleryIndex:
         n = int(mask.sum())
         if n == 0:
             return 0
+        self._n -= n
         for p, c in zip(*np.unique(self._pids[mask], return_counts=True), strict=True):
             left = self._counts[int(p)] - int(c)
             if left:
@@ -239,6 +242,7 @@ class GalleryIndex:
         self._alive = np.ones(len(tids), bool)
         u, c = np.unique(self._pids, return_counts=True)
         self._counts = dict(zip(u.tolist(), c.tolist(), strict=True))
+        self._n = len(tids)
         self._params = None
 
     # ---------------------------------------------------------------- HNSW graph building
@@ -449,6 +453,7 @@ class GalleryIndex:
             self._tids, self._pids, self._alive = tids, pids, alive
             u, c = np.unique(pids[alive], return_counts=True)
             self._counts = dict(zip(u.tolist(), c.tolist(), strict=True))
+            self._n = int(alive.sum())
             self._params = None
         return True
 
