@@ -229,3 +229,16 @@ def test_clear_message_for_a_read_only_database(tmp_path) -> None:
             Session(ro) as s, s.begin():
         st.add_person(s, "Nobody")
     ro.dispose()
+
+
+def test_gallery_attendance_and_cli_import_without_qt() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mods = ("desktop_app.gallery.store", "desktop_app.gallery.index", "desktop_app.gallery.service",
+            "desktop_app.gallery.enroll", "desktop_app.attendance.rules", "desktop_app.attendance.recorder",
+            "desktop_app.attendance.reports", "desktop_app.attendance.export", "desktop_app.cli.gallery_cmds")
+    code = f"import sys, importlib; [importlib.import_module(m) for m in {mods!r}]; " \
+           "assert not [m for m in sys.modules if m.startswith(('PySide6', 'torch'))], 'Qt or torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
