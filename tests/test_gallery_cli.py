@@ -154,3 +154,45 @@ def test_model_change_is_caught_up_from_kept_crops(db, tmp_path, capsys) -> None
     assert code == 0 and "recomputed 2 template(s)" in out
     code, out, err = run(capsys, "gallery", *c)
     assert "index      exact, 2 templates" in out and "stale" not in out
+
+
+def test_people_set_and_export_filters_without_a_model(tmp_path, capsys, monkeypatch) -> None:
+    """Commands that need no recognition model: editing people and exporting, on a store filled directly."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    monkeypatch.setenv("FDFACE_DB", url)
+    e = st.open_engine(url)
+    with Session(e) as s, s.begin():
+        a = st.add_person(s, "Ada", external_id="E1")
+        b = st.add_person(s, "Bob", group="ops")
+        st.add_event(s, a, datetime(2026, 4, 1, 9, tzinfo=UTC), "UTC", "door", "check-in", 0.8)
+        st.add_event(s, b, datetime(2026, 4, 1, 9, 5, tzinfo=UTC), "UTC", "gate", "check-in", 0.7)
+    e.dispose()
+    code, out, err = run(capsys, "people", "set", "E1", "--group", "lab", "--name", "Ada L.")
+    assert code == 0 and "Ada L." in out and "group lab" in out
+    code, out, err = run(capsys, "people", "set", "#2", "--active", "no")
+    assert code == 0 and "inactive" in out
+    code, out, _ = run(capsys, "people", "--json")
+    assert [p["name"] for p in json.loads(out)] == ["Ada L."]
+    code, out, _ = run(capsys, "people", "--json", "--all")
+    assert len(json.loads(out)) == 2
+    code, out, err = run(capsys, "people", "set", "E1", "--id", "")
+    code, out, err = run(capsys, "people", "set", "#2", "--id", "X")
+    code, out, err = run(capsys, "people", "set", "#1", "--id", "X")
+    assert code == 2 and "already belongs to Bob" in err
+    cfg = tmp_path / "utc.toml"
+    cfg.write_text('[attendance]\ntimezone = "UTC"\n')
+    day = ("--day", "2026-04-01", "--config", str(cfg))
+    code, out, _ = run(capsys, "export", "events", *day, "--person", "#1")
+    assert len(out.splitlines()) == 2 and "Ada L." in out
+    code, out, _ = run(capsys, "export", "events", *day, "--station", "gate")
+    assert len(out.splitlines()) == 2 and "Bob" in out
+    code, out, _ = run(capsys, "export", "events", *day, "--group", "lab")
+    assert len(out.splitlines()) == 2 and "Ada L." in out
+    code, out, _ = run(capsys, "export", "summary", "--from", "2026-04-01", "--to", "2026-04-02", "--config", str(cfg))
+    assert len(out.splitlines()) == 3
