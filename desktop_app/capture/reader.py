@@ -115,7 +115,7 @@ class CaptureReader:
             changed = (self._status.state, self._status.message) != (st.state, st.message)
             self._status = st
         if changed:
-            log.info("capture %s: %s %s", st.source, st.state.value, st.message)
+            log.info("capture %s: %s (%s)", st.source, st.state.value, st.message)
             if self._on_status is not None:
                 try:
                     self._on_status(st)

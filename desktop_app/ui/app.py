@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     if selftest.wants_self_test(sys.argv[1:] if argv is None else argv):
         return selftest.main(argv)
     args = parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("desktop_app").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     prepare_qt_environment()  # before QApplication: opencv-python's Qt plugin path must not reach Qt
     if problem := display_problem():
         print(f"fdface-gui: {problem}", file=sys.stderr)

@@ -627,7 +627,26 @@ def create_app(args) -> tuple[QApplication, AppController]:
     if problem:
         QTimer.singleShot(0, lambda: QMessageBox.warning(ctl.window, "Settings", problem))
     app.aboutToQuit.connect(ctl.shutdown)
+    _quit_on_signals(app)
     return app, ctl
+
+
+def _quit_on_signals(app: QApplication) -> None:
+    """Ctrl+C or a service manager's SIGTERM closes the app the normal way (queued events written, threads
+    stopped). Qt's event loop does not run Python signal handlers on its own: a short timer lets them in."""
+    import signal
+
+    def quit_(*_: object) -> None:
+        QTimer.singleShot(0, app.quit)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, quit_)
+        except (ValueError, OSError):  # not the main thread, or not supported here
+            return
+    tick = QTimer(app)
+    tick.timeout.connect(lambda: None)
+    tick.start(250)
 
 
 __all__ = ["AppController", "create_app", "load_settings", "model_id_of", "StoreError"]
