@@ -122,13 +122,13 @@ class Gallery:
         when a graph built in the background is ready."""
         if self.index_path is None or self.index.kind != "hnsw" or self._closed:
             return
-        with Session(st.reader(self.engine)) as s:
-            fp = self._fingerprint(s)
-        if fp != self.fingerprint:
-            return  # the store moved on since we loaded: the next load rebuilds anyway
         try:
+            with Session(st.reader(self.engine)) as s:
+                fp = self._fingerprint(s)
+            if fp != self.fingerprint:
+                return  # the store moved on since we loaded: the next load rebuilds anyway
             self.index.save(self.index_path, fp)
-        except OSError as exc:
+        except Exception as exc:  # a cache: never worth failing for (this may run on the index's build thread)
             log.warning("could not save the gallery index to %s: %s", self.index_path, exc)
 
     def refresh(self) -> bool:
