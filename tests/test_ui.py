@@ -285,6 +285,21 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     assert people.templates.count() == len(amy.template_ids)
     assert not people.templates.item(0).icon().isNull(), "kept crops are shown as thumbnails"
 
+    # re-enroll: new photos replace her templates (added first, the old ones removed after the commit)
+    people.reenroll(replace=True)
+    re = people.enroll_dialog
+    assert re.name.text() == "Amy" and not re.name.isEnabled() and re.replace.isChecked()
+    re.import_photos(people_dir("amy")[:2])
+    qtbot.waitUntil(lambda: not re.busy and re.list.count() == 2, timeout=WAIT_MS)
+    with qtbot.waitSignal(re.enrolled, timeout=WAIT_MS) as got:
+        re.save_btn.click()
+    new_ids = set(got.args[0].template_ids)
+    qtbot.waitUntil(lambda: people.rows and people.rows[0].templates == len(new_ids), timeout=WAIT_MS)
+    with Session(ctl.engine) as s:
+        assert set(s.scalars(select(st.Template.id).where(st.Template.person_id == amy.person_id))) == new_ids
+    assert set(ctl.gallery.index.templates_of(amy.person_id).tolist()) == new_ids
+    amy = got.args[0]
+
     # edit, then delete with confirmation: the store and the index forget her
     people.group.setCurrentText("Physics")
     with qtbot.waitSignal(people.changed, timeout=WAIT_MS):

@@ -469,7 +469,8 @@ class AppController(QObject):
             plan = enroller.prepare([(c.source, c.image) for c in captures], largest=largest, person_id=person_id)
             if plan.needs_confirmation and not confirm:
                 return plan
-            old = list(gallery.index.templates_of(person_id)) if (replace_templates and person_id) else []
+            # Python ints: numpy int64 ids bind to nothing in SQLite's IN (...) and would delete nothing
+            old = [int(t) for t in gallery.index.templates_of(person_id)] if (replace_templates and person_id) else []
             result = enroller.commit(plan, name, external_id, group, confirm=confirm)
             if old:
                 gallery.delete_templates(old)  # the new ones are committed: the person is never left without
