@@ -91,7 +91,8 @@ class AboutDialog(QDialog):
             top.setFont(0, f)
             self.tree.addTopLevelItem(top)
             for k, v in rows:
-                QTreeWidgetItem(top, [k, v])
+                item = QTreeWidgetItem(top, [k, v])
+                item.setToolTip(1, v)
             top.setExpanded(True)
         self.tree.resizeColumnToContents(0)
         copy = QPushButton("Copy to clipboard")

@@ -149,6 +149,7 @@ class AppController(QObject):
         self.events_shown: list[RecordedEvent] = []
         self.gallery: Gallery | None = None
         self._requests = 0
+        self.stage_ms: dict[str, float] = {}
         self._dialogs: dict[str, Any] = {}
         self._shut = False
 
@@ -351,6 +352,8 @@ class AppController(QObject):
     def _on_packet(self, packet: FramePacket) -> None:
         self.last_packet = packet
         self.frames_seen += 1
+        for k, v in packet.timings_ms.items():  # moving averages over ~20 frames, for the diagnostics
+            self.stage_ms[k] = v if k not in self.stage_ms else 0.95 * self.stage_ms[k] + 0.05 * v
         if self.window.showing_no_source:
             self.window.show_view()
         self.window.view.set_packet(packet)
@@ -531,7 +534,7 @@ class AppController(QObject):
         pk = self.last_packet
         speed = [("Measured FPS", f"{pk.fps:.1f}" if pk else "no frames yet")]
         if pk:
-            speed += [(k, f"{v:.2f} ms") for k, v in pk.timings_ms.items()]
+            speed += [(k, f"{v:.2f} ms (moving average)") for k, v in self.stage_ms.items()]
         url = self.settings.storage.resolved_url()
         store = [("Database", describe_url(url)), ("Status", self.store_error or "open"),
                  ("Enrolled people", str(self.enrolled)),

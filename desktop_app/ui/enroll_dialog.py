@@ -236,7 +236,10 @@ class EnrollDialog(QDialog):
     # -- live guidance ------------------------------------------------------------------------------------------------
     @Slot(object)
     def _on_packet(self, packet: FramePacket) -> None:
+        first = self._packet is None
         self._packet = packet
+        if first:
+            self._update_buttons()
         size = (packet.image.width(), packet.image.height())
         hints = guidance(packet.faces, size, largest=self.largest.isChecked())
         good = all(h.ok for h in hints)
@@ -375,6 +378,7 @@ class EnrollDialog(QDialog):
 
     def _update_buttons(self) -> None:
         busy = bool(self._pending)
+        self.capture_btn.setEnabled(self._packet is not None)
         named = bool(self.name.text().strip())
         self.save_btn.setEnabled(bool(self.usable) and named and not busy)
         self.save_btn.setText("Enroll anyway" if self._confirm else "Save")
