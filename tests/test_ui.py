@@ -319,6 +319,30 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     qtbot.waitUntil(lambda: ctl.window.panel.enrolled == 0, timeout=WAIT_MS)
 
 
+def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_path):
+    ctl = make_app(source="")
+    amy = people_dir("amy")
+    dlg = ctl.show_enrollment()
+    dlg.name.setText("Amy")
+    dlg.import_photos(amy[:3])
+    qtbot.waitUntil(lambda: not dlg.busy and dlg.list.count() == 3, timeout=WAIT_MS)
+    with qtbot.waitSignal(dlg.enrolled, timeout=WAIT_MS):
+        dlg.save_btn.click()
+    folder = tmp_path / "door"
+    folder.mkdir()
+    for p in [*amy[3:], *people_dir("raj")[:2]]:
+        (folder / f"{p.parent.name}-{p.name}").write_bytes(p.read_bytes())
+    names: dict[str, list[str | None]] = {}
+    ctl.packetShown.connect(lambda pk: names.setdefault(Path(pk.source).name, []).extend(f.name for f in pk.faces))
+    ctl.open_source(str(folder))
+    qtbot.waitUntil(lambda: ctl.window.view.message.startswith("End of"), timeout=WAIT_MS)
+    assert sorted(names) == sorted(p.name for p in folder.iterdir())
+    assert all(names[n] == ["Amy"] for n in names if n.startswith("amy")), names
+    assert all("Amy" not in names[n] for n in names if n.startswith("raj")), names
+    qtbot.waitUntil(lambda: len(ctl.events_shown) >= 1, timeout=WAIT_MS)
+    assert {e.name for e in ctl.events_shown} == {"Amy"}
+
+
 def enroll_from_clip(ctl: AppController, qtbot, name: str, frames: range, min_size: float, want: int,
                      largest: bool = False) -> EnrollDialog:
     """Open the dialog while the clip plays and capture, as a person in front of the camera would, whenever the

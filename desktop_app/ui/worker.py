@@ -19,7 +19,15 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
-from desktop_app.capture import CaptureReader, CaptureState, CaptureStatus, FrameSource, SourceError, open_source
+from desktop_app.capture import (
+    CaptureReader,
+    CaptureState,
+    CaptureStatus,
+    FrameSource,
+    SourceError,
+    SourceKind,
+    open_source,
+)
 from desktop_app.config import Settings
 from desktop_app.manifest import ModelEntry
 from desktop_app.ui.qtcompat import emit, emitter
@@ -227,7 +235,11 @@ class VisionWorker(QObject):
                 self._close_reader()
                 emit(self.sourceFinished, reader.status)
             return
-        result: FrameResult = self._pipeline.process(frame.image, self.matcher)
+        if reader.source.kind is SourceKind.FOLDER:
+            # unrelated photos: no tracking across them, each face named on its own by the threshold/margin rule
+            result: FrameResult = self._pipeline.analyze_still(frame.image, self.matcher)
+        else:
+            result = self._pipeline.process(frame.image, self.matcher)
         now = time.monotonic()
         self._times.append(now)
         fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 else 0.0
