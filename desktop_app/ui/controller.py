@@ -350,6 +350,7 @@ class AppController(QObject):
 
     @Slot(object)
     def _on_packet(self, packet: FramePacket) -> None:
+        self.worker.packet_taken()
         self.last_packet = packet
         self.frames_seen += 1
         for k, v in packet.timings_ms.items():  # moving averages over ~20 frames, for the diagnostics

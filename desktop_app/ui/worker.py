@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FPS_WINDOW = 30  # frames over which the displayed FPS is measured
 SIGHTING_INTERVAL_S = 1.0  # a person seen continuously is reported to attendance at most this often
+MAX_PACKETS_IN_FLIGHT = 2  # frames queued for the GUI beyond this are not painted (never queued without bound)
 
 
 def bgr_to_qimage(img: np.ndarray) -> QImage:
@@ -113,6 +114,11 @@ class VisionWorker(QObject):
         self._last_sighting: dict[int, float] = {}
         self.matcher: Matcher | None = None  # assigned from the GUI thread; read once per frame (atomic)
         self.frames_processed = 0
+        # packets emitted (written by this thread only) and taken by the GUI (written by the GUI thread only):
+        # their difference is what waits to be painted, without a lock and without lost updates
+        self.packets_emitted = 0
+        self.packets_taken = 0
+        self.packets_dropped = 0
         self._stopping = False
 
     # -- lifecycle (worker thread) ----------------------------------------------------------------------------
@@ -147,6 +153,11 @@ class VisionWorker(QObject):
             self._build_pipeline()
         else:
             self._pipeline.settings = settings
+
+    def packet_taken(self) -> None:
+        """GUI thread: a packet was shown. Keeps the queue of frames to paint short when painting is slower than
+        inference (recognition and attendance still see every frame)."""
+        self.packets_taken += 1
 
     def request_stop(self) -> None:
         """Any thread: stop reading now; the owner then quits the thread's event loop and waits for it."""
@@ -249,7 +260,11 @@ class VisionWorker(QObject):
             position_s=frame.position_s, fps=fps, source=frame.origin, wall_time=frame.wall_time,
             timings_ms=dict(result.timings_ms),
         )
-        emit(self.frameReady, packet)
+        if self.packets_emitted - self.packets_taken < MAX_PACKETS_IN_FLIGHT:  # else drop the picture only
+            self.packets_emitted += 1
+            emit(self.frameReady, packet)
+        else:
+            self.packets_dropped += 1
         seen = self._sightings(result, frame.wall_time)
         if seen:
             emit(self.sightings, seen)
