@@ -150,6 +150,7 @@ class AppController(QObject):
         self.gallery: Gallery | None = None
         self._requests = 0
         self.stage_ms: dict[str, float] = {}
+        self._snapshots: dict[int, np.ndarray] = {}  # person -> crop of the latest sighting (keep_snapshots)
         self._dialogs: dict[str, Any] = {}
         self._shut = False
 
@@ -380,6 +381,7 @@ class AppController(QObject):
             if keep and s.crop is not None:
                 ok, buf = cv2.imencode(".jpg", s.crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 snap = buf.tobytes() if ok else None
+                self._snapshots[s.person_id] = s.crop  # the panel shows the kept snapshot with the event
             writer.submit(CoreSighting(s.person_id, s.similarity, datetime.fromtimestamp(s.wall_time, UTC), snap))
 
     @Slot(object)
@@ -389,8 +391,9 @@ class AppController(QObject):
         if self._note_present(ev.person_id, day_of(ev.ts, tz, self.settings.attendance.day_boundary_hour)):
             self.window.panel.set_events([])  # a new attendance day: the panel shows today only
         self._update_counts()
-        row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station,
-                       self.thumbnails.get(ev.person_id))
+        snap = self._snapshots.pop(ev.person_id, None) if self.settings.attendance.keep_snapshots else None
+        thumb = bgr_to_qimage(snap) if snap is not None else self.thumbnails.get(ev.person_id)
+        row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station, thumb)
         if ev.demoted is not None:
             self.window.panel.set_kind(ev.demoted, "seen")
         self.window.panel.add_event(row)
