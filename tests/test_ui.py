@@ -319,8 +319,8 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     qtbot.waitUntil(lambda: ctl.window.panel.enrolled == 0, timeout=WAIT_MS)
 
 
-def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_path):
-    ctl = make_app(source="")
+def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_path, base_settings):
+    ctl = make_app(source="", settings=base_settings.with_changes("attendance", keep_snapshots=True))
     amy = people_dir("amy")
     dlg = ctl.show_enrollment()
     dlg.name.setText("Amy")
@@ -341,6 +341,9 @@ def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_pa
     assert all("Amy" not in names[n] for n in names if n.startswith("raj")), names
     qtbot.waitUntil(lambda: len(ctl.events_shown) >= 1, timeout=WAIT_MS)
     assert {e.name for e in ctl.events_shown} == {"Amy"}
+    with Session(ctl.engine) as s:  # the snapshot is kept with the event and shown in the panel
+        assert len(list(s.scalars(select(st.EventSnapshot.event_id)))) == len(ctl.events_shown)
+    assert not ctl.window.panel.list.item(0).icon().isNull()
 
 
 def enroll_from_clip(ctl: AppController, qtbot, name: str, frames: range, min_size: float, want: int,
