@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {info}", flush=True)
     rows = []
     print(f"{'size':>9} {'index':<16} {'build s':>8} {'search p50':>10} {'p90':>7} {'p99':>7} "
-          f"{'decide p50':>10} {'recall@1':>8}", flush=True)
+          f"{'decide p50':>10} {'recall@1':>8} {'person':>8}", flush=True)
     for size in sizes:
         tids, pids, emb, q, qp = synthetic(size, args.dim, args.per, args.queries, args.seed)
         nq = args.queries if size < 500_000 else min(args.queries, args.exact_queries)
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         s_ms = timed(partial(exact.search, k=1), q[:nq])
         d_ms = timed(partial(exact.decide, threshold=0.4, margin=0.05), q[:nq])
         ref = exact.search(q, 1).template_ids[:, 0]  # batched: the reference top-1 of every query
+        ref_person = [m.candidate_id for m in exact.decide(q, 0.4, 0.05)]
         ident = float(np.mean(exact.search(q, 1).person_ids[:, 0] == qp))
         row = {"size": size, "index": "exact", "build_s": build, "search_ms": pct(s_ms), "decide_ms": pct(d_ms),
                "queries": nq, "recall_at_1": 1.0, "top1_is_right_person": ident}
@@ -132,14 +133,17 @@ def main(argv: list[str] | None = None) -> int:
                 d_ms = timed(partial(h.decide, threshold=0.4, margin=0.05), q)
                 got = h.search(q, 1).template_ids[:, 0]
                 recall = float(np.mean(got == ref))
+                same_person = float(np.mean([m.candidate_id == r for m, r in
+                                             zip(h.decide(q, 0.4, 0.05), ref_person, strict=True)]))
                 label = f"hnsw M{args.m} ef{ef}"
                 row = {"size": size, "index": label, "build_s": build, "search_ms": pct(s_ms),
                        "decide_ms": pct(d_ms), "queries": len(q), "recall_at_1": recall,
+                       "decide_same_person": same_person,
                        "ef_construction": args.ef_construction}
                 rows.append(row)
                 print(f"{size:>9} {label:<16} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
                       f"{row['search_ms']['p90']:>7.3f} {row['search_ms']['p99']:>7.3f} "
-                      f"{row['decide_ms']['p50']:>10.3f} {recall:>8.3f}", flush=True)
+                      f"{row['decide_ms']['p50']:>10.3f} {recall:>8.3f} {same_person:>8.3f}", flush=True)
             del h
         del emb
     if args.json:
