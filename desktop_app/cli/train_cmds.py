@@ -11,7 +11,7 @@ import numpy as np
 from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
 
 REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = (default_models_dir() / "manifest.json", REPO / "recipes" / "teachers.json")
+MANIFESTS = (default_models_dir() / "manifest.json", *sorted((REPO / "recipes").glob("*.json")))  # recipes/: training-time
 
 
 def _cli_error(msg: str) -> Exception:
@@ -112,7 +112,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         info = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
                 "train_minutes": round(st["elapsed"] / 60, 1),
                 "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
-                "teacher": "mobilefacenet-foamliu (distillation)", "precision": "int8" if "int8" in name else "fp32"}
+                "teacher": recipe.teacher.rsplit("/", 2)[-2], "precision": "int8" if "int8" in name else "fp32"}
         entry = manifest_entry(name, p, info)
         lfw_flip = evaluate_lfw_entry(entry, flip=True, threads=args.threads)
         lfw_plain = evaluate_lfw_entry(entry, flip=False, threads=args.threads)
@@ -148,7 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="evaluate an embedder")
     evs = ev.add_subparsers(dest="eval_kind", metavar="KIND", required=True)
     lfw = evs.add_parser("lfw", help="LFW 10-fold View 2 on the faces112 pack")
-    lfw.add_argument("model", help="manifest name (fdfacenet, mobilefacenet-foamliu) or an .onnx path in a manifest")
+    lfw.add_argument("model", help="manifest name (models/ or recipes/*.json) or an .onnx path in a manifest")
     lfw.add_argument("--manifest", help="manifest JSON describing the model")
     lfw.add_argument("--pack", help="faces112 folder (default ../shared/datasets/faces112)")
     lfw.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
