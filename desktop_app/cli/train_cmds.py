@@ -11,7 +11,8 @@ import numpy as np
 from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
 
 REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = (default_models_dir() / "manifest.json", *sorted((REPO / "recipes").glob("*.json")))  # recipes/: training-time
+# recipes/*.json: training-time manifests (teachers), never read by the app
+MANIFESTS = (default_models_dir() / "manifest.json", *sorted((REPO / "recipes").glob("*.json")))
 
 
 def _cli_error(msg: str) -> Exception:
