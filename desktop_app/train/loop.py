@@ -88,11 +88,28 @@ class Trainer:
 
             path = batched_copy(recipe.resolve(recipe.teacher), cache_dir() / "teacher-batched.onnx")
             self.teacher = Teacher(path, threads=recipe.threads)
+        if recipe.init_onnx:
+            self._warm_start(recipe.resolve(recipe.init_onnx))
         self.step = 0
         self.elapsed = 0.0
         self.epoch = 0
         self.rng = np.random.default_rng(recipe.seed)
         self.history: list[dict[str, float]] = []
+
+    def _warm_start(self, path: Path) -> None:
+        """Continue from a shipped export (a resumed run then overwrites this with its checkpoint)."""
+        from desktop_app.train.warmstart import fit_head, unfuse_from_onnx
+
+        rng = np.random.default_rng(self.r.seed + 1)
+        idx = np.sort(rng.choice(len(self.train_set), min(self.r.init_faces, len(self.train_set)), replace=False))
+        faces = self.train_set.images[idx]
+        unfuse_from_onnx(self.model, path, torch.from_numpy(to_input(faces[:512])))
+        if self.distill_head is not None and self.teacher is not None:
+            s = embed(self.model, faces)
+            t = np.concatenate([self.teacher(to_input(faces[i : i + 256])) for i in range(0, len(faces), 256)])
+            cos = fit_head(self.distill_head, s, t)
+            log.info("distillation head refitted on %d faces: mean cosine to the teacher %.3f", len(faces), cos)
+        self.model.train()
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state(self) -> dict:

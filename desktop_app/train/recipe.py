@@ -40,6 +40,9 @@ class Recipe:
     milestones: tuple[int, ...] = ()
     minutes: float = 0.0  # wall-clock budget (0: none); the run ends annealed when it is spent
     steps: int = 0  # step budget (0: none); with both, whichever ends first
+    # warm start: a BN-fused ONNX export of the same net to continue from (desktop_app/train/warmstart.py)
+    init_onnx: str = ""
+    init_faces: int = 4096  # faces used for the BN statistics and the distillation head's refit
     # run
     threads: int = 2
     bf16: bool = True
