@@ -109,7 +109,9 @@ class MainWindow(QMainWindow):
         self.no_source.open_folder.clicked.connect(self.ask_folder)
         self.no_source.open_stream.clicked.connect(self.ask_stream)
         self.no_source.retry.clicked.connect(self.camerasRefreshRequested)
-        self.show_no_source("No camera found", "")
+        # the view until a source has said what it is: "No camera found" only once a camera has failed to open
+        self.view.set_message("Starting…", "")
+        self.show_view()
 
     # -- construction ----------------------------------------------------------------------------------------------
     def _build_actions(self) -> None:
