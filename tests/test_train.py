@@ -146,3 +146,40 @@ def test_export_and_int8_agree_with_torch(tmp_path: Path) -> None:
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"input": x.numpy()})[0].shape == (6, 512)
+
+
+def test_warm_start_restores_a_fused_export_exactly(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    from desktop_app.nets import create_net
+    from desktop_app.nets.export import export_onnx
+    from desktop_app.train.warmstart import fit_head, unfuse_from_onnx
+
+    torch.manual_seed(0)
+    src = create_net("fdfacenet_relu")
+    with torch.no_grad():  # BN statistics and affine parameters far from their defaults, as after training
+        for m in src.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    src.eval()
+    path = export_onnx(src, tmp_path / "m.onnx")
+    x = torch.randn(64, 3, 112, 112)
+    dst = unfuse_from_onnx(create_net("fdfacenet_relu"), path, x)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in dst.modules())
+    with torch.no_grad():
+        y_src = src(x[:16])
+        assert (dst.eval()(x[:16]) - y_src).abs().max() < 1e-3 * y_src.abs().max()
+        y_train = dst.train()(torch.randn(64, 3, 112, 112))  # batch statistics instead of the running ones
+    assert torch.isfinite(y_train).all()
+    with pytest.raises(ValueError, match="no fused weights|no weights in the export|shape"):
+        unfuse_from_onnx(create_net("fdfacenet"), path, x)
+
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(600, 512)).astype(np.float32)
+    w_true = rng.normal(size=(512, 128)).astype(np.float32)
+    t = s @ w_true
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    head = torch.nn.Linear(512, 128)
+    assert fit_head(head, s, t, ridge=1e-4) > 0.99

@@ -78,6 +78,10 @@ def unfuse_from_onnx(model: nn.Module, onnx_path: str | Path, x: torch.Tensor) -
     left = sorted(set(w) - used)
     if left:
         raise ValueError(f"{onnx_path}: weights the net has no place for: {left[:5]}")
+    bn_params = {id(p) for _, _, bn in pairs for p in bn.parameters()}
+    missing = [n for n, p in model.named_parameters() if n not in used and id(p) not in bn_params]
+    if missing:
+        raise ValueError(f"{onnx_path}: no weights in the export for {missing[:5]} (is it an export of this net?)")
     # statistics of every BN's input, measured in one eval pass (the net is already exact upstream)
     stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
 
