@@ -69,7 +69,7 @@ def embed_lfw(entry: ModelEntry, threads: int, cache_dir: Path, limit: int | Non
     paths = [r["path"] for r in rows]
     ids = [r["identity"] for r in rows]
     sha = sha256_file(entry.path)  # the file as it is (a manifest may lag behind a replaced file)
-    cache = cache_dir / f"lfw-{entry.name}-{sha[:12]}-{len(paths)}.npy"
+    cache = cache_dir / f"lfw-{entry.name}-{sha[:12]}-{len(paths)}{'-flip' if entry.flip else ''}.npy"
     if cache.exists():
         return np.load(cache), paths, ids
     emb_model = Embedder(entry, threads=threads, verify=False)
@@ -200,7 +200,8 @@ def report(entry: ModelEntry, ver: dict, os_: dict, thr: float, mar: float, at: 
     sha = sha256_file(entry.path)[:12]
     info = (entry.info or {}) if entry.sha256.startswith(sha) else {}  # manifest facts only if they are this file's
     lines = [
-        f"Model: `{entry.name}` (sha256 {sha}..., {entry.output_dim}-d"
+        f"Model: `{entry.name}` (sha256 {sha}..., {entry.output_dim}-d, "
+        f"{'crop + mirror embedded' if entry.flip else 'crop only'}"
         + (f", {info.get('net')}, {info.get('steps')} training steps, LFW {info.get('lfw')} % in its manifest"
            if info.get("net") else "") + ")",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: `{args.command_line}`",

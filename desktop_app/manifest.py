@@ -39,6 +39,7 @@ class ModelEntry:
     std: float = 128.0
     output_dim: int = 512
     input_name: str = ""  # empty: the session's first input
+    flip: bool = False  # embedding = model(crop) + model(mirrored crop): what the thresholds were calibrated with
     info: dict[str, Any] = field(default_factory=dict)  # recipe, data, measured LFW, licence...
     base_dir: str = ""  # where ``file`` is resolved from
 

@@ -183,3 +183,24 @@ def test_warm_start_restores_a_fused_export_exactly(tmp_path: Path) -> None:
     t /= np.linalg.norm(t, axis=1, keepdims=True)
     head = torch.nn.Linear(512, 128)
     assert fit_head(head, s, t, ridge=1e-4) > 0.99
+
+
+def test_flip_embedding_is_the_sum_of_crop_and_mirror(tmp_path: Path) -> None:
+    import dataclasses
+
+    from desktop_app.nets import create_net
+    from desktop_app.nets.export import export_onnx
+    from desktop_app.train.export import manifest_entry
+    from desktop_app.vision.embedder import Embedder
+
+    p = export_onnx(create_net("fdfacenet_relu").eval(), tmp_path / "m.onnx")
+    plain = manifest_entry("m", p, {})
+    flipped = dataclasses.replace(plain, flip=True)
+    crops = np.random.default_rng(1).integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    e0, e1 = Embedder(plain, threads=1), Embedder(flipped, threads=1)
+    a, m = e0._run(e0._preprocess(crops)), e0._run(e0._preprocess(np.ascontiguousarray(crops[:, :, ::-1])))
+    want = (a + m) / np.linalg.norm(a + m, axis=1, keepdims=True)
+    assert np.abs(e1.infer(crops) - want).max() < 1e-5  # the entry's flip is the default
+    assert np.abs(e0.infer(crops, flip=True) - want).max() < 1e-5
+    assert np.abs(e0.infer(crops) - e1.infer(crops, flip=False)).max() < 1e-6
+    assert np.abs(e0.infer(crops) - want).max() > 1e-3  # a random net is not mirror-symmetric

@@ -123,7 +123,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         info.update({"lfw_flip": round(lfw_flip.accuracy, 2), "lfw": round(lfw_plain.accuracy, 2),
                      "val_open_set_dir_far1": round(osr.dir_at_far, 2), "val_rank1": round(osr.rank1, 2),
                      "val_tar_far1e-3": round(osr.verification_tar, 2)})
-        entry = manifest_entry(name, p, info)
+        entry = manifest_entry(name, p, info, flip=args.flip)
         ship(entry, models / "manifest.json")
         print(json.dumps({"name": name, **info}))
     return 0
@@ -138,6 +138,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--int8", action="store_true", help="also write NAME-int8.onnx (static QDQ)")
     sp.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
     sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                    help="the app embeds crop + mirror with this model (LFW +0.26 points on the first run; "
+                         "twice the embedding work per new face)")
     sp.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("train", help="train a net from a recipe (recipes/*.toml); resumes from RUN/last.pt")

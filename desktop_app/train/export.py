@@ -30,11 +30,11 @@ def export_checkpoint(ckpt: str | Path, out: str | Path) -> tuple[Path, dict]:
     return path, st
 
 
-def manifest_entry(name: str, path: Path, info: dict) -> ModelEntry:
+def manifest_entry(name: str, path: Path, info: dict, flip: bool = False) -> ModelEntry:
     return ModelEntry(
         name=name, file=path.name, task="embedding", sha256=sha256_file(path), input_size=112, color="RGB",
         mean=127.5, std=128.0, output_dim=512, info={"exported": dt.date.today().isoformat(), **info},
-        base_dir=str(path.parent),
+        base_dir=str(path.parent), flip=flip,
     )
 
 

@@ -57,12 +57,18 @@ class Embedder:
         y = y.reshape(len(y), -1).astype(np.float32)
         return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
 
-    def infer(self, crops_bgr: np.ndarray, flip: bool = False) -> np.ndarray:
-        """Embed ``crops_bgr`` (uint8 [N, H, W, 3]); ``flip`` sums with the mirrored crop's embedding."""
-        if len(crops_bgr) == 0:
+    def infer(self, crops_bgr: np.ndarray, flip: bool | None = None) -> np.ndarray:
+        """Embed ``crops_bgr`` (uint8 [N, H, W, 3]); ``flip`` sums with the mirrored crop's embedding (default: as
+        the manifest entry says, which is how the model's thresholds were calibrated). Crops and mirrors go in one
+        batch."""
+        n = len(crops_bgr)
+        if n == 0:
             return np.zeros((0, self.dim), np.float32)
+        flip = self.entry.flip if flip is None else flip
         x = self._preprocess(crops_bgr)
-        y = self._run(x)
         if flip:
-            y = y + self._run(np.ascontiguousarray(x[..., ::-1]))
+            y = self._run(np.concatenate([x, x[..., ::-1]]))
+            y = y[:n] + y[n:]
+        else:
+            y = self._run(x)
         return self._postprocess(y)
