@@ -45,8 +45,11 @@ def embedder_entry() -> ModelEntry:
 # default threshold 0.40 (penny1 0.34; bbt leonard 0.29 / 0.32, raj 0.38), so it misses them: the recognition issue
 # stays open until a better model ships. Strict: a model that passes turns these into failures, to remove the mark.
 WEAK_SHIPPED = "67323c2c5c641330f3fc79662b0fd776431ec5fff3abe221c1bedbfb53c97553"
-weak_model = pytest.mark.xfail(
-    condition=embedder_entry().sha256 == WEAK_SHIPPED if (REPO / "models" / "manifest.json").exists() else False,
+_shipped = load_manifest(default_models_dir() / "manifest.json").get("fdfacenet") \
+    if (default_models_dir() / "manifest.json").exists() else None
+weak_model = pytest.mark.xfail(  # never at import: embedder_entry() may skip when ../shared is absent
+    condition=os.environ.get("FDFACE_TEST_EMBEDDER", "") != "teacher"
+    and _shipped is not None and _shipped.sha256 == WEAK_SHIPPED,
     strict=True, reason="shipped model too weak for the default threshold (issue: recognition pipeline); "
     "FDFACE_TEST_EMBEDDER=teacher shows the pipeline passes")
 

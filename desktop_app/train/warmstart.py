@@ -6,7 +6,7 @@ the layer takes ``W'`` (no bias), and its BN gets the running statistics ``mu, v
 on real faces, ``gamma = sqrt(var + eps)`` and ``beta = mu + b'``. In eval mode that is ``z + b'`` exactly; in
 training mode, where BN uses the batch's own statistics, it is the same up to batch noise, so the first steps do
 not throw away what the first run learnt. The distillation head (512 -> teacher dim), which the export does not
-hold, is refitted by least squares from the student's embeddings to the teacher's on the same faces.
+hold, is refitted by ridge regression from the student's embeddings to the teacher's on the same faces.
 """
 
 from __future__ import annotations
