@@ -124,6 +124,22 @@ def test_distillation_step_with_the_teacher(tmp_path: Path, monkeypatch: pytest.
     assert losses[-1] < losses[0]
 
 
+def test_relational_distill_is_zero_for_the_same_geometry_only() -> None:
+    from desktop_app.train.losses import relational_distill
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.nn.functional.normalize(torch.randn(16, 128, generator=g), dim=1)
+    q, _ = torch.linalg.qr(torch.randn(512, 512, generator=g))
+    same = 3.0 * torch.cat([t, torch.zeros(16, 384)], 1) @ q  # rotated, scaled, padded: same cosines
+    assert float(relational_distill(same, t)) < 1e-10
+    other = torch.randn(16, 512, generator=g)
+    loss = relational_distill(other, t)
+    assert float(loss) > 1e-3
+    other.requires_grad_(True)
+    relational_distill(other, t).backward()
+    assert other.grad is not None and float(other.grad.abs().sum()) > 0
+
+
 def test_export_and_int8_agree_with_torch(tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     from desktop_app.nets import create_net

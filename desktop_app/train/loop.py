@@ -21,7 +21,7 @@ from desktop_app.nets import create_net
 from desktop_app.train.augment import augment_batch, to_input
 from desktop_app.train.data import FaceArray, identity_split, load_image_folder, load_index_csv
 from desktop_app.train.evaluate import open_set
-from desktop_app.train.losses import ArcFace, cosine_distill
+from desktop_app.train.losses import ArcFace, cosine_distill, relational_distill
 from desktop_app.train.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,8 @@ class Trainer:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.r.bf16):
                 s = self.distill_head(emb)
             loss = loss + cosine_distill(s, t)
+            if self.r.relational > 0:
+                loss = loss + self.r.relational * relational_distill(emb, t)
         if self.arcface is not None:
             lab = torch.from_numpy(labels_np)
             keep = lab >= 0

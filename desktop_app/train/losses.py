@@ -1,4 +1,4 @@
-"""Losses: ArcFace (additive angular margin) and cosine embedding distillation."""
+"""Losses: ArcFace (additive angular margin), cosine embedding distillation and relational (similarity) distillation."""
 
 from __future__ import annotations
 
@@ -34,3 +34,15 @@ class ArcFace(nn.Module):
 def cosine_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """1 - cos(student, teacher), averaged; ``teacher`` is already unit length."""
     return (1.0 - (F.normalize(student.float(), dim=1) * teacher).sum(1)).mean()
+
+
+def relational_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving distillation: mean squared difference between the in-batch cosine-similarity
+    matrices of the student's embedding and the teacher's (off the diagonal). It shapes the geometry of the
+    embedding the app compares (the 512-d one), which the head-based ``cosine_distill`` only constrains
+    through a linear map. ``teacher`` is already unit length; dimensions may differ."""
+    s = F.normalize(student.float(), dim=1)
+    gs, gt = s @ s.T, teacher @ teacher.T
+    n = gs.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool, device=gs.device)
+    return ((gs - gt)[off] ** 2).mean()

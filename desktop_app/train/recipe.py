@@ -27,6 +27,7 @@ class Recipe:
     teacher: str = "../shared/teachers/mobilefacenet-foamliu/MobileFaceNet.onnx"
     teacher_dim: int = 128
     mixup: float = 0.5  # fraction of each batch replaced by mixed faces (distillation only)
+    relational: float = 0.0  # weight of the in-batch similarity-matrix term on the 512-d embedding (distillation)
     arcface_s: float = 64.0
     arcface_m: float = 0.5
     arcface_weight: float = 1.0
