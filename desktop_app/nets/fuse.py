@@ -26,6 +26,29 @@ def _fold(layer: nn.Conv2d | nn.Linear, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> 
     return fused
 
 
+def foldable(layer: nn.Module, nxt: nn.Module | None) -> bool:
+    """Whether ``nxt`` is a BatchNorm that folds into ``layer`` (Conv2d + BatchNorm2d or Linear + BatchNorm1d)."""
+    return (isinstance(layer, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d)) or (
+        isinstance(layer, nn.Linear) and isinstance(nxt, nn.BatchNorm1d)
+    )
+
+
+def foldable_pairs(model: nn.Module) -> list[tuple[str, nn.Module, nn.Module]]:
+    """(qualified name of the layer, layer, its BN) for every pair :func:`fuse_bn` folds, named as the fused
+    layer is named in the fused model (and so in its ONNX export)."""
+    out = []
+    for pname, parent in model.named_modules():
+        prefix = f"{pname}." if pname else ""
+        if isinstance(parent, EmbeddingHead):
+            out.append((f"{prefix}fc", parent.fc, parent.bn))
+        elif isinstance(parent, nn.Sequential):
+            mods = list(parent._modules.items())
+            for (n1, m1), (_, m2) in zip(mods, mods[1:], strict=False):
+                if foldable(m1, m2):
+                    out.append((f"{prefix}{n1}", m1, m2))
+    return out
+
+
 def _fuse_sequential(seq: nn.Sequential) -> None:
     mods = list(seq._modules.items())
     out: list[tuple[str, nn.Module]] = []
@@ -33,9 +56,7 @@ def _fuse_sequential(seq: nn.Sequential) -> None:
     while i < len(mods):
         name, m = mods[i]
         nxt = mods[i + 1][1] if i + 1 < len(mods) else None
-        if (isinstance(m, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d)) or (
-            isinstance(m, nn.Linear) and isinstance(nxt, nn.BatchNorm1d)
-        ):
+        if foldable(m, nxt):
             out.append((name, _fold(m, nxt)))
             i += 2
             continue

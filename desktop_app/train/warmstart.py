@@ -18,26 +18,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from desktop_app.nets.layers import EmbeddingHead
+from desktop_app.nets.fuse import foldable_pairs
 
 log = logging.getLogger(__name__)
-
-
-def _pairs(model: nn.Module) -> list[tuple[str, nn.Module, nn.Module]]:
-    """(qualified name of the layer, layer, its BN) for every foldable pair, named as in the fused export."""
-    out = []
-    for pname, parent in model.named_modules():
-        prefix = f"{pname}." if pname else ""
-        if isinstance(parent, EmbeddingHead):
-            out.append((f"{prefix}fc", parent.fc, parent.bn))
-        elif isinstance(parent, nn.Sequential):
-            mods = list(parent._modules.items())
-            for (n1, m1), (_, m2) in zip(mods, mods[1:], strict=False):
-                if (isinstance(m1, nn.Conv2d) and isinstance(m2, nn.BatchNorm2d)) or (
-                    isinstance(m1, nn.Linear) and isinstance(m2, nn.BatchNorm1d)
-                ):
-                    out.append((f"{prefix}{n1}", m1, m2))
-    return out
 
 
 def read_onnx_weights(path: str | Path) -> dict[str, np.ndarray]:
@@ -52,7 +35,7 @@ def unfuse_from_onnx(model: nn.Module, onnx_path: str | Path, x: torch.Tensor) -
     """Load a fused export into ``model`` (same net, BNs in place); ``x``: a batch of real inputs for the BN
     statistics (a few hundred faces). Returns ``model`` in eval mode; raises if a weight is missing."""
     w = read_onnx_weights(onnx_path)
-    pairs = _pairs(model)
+    pairs = foldable_pairs(model)
     used = set()
     for name, layer, bn in pairs:
         kw, kb = f"{name}.weight", f"{name}.bias"
@@ -67,7 +50,7 @@ def unfuse_from_onnx(model: nn.Module, onnx_path: str | Path, x: torch.Tensor) -
         bn.running_mean.zero_()
         bn.running_var.fill_(1.0 - bn.eps)
         bn.weight.fill_(1.0)
-        bn.bias.copy_(torch.from_numpy(w[kb]))
+        bn.bias.copy_(torch.from_numpy(w[kb].copy()))
         used |= {kw, kb}
     # any other parameter of the export (e.g. PReLU slopes) is loaded by name
     sd = model.state_dict()
