@@ -251,6 +251,18 @@ def test_report_has_a_row_per_model_and_ratios() -> None:
     assert "0.50 x the teacher's (not met)" in md and "0.25 x our MobileFaceNet's (met)" in md
 
 
+def test_report_compares_relu_nets_like_for_like() -> None:
+    rows = [bench.Timing("mobilefacenet", "face", 112, 1.0, 221.0, 73.4, {1: 20.0}),
+            bench.Timing("mobilefacenet_relu", "face", 112, 1.0, 221.0, 73.4, {1: 4.0}),
+            bench.Timing("fdfacenet_relu", "face", 112, 3.17, 129.4, 7.38, {1: 2.0})]
+    res = bench.BenchResult(rows, (1,), 200, 20, [], {"date": "d", "cpu": "c", "onnxruntime": "o", "python": "p",
+                                                      "os": "x", "load": "0"})
+    md = bench.render_markdown(res, "fdface bench nets")
+    line = next(ln for ln in md.splitlines() if ln.startswith("- fdfacenet_relu:"))
+    assert "0.10 x our MobileFaceNet's (met)" in line
+    assert "0.50 x our MobileFaceNet-ReLU's (same activation) (not met)" in line
+
+
 def test_bench_runs_end_to_end_on_two_nets() -> None:
     pytest.importorskip("onnxruntime")
     res = bench.run_bench(["cnn8_fd_x0.5", "fdfacenet"], threads=(1,), repeats=2, warmup=1, teacher=None, shipped=[])

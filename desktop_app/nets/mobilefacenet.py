@@ -60,3 +60,10 @@ class MobileFaceNet(nn.Module):
                                       "rk3288_ms": 85.4, "tx2_ms": 40.3})
 def mobilefacenet(**kw: object) -> MobileFaceNet:
     return MobileFaceNet(**kw)  # type: ignore[arg-type]
+
+
+@register_net("mobilefacenet_relu")
+def mobilefacenet_relu(**kw: object) -> MobileFaceNet:
+    """MobileFaceNet with ReLU for PReLU: the like-for-like reference for ``fdfacenet_relu`` in the latency
+    benchmark (ONNX Runtime fuses Conv + Relu but not PRelu, which costs MobileFaceNet's large maps most)."""
+    return MobileFaceNet(act="relu", **kw)  # type: ignore[arg-type]
