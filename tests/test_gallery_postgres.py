@@ -1,14 +1,25 @@
 """The store, the gallery and the attendance rules on PostgreSQL (several kiosks sharing one gallery).
 
-Runs when ``FDFACE_TEST_POSTGRES_URL`` names a database (e.g. postgresql+psycopg://postgres@127.0.0.1/fdface_test)
-and a driver is installed; skips otherwise. Everything happens in a schema of its own, dropped afterwards.
+Runs against ``FDFACE_TEST_POSTGRES_URL`` when it names a database (e.g.
+postgresql+psycopg://postgres@127.0.0.1/fdface_test); otherwise, when the PostgreSQL server binaries (initdb,
+pg_ctl) and the psycopg driver are installed, against a throwaway server started for this module in a temporary
+folder (Unix socket only, trust auth, as the ``postgres`` user when the tests run as root, since the server
+refuses root). Skips with the reason when neither is at hand. Each test works in a schema of its own, dropped
+afterwards.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,19 +33,72 @@ from desktop_app.gallery import store as st
 from desktop_app.gallery.service import Gallery
 
 URL = os.environ.get("FDFACE_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(not URL, reason="set FDFACE_TEST_POSTGRES_URL to a PostgreSQL database to run")
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    cands = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return cands[-1] if cands else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    if URL:
+        yield URL
+        return
+    pytest.importorskip("psycopg", reason="no PostgreSQL driver (pip install -e '.[postgres]')")
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no FDFACE_TEST_POSTGRES_URL and no PostgreSQL server binaries (initdb, pg_ctl) to start one")
+    root = Path(tempfile.mkdtemp(prefix="fdface-pg-"))  # short path: the socket's name has a length limit
+    data, run_as = root / "data", []
+    if os.geteuid() == 0:  # postgres refuses to run as root: run the throwaway server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to start a throwaway server as")
+        runuser = shutil.which("runuser")
+        if not runuser:
+            pytest.skip("running as root and runuser is missing")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = [runuser, "-u", "postgres", "--"]
+    port = _free_port()
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*run_as, *cmd], capture_output=True, text=True, timeout=120)
+
+    r = run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+    if r.returncode:
+        pytest.skip(f"initdb failed: {r.stderr.strip()[-300:]}")
+    r = run(pg_ctl, "-D", str(data), "-w", "-l", str(root / "log.txt"),
+            "-o", f"-p {port} -k {root} -c listen_addresses='' -c fsync=off", "start")
+    if r.returncode:
+        pytest.skip(f"pg_ctl start failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    try:
+        yield f"postgresql+psycopg://postgres@/postgres?host={root}&port={port}"
+    finally:
+        run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def pg():
+def pg(pg_url: str):
     try:
-        admin = create_engine(URL)
+        admin = create_engine(pg_url)
         with admin.begin() as c:
             schema = f"fdface_test_{uuid.uuid4().hex[:10]}"
             c.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:  # no driver, no server
-        pytest.skip(f"PostgreSQL at {st.describe_url(URL)} not usable: {exc}")
-    engine = st.open_engine(URL, connect_args={"options": f"-csearch_path={schema}"})
+        pytest.skip(f"PostgreSQL at {st.describe_url(pg_url)} not usable: {exc}")
+    engine = st.open_engine(pg_url, connect_args={"options": f"-csearch_path={schema}"})
     yield engine
     engine.dispose()
     with admin.begin() as c:
