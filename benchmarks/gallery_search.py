@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     efs = [int(e) for e in args.ef.split(",") if e.strip()]
     info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "faiss": faiss.__version__,
-            "threads": args.threads, "build_threads": build_threads, "dim": args.dim, "per": args.per, "date": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                                              time.gmtime()),
+            "threads": args.threads, "build_threads": build_threads, "dim": args.dim, "per": args.per,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     real = real_embeddings(args.threads) if args.data == "model" else None
     if real is not None:
