@@ -230,3 +230,37 @@ def test_pipeline_settings_apply_to_the_next_frame(detect_only: Pipeline) -> Non
     finally:
         detect_only.settings = old
     assert detect_only.tracker.vote_frames == old.recognition.vote_frames
+
+
+def test_auto_model_prefers_int8_only_within_the_lfw_bar(tmp_path) -> None:
+    import json
+
+    from desktop_app.vision.pipeline import resolve_model
+
+    def install(int8_lfw: float | None, int8_file: bool = True, flip: bool = True) -> None:
+        (tmp_path / "fdfacenet.onnx").write_bytes(b"fp32")
+        models = {"fdfacenet": {"file": "fdfacenet.onnx", "flip": flip, "info": {"lfw_flip": 97.6, "lfw": 97.0}}}
+        if int8_lfw is not None:
+            models["fdfacenet-int8"] = {"file": "fdfacenet-int8.onnx", "flip": flip,
+                                        "info": {"lfw_flip": int8_lfw, "lfw": int8_lfw - 0.3}}
+        (tmp_path / "fdfacenet-int8.onnx").unlink(missing_ok=True)
+        if int8_file:
+            (tmp_path / "fdfacenet-int8.onnx").write_bytes(b"int8")
+        (tmp_path / "manifest.json").write_text(json.dumps({"models": models}))
+
+    def chosen(model: str = "auto") -> str:
+        entry, why = resolve_model(Settings().with_changes("recognition", model=model), tmp_path)
+        assert entry is not None, why
+        return entry.name
+
+    install(97.45)
+    assert chosen() == "fdfacenet-int8"  # 0.15 points below FP32: within the bar
+    assert chosen("fdfacenet") == "fdfacenet"  # an explicit choice is honoured
+    install(97.35)
+    assert chosen() == "fdfacenet"  # 0.25 points: not within the bar
+    install(97.6, int8_file=False)
+    assert chosen() == "fdfacenet"
+    install(None)
+    assert chosen() == "fdfacenet"
+    install(97.35, flip=False)  # the app embeds without flip: the plain figures count (97.05 vs 97.0)
+    assert chosen() == "fdfacenet-int8"

@@ -42,16 +42,36 @@ MIN_FRAME_SIDE = 16  # smaller images cannot hold a face the detector finds
 Matcher = Callable[[np.ndarray], Sequence[Any]]  # embeddings float32 [N, D] -> one match record per row
 
 
+INT8_BAR = 0.2  # LFW points an INT8 copy may lose against its FP32 model and still be the default (issue 7)
+
+
+def auto_model(entries: dict[str, ModelEntry]) -> str:
+    """``fdfacenet-int8`` when it is installed and its measured LFW (as the app embeds: with or without flip) is
+    within ``INT8_BAR`` points of ``fdfacenet``'s, else ``fdfacenet``."""
+    fp32, int8 = entries.get(DEFAULT_MODEL), entries.get(f"{DEFAULT_MODEL}-int8")
+    if fp32 is None or int8 is None or not int8.path.exists():
+        return DEFAULT_MODEL
+
+    def lfw(e: ModelEntry) -> float | None:
+        v = e.info.get("lfw_flip" if e.flip else "lfw")
+        return float(v) if isinstance(v, int | float) else None
+
+    a, b = lfw(fp32), lfw(int8)
+    if a is None or b is None or int8.flip != fp32.flip:
+        return DEFAULT_MODEL
+    return int8.name if a - b <= INT8_BAR + 1e-9 else DEFAULT_MODEL
+
+
 def resolve_model(settings: Settings, models_dir: str | Path | None = None) -> tuple[ModelEntry | None, str | None]:
     """The embedder entry the settings ask for, or (None, why not) when it is not installed."""
     name = settings.recognition.model
-    if name in ("", "auto"):
-        name = DEFAULT_MODEL
     mdir = Path(models_dir) if models_dir else default_models_dir()
     try:
         entries = load_manifest(mdir / "manifest.json")
     except ManifestError as exc:
         return None, f"no recognition model installed ({exc}); faces are detected but not recognised"
+    if name in ("", "auto"):
+        name = auto_model(entries)
     entry = entries.get(name)
     if entry is None:
         return None, (f"no recognition model named {name!r} in {mdir / 'manifest.json'} "
