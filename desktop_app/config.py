@@ -48,8 +48,10 @@ class DetectorSettings:
 @dataclass(frozen=True)
 class RecognitionSettings:
     model: str = "auto"  # a manifest name (fdfacenet, fdfacenet-int8) or "auto": the fastest that meets the bar
-    threshold: float = 0.40  # cosine similarity to accept a match (calibration: docs/CALIBRATION.md)
-    margin: float = 0.05  # the best person must beat the next best person by this much
+    # Calibrated for the shipped model (docs/CALIBRATION.md, benchmarks/calibrate_threshold.py): about 1 % of
+    # strangers accepted per decision, 0.1 % of known people named wrongly; recalibrate with every new model.
+    threshold: float = 0.52  # cosine similarity to accept a match
+    margin: float = 0.08  # the best person must beat the next best person by this much
     vote_frames: int = 3  # frames a track must agree on before anyone downstream acts on it
     recheck_frames: int = 15  # re-embed a known track at least every N frames
 

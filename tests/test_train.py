@@ -107,6 +107,36 @@ def test_arcface_steps_reduce_loss_and_resume(tmp_path: Path, monkeypatch: pytes
     assert again.step == 30 and (tmp_path / "run" / "final.pt").exists() and "val_rank1" not in hist
 
 
+def test_sigterm_checkpoints_and_the_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from desktop_app.train.loop import Trainer
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_folder(tmp_path)
+    rp = tmp_path / "t.toml"
+    rp.write_text(
+        f'name = "t"\nnet = "fdfacenet_relu"\nloss = "arcface"\nimage_folder = "{folder}"\nbatch = 8\n'
+        'lr = 0.05\nsteps = 30\nthreads = 1\nbf16 = false\nchannels_last = false\nmixup = 0.0\nval_ids = 0\n'
+    )
+    r = load_recipe(rp)
+    tr = Trainer(r, tmp_path / "run")
+
+    def stop_at_20(t: Trainer) -> None:
+        if t.step == 20:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `kill PID` or a closing session sends
+
+    tr.run(on_progress=stop_at_20)
+    assert tr.stopped and tr.step in (20, 21)  # the step in flight finishes, then the run stops
+    assert not (tmp_path / "run" / "final.pt").exists()
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == tr.step
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    again = Trainer(r, tmp_path / "run")
+    again.run()
+    assert again.step == 30 and (tmp_path / "run" / "final.pt").exists()
+
+
 def test_distillation_step_with_the_teacher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     teacher = shared_path("teachers", "mobilefacenet-foamliu", "MobileFaceNet.onnx")
     pytest.importorskip("onnx")

@@ -10,6 +10,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,16 @@ def validate(model: nn.Module, val: FaceArray) -> dict[str, float]:
     return {"val_dir_far1": res.dir_at_far, "val_rank1": res.rank1, "val_tar_far1e-3": res.verification_tar}
 
 
+def native_bf16() -> bool:
+    """Whether bf16 autocast runs on hardware (AMX or AVX512-BF16). Without it (e.g. an AVX2-only AMD EPYC) oneDNN
+    emulates bf16 and a training step is about 10x slower than in fp32 (measured: 6 vs 59 img/s, FDFaceNet)."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
+    except AttributeError:  # an older torch without the probes: trust the recipe
+        return True
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, out_dir: str | Path) -> None:
         self.r = recipe
@@ -67,6 +79,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(recipe.seed)
         torch.set_num_threads(recipe.threads)
+        self.bf16 = recipe.bf16 and native_bf16()
+        if recipe.bf16 and not self.bf16:
+            log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): training in fp32, which is ~10x faster "
+                        "here than emulated bf16; step counts per minute differ from a bf16 machine")
         self.model = create_net(recipe.net, **recipe.net_kwargs)
         if recipe.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -176,12 +192,12 @@ class Trainer:
         x = torch.from_numpy(x_np)
         if self.r.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.r.bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             emb = self.model(x)
         loss = torch.zeros((), dtype=torch.float32)
         if self.distill_head is not None and self.teacher is not None:
             t = torch.from_numpy(self.teacher(x_np))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.r.bf16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 s = self.distill_head(emb)
             loss = loss + cosine_distill(s, t)
             if self.r.relational > 0:
@@ -211,6 +227,32 @@ class Trainer:
         t_ckpt = time.monotonic()
         logf = open(self.out / "log.jsonl", "a")  # noqa: SIM115 (closed at the end; a kill loses no line)
         loss_ema = None
+        self.stopped = False
+        restore = self._catch_stop()
+        try:
+            self._loop(pool, bs, t_ckpt, logf, loss_ema, resume, on_progress)
+        finally:
+            for sig, old in restore:
+                signal.signal(sig, old)
+            logf.close()
+        if self.stopped:  # SIGTERM / Ctrl-C: checkpointed, `fdface train` resumes on the same curve
+            self.save()
+            log.info("stopped at step %d (%.1f min); run again to resume", self.step, self.elapsed / 60)
+            return self.history[-1] if self.history else {}
+        self.save("final.pt")
+        return self.history[-1] if self.history else {}
+
+    def _catch_stop(self) -> list:
+        """SIGTERM or Ctrl-C finish the step in flight, then the run checkpoints and returns (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return []
+
+        def _stop(signum, frame):  # noqa: ARG001
+            self.stopped = True
+
+        return [(sig, signal.signal(sig, _stop)) for sig in (signal.SIGTERM, signal.SIGINT)]
+
+    def _loop(self, pool, bs, t_ckpt, logf, loss_ema, resume, on_progress) -> None:
         while self.progress() < 1.0:
             order = self.rng.permutation(pool)
             steps_per_epoch = len(order) // bs
@@ -232,10 +274,12 @@ class Trainer:
                 if time.monotonic() - t_ckpt > 60 * self.r.checkpoint_minutes:
                     self.save()
                     t_ckpt = time.monotonic()
-                if self.progress() >= 1.0:
+                if self.progress() >= 1.0 or self.stopped:
                     break
             else:
                 self.epoch += 1
+            if self.stopped:  # no validation record for a part-epoch; run() checkpoints
+                return
             rec = {"epoch": self.epoch, "step": self.step, "minutes": round(self.elapsed / 60, 2),
                    "loss": round(float(loss_ema or 0), 5), "lr": self.lr_now(), **validate(self.model, self.val_set)}
             self.history.append(rec)
@@ -243,9 +287,6 @@ class Trainer:
             logf.flush()
             print(f"[{self.r.name}] epoch {rec}", flush=True)
             self.save()
-        logf.close()
-        self.save("final.pt")
-        return self.history[-1] if self.history else {}
 
     _t50: float | None = None
 
