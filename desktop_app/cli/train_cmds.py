@@ -86,15 +86,80 @@ def _val_faces(recipe) -> tuple:  # the recipe's held-out identities (BGR crops,
     return v.images[..., ::-1].copy(), v.labels, arr.images
 
 
+INT8_NOTE = ("static QDQ: int8 per-channel weights with reduce_range (7 bits), uint8 activations, MinMax on {n} "
+             "pool faces")
+
+
+def _cpu_name() -> str:
+    """CPU model and whether it has VNNI (int8 dot products; without it int8 kernels differ): the INT8 figures
+    depend on it."""
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name in ("", platform.machine(), platform.processor()):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = line
+    except OSError:
+        return name
+    return f"{name} ({'VNNI' if 'vnni' in flags else 'no VNNI'})"
+
+
+def _measure_and_write(name: str, path: Path, info: dict, vimg, vlab, flip: bool, threads: int,
+                       manifest: Path) -> None:
+    """LFW with and without flip-sum, open-set on the held-out identities, then the manifest entry."""
+    from desktop_app.train.evaluate import evaluate_lfw_entry, open_set
+    from desktop_app.train.export import manifest_entry, ship
+    from desktop_app.vision.embedder import Embedder
+
+    entry = manifest_entry(name, path, info)
+    lfw_flip = evaluate_lfw_entry(entry, flip=True, threads=threads)
+    lfw_plain = evaluate_lfw_entry(entry, flip=False, threads=threads)
+    e = Embedder(entry, threads=threads)
+    ve = np.concatenate([e.infer(vimg[i : i + 128], flip=True) for i in range(0, len(vimg), 128)])
+    osr = open_set(ve, vlab)
+    info.update({"lfw_flip": round(lfw_flip.accuracy, 2), "lfw": round(lfw_plain.accuracy, 2),
+                 "val_open_set_dir_far1": round(osr.dir_at_far, 2), "val_rank1": round(osr.rank1, 2),
+                 "val_tar_far1e-3": round(osr.verification_tar, 2),
+                 "measured_on": _cpu_name()})
+    entry = manifest_entry(name, path, info, flip=flip)
+    ship(entry, manifest)
+    print(json.dumps({"name": name, **info}))
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Re-quantize an installed FP32 model (no checkpoint needed): models/NAME-int8.onnx, measured, in the manifest."""
+    try:
+        from desktop_app.train.export import quantize_int8
+        from desktop_app.train.recipe import load_recipe
+    except ImportError as exc:
+        raise _cli_error(f"quantizing needs the train extra ({exc}): pip install -e '.[train]'") from None
+    models = default_models_dir()
+    try:
+        fp = load_manifest(models / "manifest.json")[args.name]
+        src = fp.verify()
+    except (KeyError, ManifestError) as exc:
+        raise _cli_error(f"no usable FP32 model {args.name!r} in {models / 'manifest.json'}: {exc}") from None
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / fp.info["recipe"])
+    vimg, vlab, pool = _val_faces(recipe)
+    rng = np.random.default_rng(0)
+    calib = pool[rng.choice(len(pool), size=args.calib, replace=False)]
+    out = quantize_int8(src, models / f"{args.name}-int8.onnx", calib)
+    info = {k: v for k, v in fp.info.items() if not k.startswith(("lfw", "val_", "measured_on"))}
+    info.update({"precision": "int8", "quantization": INT8_NOTE.format(n=args.calib), "from_sha256": fp.sha256})
+    _measure_and_write(f"{args.name}-int8", out, info, vimg, vlab, fp.flip, args.threads, models / "manifest.json")
+    return 0
+
+
 def cmd_ship(args: argparse.Namespace) -> int:
     """Export RUN/final.pt (or --ckpt) to models/NAME.onnx, measure LFW and open-set, write the manifest."""
     try:
-        from desktop_app.train.export import export_checkpoint, manifest_entry, quantize_int8, ship
+        from desktop_app.train.export import export_checkpoint, quantize_int8
         from desktop_app.train.recipe import load_recipe
     except ImportError as exc:
         raise _cli_error(f"shipping needs PyTorch ({exc}): pip install -e '.[train]'") from None
-    from desktop_app.train.evaluate import evaluate_lfw_entry, open_set
-    from desktop_app.vision.embedder import Embedder
 
     run = Path(args.run)
     ckpt = Path(args.ckpt) if args.ckpt else run / "final.pt"
@@ -109,23 +174,15 @@ def cmd_ship(args: argparse.Namespace) -> int:
         rng = np.random.default_rng(0)
         calib = pool[rng.choice(len(pool), size=args.calib, replace=False)]
         todo.append((f"{args.name}-int8", quantize_int8(path, models / f"{args.name}-int8.onnx", calib)))
+    base = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
+            "train_minutes": round(st["elapsed"] / 60, 1),
+            "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
+            "teacher": recipe.teacher.rsplit("/", 2)[-2]}
     for name, p in todo:
-        info = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
-                "train_minutes": round(st["elapsed"] / 60, 1),
-                "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
-                "teacher": recipe.teacher.rsplit("/", 2)[-2], "precision": "int8" if "int8" in name else "fp32"}
-        entry = manifest_entry(name, p, info)
-        lfw_flip = evaluate_lfw_entry(entry, flip=True, threads=args.threads)
-        lfw_plain = evaluate_lfw_entry(entry, flip=False, threads=args.threads)
-        e = Embedder(entry, threads=args.threads)
-        ve = np.concatenate([e.infer(vimg[i : i + 128], flip=True) for i in range(0, len(vimg), 128)])
-        osr = open_set(ve, vlab)
-        info.update({"lfw_flip": round(lfw_flip.accuracy, 2), "lfw": round(lfw_plain.accuracy, 2),
-                     "val_open_set_dir_far1": round(osr.dir_at_far, 2), "val_rank1": round(osr.rank1, 2),
-                     "val_tar_far1e-3": round(osr.verification_tar, 2)})
-        entry = manifest_entry(name, p, info, flip=args.flip)
-        ship(entry, models / "manifest.json")
-        print(json.dumps({"name": name, **info}))
+        info = {**base, "precision": "int8" if "int8" in name else "fp32"}
+        if "int8" in name:
+            info["quantization"] = INT8_NOTE.format(n=args.calib)
+        _measure_and_write(name, p, info, vimg, vlab, args.flip, args.threads, models / "manifest.json")
     return 0
 
 
@@ -142,6 +199,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="the app embeds crop + mirror with this model (LFW +0.26 points on the first run; "
                          "twice the embedding work per new face)")
     sp.set_defaults(func=cmd_ship)
+
+    q = sub.add_parser("quantize", help="re-quantize an installed FP32 model to NAME-int8.onnx and measure it")
+    q.add_argument("--name", default="fdfacenet", help="the FP32 manifest entry")
+    q.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
+    q.add_argument("--threads", type=int, default=0)
+    q.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("train", help="train a net from a recipe (recipes/*.toml); resumes from RUN/last.pt")
     p.add_argument("recipe")
