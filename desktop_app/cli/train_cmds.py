@@ -32,7 +32,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _cli_error(str(exc)) from None
     out = args.out or f"runs/{recipe.name}"
-    final = Trainer(recipe, out).run(resume=not args.fresh)
+    tr = Trainer(recipe, out)
+    final = tr.run(resume=not args.fresh)
+    if tr.stopped:
+        print(f"stopped at step {tr.step} ({tr.elapsed / 60:.1f} of {recipe.minutes or '-'} min), checkpoint in "
+              f"{Path(out) / 'last.pt'}; run the same command again to resume")
+        return 0
     print(f"done: {final}")
     return 0
 
