@@ -48,9 +48,11 @@ class DetectorSettings:
 @dataclass(frozen=True)
 class RecognitionSettings:
     model: str = "auto"  # a manifest name (fdfacenet, fdfacenet-int8) or "auto": the fastest that meets the bar
-    # Calibrated for the shipped model (docs/CALIBRATION.md, benchmarks/calibrate_threshold.py): about 1 % of
-    # strangers accepted per decision, 0.1 % of known people named wrongly; recalibrate with every new model.
-    threshold: float = 0.52  # cosine similarity to accept a match
+    # From the shipped model's calibration (docs/CALIBRATION.md, benchmarks/calibrate_threshold.py), one grid step
+    # looser than its strict point (0.52: 0.9 % of strangers accepted per single decision), which did not name the
+    # enrolled singer of the sample clip again: 0.47 accepts 3.5 % of strangers per single decision (a track then
+    # needs `vote_frames` agreeing frames), names 0.2 % of known faces wrongly. Recalibrate with every new model.
+    threshold: float = 0.47  # cosine similarity to accept a match
     margin: float = 0.08  # the best person must beat the next best person by this much
     vote_frames: int = 3  # frames a track must agree on before anyone downstream acts on it
     recheck_frames: int = 15  # re-embed a known track at least every N frames

@@ -188,8 +188,12 @@ def test_export_and_int8_agree_with_torch(tmp_path: Path) -> None:
         ref = torch.nn.functional.normalize(model(x), dim=1).numpy()
     assert np.abs(got - ref).max() < 1e-4
     q = quantize_int8(p, tmp_path / "m-int8.onnx", crops[..., ::-1].copy())
-    ops = {n.op_type for n in __import__("onnx").load(str(q)).graph.node}
-    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    onnx = pytest.importorskip("onnx")
+    g = onnx.load(str(q)).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in g.node}
+    # reduce_range: int8 weights use 7 bits, so u8 x s8 kernels on CPUs without VNNI do not saturate
+    w8 = [onnx.numpy_helper.to_array(t) for t in g.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(w8) >= 10 and max(int(np.abs(w.astype(np.int32)).max()) for w in w8) <= 64
     sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"input": x.numpy()})[0].shape == (6, 512)
 

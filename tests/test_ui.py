@@ -336,7 +336,7 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
 
 def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_path, base_settings):
     # this test is about a folder of photos as a source (each photo decided on its own), not about calibration:
-    # with three templates, amy4/amy5 can fall below the calibrated default (0.52), so it states its own
+    # with three templates amy4/amy5 were not named at the strict calibrated point (0.52), so it states its own
     settings = base_settings.with_changes("attendance", keep_snapshots=True).with_changes(
         "recognition", threshold=0.40, margin=0.05)
     ctl = make_app(source="", settings=settings)

@@ -53,7 +53,7 @@ def test_identify_image_and_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     people = shared_path("media", "people")
     scene = shared_path("media", "scenes", "bbt3.jpg")
     cast = ["howard", "leonard", "penny", "raj", "sheldon"]
-    # at the calibrated defaults (about 1 % of strangers accepted) a face may stay unknown, never be misnamed
+    # at the calibrated defaults a face may stay unknown, never be misnamed
     assert main(["identify", "--people", str(people), str(scene), "--json", "--threads", "1",
                  *embedder_args(tmp_path)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
