@@ -61,6 +61,10 @@ def main() -> int:
     ap.add_argument("--display", help="use this X display instead of starting Xvfb")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    from desktop_app.ui.qtenv import missing_xcb_libraries
+
+    if missing := missing_xcb_libraries():  # Qt would abort the process without saying which
+        raise SystemExit(f"Qt's X11 plugin needs these packages: apt-get install -y {' '.join(missing)}")
     xvfb = None
     if args.display:
         os.environ["DISPLAY"] = args.display
