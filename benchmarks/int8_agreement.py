@@ -22,21 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from desktop_app.cpuinfo import cpu_description  # noqa: E402
 from desktop_app.manifest import default_models_dir, load_manifest  # noqa: E402
 from desktop_app.vision.embedder import Embedder  # noqa: E402
-
-
-def cpu() -> str:
-    name, vnni = "unknown CPU", False
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                vnni = "vnni" in line
-    except OSError:
-        pass
-    return f"{name} ({'VNNI' if vnni else 'no VNNI'})"
 
 
 def main() -> int:
@@ -63,8 +51,9 @@ def main() -> int:
     iu = np.triu_indices(len(x), 1)
     s32 = (e32 @ e32.T)[iu]
     near = s32 > 0.4  # pairs near the recognition threshold, where a change flips a decision
-    print(f"{cpu()}; {len(x)} LFW crops; flip-sum {ref.flip}. Cosine between each face's FP32 and INT8 embedding, "
-          f"and |change| of the {len(s32):,} pairwise similarities (all, and the {near.sum()} pairs above 0.4 in FP32)")
+    print(f"{cpu_description()}; {len(x)} LFW crops; flip-sum {ref.flip}. Cosine between each face's FP32 and INT8 "
+          f"embedding, and |change| of the {len(s32):,} pairwise similarities (all, and the {near.sum()} pairs "
+          "above 0.4 in FP32)")
     print("| model | face cos mean | 1st pct | min | pair change mean | p99 | max | near 0.4+: mean | max |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, entry in cands:

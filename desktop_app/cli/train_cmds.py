@@ -95,26 +95,10 @@ INT8_NOTE = ("static QDQ: int8 per-channel weights with reduce_range (7 bits), u
              "pool faces")
 
 
-def _cpu_name() -> str:
-    """CPU model and whether it has VNNI (int8 dot products; without it int8 kernels differ): the INT8 figures
-    depend on it."""
-    import platform
-
-    name, flags = platform.processor() or platform.machine(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("", platform.machine(), platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = line
-    except OSError:
-        return name
-    return f"{name} ({'VNNI' if 'vnni' in flags else 'no VNNI'})"
-
-
 def _measure_and_write(name: str, path: Path, info: dict, vimg, vlab, flip: bool, threads: int,
                        manifest: Path) -> None:
     """LFW with and without flip-sum, open-set on the held-out identities, then the manifest entry."""
+    from desktop_app.cpuinfo import cpu_description
     from desktop_app.train.evaluate import evaluate_lfw_entry, open_set
     from desktop_app.train.export import manifest_entry, ship
     from desktop_app.vision.embedder import Embedder
@@ -128,7 +112,7 @@ def _measure_and_write(name: str, path: Path, info: dict, vimg, vlab, flip: bool
     info.update({"lfw_flip": round(lfw_flip.accuracy, 2), "lfw": round(lfw_plain.accuracy, 2),
                  "val_open_set_dir_far1": round(osr.dir_at_far, 2), "val_rank1": round(osr.rank1, 2),
                  "val_tar_far1e-3": round(osr.verification_tar, 2),
-                 "measured_on": _cpu_name()})
+                 "measured_on": cpu_description()})
     entry = manifest_entry(name, path, info, flip=flip)
     ship(entry, manifest)
     print(json.dumps({"name": name, **info}))

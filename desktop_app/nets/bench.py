@@ -252,14 +252,9 @@ class BenchResult:
 def machine_info() -> dict[str, str]:
     import onnxruntime as ort
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from desktop_app.cpuinfo import cpu_name
+
+    cpu = cpu_name()
     try:
         load = f"{os.getloadavg()[0]:.2f}"
     except OSError:

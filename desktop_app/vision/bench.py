@@ -241,14 +241,9 @@ def machine_info() -> dict[str, str]:
     import cv2
     import onnxruntime as ort
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from desktop_app.cpuinfo import cpu_name
+
+    cpu = cpu_name()
     try:
         load = f"{os.getloadavg()[0]:.2f}"
     except OSError:
