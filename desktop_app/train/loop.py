@@ -109,6 +109,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.epoch = 0
+        self.stopped = False  # set by SIGTERM / Ctrl-C during run()
         self.rng = np.random.default_rng(recipe.seed)
         self.history: list[dict[str, float]] = []
 
