@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from functools import partial
@@ -29,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from desktop_app.cpuinfo import cpu_name  # noqa: E402
 from desktop_app.gallery.index import (  # noqa: E402
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     build_threads = args.build_threads or args.threads
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     efs = [int(e) for e in args.ef.split(",") if e.strip()]
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "faiss": faiss.__version__,
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "faiss": faiss.__version__,
             "threads": args.threads, "build_threads": build_threads, "dim": args.dim, "per": args.per,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
