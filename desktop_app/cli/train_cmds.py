@@ -91,6 +91,11 @@ def _val_faces(recipe) -> tuple:  # the recipe's held-out identities (BGR crops,
     return v.images[..., ::-1].copy(), v.labels, arr.images
 
 
+def _calib_faces(pool: np.ndarray, n: int) -> np.ndarray:
+    """The same ``n`` pool faces (seed 0) for every INT8 calibration, from `ship --int8` or `quantize`."""
+    return pool[np.random.default_rng(0).choice(len(pool), size=n, replace=False)]
+
+
 INT8_NOTE = ("static QDQ: int8 per-channel weights with reduce_range (7 bits), uint8 activations, MinMax on {n} "
              "pool faces")
 
@@ -133,9 +138,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         raise _cli_error(f"no usable FP32 model {args.name!r} in {models / 'manifest.json'}: {exc}") from None
     recipe = load_recipe(Path(__file__).resolve().parents[2] / fp.info["recipe"])
     vimg, vlab, pool = _val_faces(recipe)
-    rng = np.random.default_rng(0)
-    calib = pool[rng.choice(len(pool), size=args.calib, replace=False)]
-    out = quantize_int8(src, models / f"{args.name}-int8.onnx", calib)
+    out = quantize_int8(src, models / f"{args.name}-int8.onnx", _calib_faces(pool, args.calib))
     info = {k: v for k, v in fp.info.items() if not k.startswith(("lfw", "val_", "measured_on"))}
     info.update({"precision": "int8", "quantization": INT8_NOTE.format(n=args.calib), "from_sha256": fp.sha256})
     _measure_and_write(f"{args.name}-int8", out, info, vimg, vlab, fp.flip, args.threads, models / "manifest.json")
@@ -160,8 +163,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
     vimg, vlab, pool = _val_faces(recipe)
     todo = [(args.name, path)]
     if args.int8:
-        rng = np.random.default_rng(0)
-        calib = pool[rng.choice(len(pool), size=args.calib, replace=False)]
+        calib = _calib_faces(pool, args.calib)
         todo.append((f"{args.name}-int8", quantize_int8(path, models / f"{args.name}-int8.onnx", calib)))
     base = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
             "train_minutes": round(st["elapsed"] / 60, 1),

@@ -225,22 +225,18 @@ class Trainer:
             log.info("resumed from %s at step %d (%.1f min)", last, self.step, self.elapsed / 60)
         pool = self._sampling_pool()
         bs = self.r.batch
-        t_ckpt = time.monotonic()
         logf = open(self.out / "log.jsonl", "a")  # noqa: SIM115 (closed at the end; a kill loses no line)
-        loss_ema = None
         self.stopped = False
         restore = self._catch_stop()
         try:
-            self._loop(pool, bs, t_ckpt, logf, loss_ema, resume, on_progress)
+            self._loop(pool, bs, logf, resume, on_progress)
         finally:
             for sig, old in restore:
                 signal.signal(sig, old)
             logf.close()
-        if self.stopped:  # SIGTERM / Ctrl-C: checkpointed, `fdface train` resumes on the same curve
-            self.save()
+        if self.stopped:  # SIGTERM / Ctrl-C: `fdface train` resumes from last.pt on the same curve
             log.info("stopped at step %d (%.1f min); run again to resume", self.step, self.elapsed / 60)
-            return self.history[-1] if self.history else {}
-        self.save("final.pt")
+        self.save("last.pt" if self.stopped else "final.pt")
         return self.history[-1] if self.history else {}
 
     def _catch_stop(self) -> list:
@@ -253,7 +249,9 @@ class Trainer:
 
         return [(sig, signal.signal(sig, _stop)) for sig in (signal.SIGTERM, signal.SIGINT)]
 
-    def _loop(self, pool, bs, t_ckpt, logf, loss_ema, resume, on_progress) -> None:
+    def _loop(self, pool, bs, logf, resume, on_progress) -> None:
+        t_ckpt = time.monotonic()
+        loss_ema = None
         while self.progress() < 1.0:
             order = self.rng.permutation(pool)
             steps_per_epoch = len(order) // bs
