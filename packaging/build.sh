@@ -86,6 +86,10 @@ else
         done < <(find "$BUNDLE/_internal" -type f \( -name '*.so' -o -name '*.so.*' \) ! -path '*.libs/*' -print0)
         echo "== stripped the symbol tables of $n libraries"
     fi
+    if [ "$(uname -s)" = Linux ] || [ "$(uname -s)" = Darwin ]; then
+        # one copy of each library that two wheels both vendor (OpenBLAS 0.3.15 of OpenCV and FAISS, libgfortran)
+        "$PY" "$REPO/packaging/dedupe_libs.py" "$BUNDLE"
+    fi
 fi
 
 echo "== checking the bundle"

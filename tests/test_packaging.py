@@ -234,6 +234,102 @@ def test_deb_depends_names_the_system_libraries(tmp_path):
         assert "libselinux1" not in r2.stdout
 
 
+def _dedupe():
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        import dedupe_libs
+    finally:
+        sys.path.pop(0)
+    return dedupe_libs
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the bundle's duplicate libraries become symlinks on Linux/macOS only")
+def test_dedupe_links_identical_and_same_build_libraries(tmp_path):
+    dd = _dedupe()
+    inner = tmp_path / "b" / "_internal"
+    a, b, c = inner / "opencv_python_headless.libs", inner / "faiss_cpu.libs", inner / "numpy.libs"
+    for d in (a, b, c):
+        d.mkdir(parents=True)
+    (a / "libquadmath-2284e583.so.0.0.0").write_bytes(b"Q" * 1000)
+    (b / "libquadmath-2284e583.so.0.0.0").write_bytes(b"Q" * 1000)        # byte-identical
+    (a / "libgfortran-83c28eba.so.5.0.0").write_bytes(b"F" * 2000)
+    (b / "libgfortran-83c28eba.so.5.0.0").write_bytes(b"F" * 1990 + b"rpath-edit")  # one build, patched apart
+    (c / "libgfortran-040039e1-0352e75f.so.5.0.0").write_bytes(b"G" * 3000)   # another build: kept
+    (inner / "libfoo.so").write_bytes(b"Q" * 999)                               # same size class, other bytes
+    assert dd.main([str(tmp_path / "b")]) == 0
+    linked = sorted(p.relative_to(inner).as_posix() for p in inner.rglob("*") if p.is_symlink())
+    assert linked == ["opencv_python_headless.libs/libgfortran-83c28eba.so.5.0.0",
+                      "opencv_python_headless.libs/libquadmath-2284e583.so.0.0.0"]  # FAISS's copies are kept
+    for p in inner.rglob("*"):
+        if p.is_symlink():
+            target = p.resolve()
+            assert target.is_file() and target != p and target.name == p.name  # relative link to the kept copy
+    assert not (c / "libgfortran-040039e1-0352e75f.so.5.0.0").is_symlink()
+    assert not (inner / "libfoo.so").is_symlink()
+    assert dd.main([str(tmp_path / "b")]) == 0  # a second run finds nothing left to merge
+    assert sorted(p.relative_to(inner).as_posix() for p in inner.rglob("*") if p.is_symlink()) == linked
+
+
+def _wheel_openblas() -> list[Path]:
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    return sorted(p for p in site.glob("*.libs/libopenblas*-r0-*.so") if "opencv" in p.parent.name
+                  or "faiss" in p.parent.name)
+
+
+@pytest.mark.skipif(not (shutil.which("nm") and shutil.which("readelf")), reason="needs binutils (nm, readelf)")
+def test_dedupe_merges_opencv_and_faiss_openblas_only_when_symbols_allow(tmp_path):
+    """On the real wheels: OpenCV's pthreads OpenBLAS is replaced by FAISS's OpenMP build of the same version,
+    because the latter defines everything cv2 imports from it; a copy that lacks a needed symbol is left alone."""
+    dd = _dedupe()
+    blas = _wheel_openblas()
+    versions = {dd.OPENBLAS.match(p.name)["version"] for p in blas if dd.OPENBLAS.match(p.name)}
+    if len(blas) != 2 or len(versions) != 1:
+        pytest.skip(f"needs OpenCV's and FAISS's OpenBLAS wheels of one version here, found {[p.name for p in blas]}")
+    cv2_so = next(iter(blas[0].parent.parent.glob("cv2/cv2*.so")), None) or next(
+        iter(blas[1].parent.parent.glob("cv2/cv2*.so")), None)
+    if cv2_so is None:
+        pytest.skip("cv2's extension module not found next to the wheels")
+    inner = tmp_path / "_internal"
+    for p in blas:
+        (inner / p.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, inner / p.parent.name / p.name)
+    (inner / "cv2").mkdir()
+    shutil.copy2(cv2_so, inner / "cv2" / cv2_so.name)
+    libs = dd.shared_libs(inner)
+    pairs, skipped = dd.openblas_pairs(libs)
+    assert skipped == [] and len(pairs) == 1
+    dup, keep = pairs[0]
+    assert keep.name.startswith("libopenblaso") and "opencv" in dup.parent.name
+    wanted = dd.nm_symbols(inner / "cv2" / cv2_so.name, undefined=True) & dd.nm_symbols(dup, undefined=False)
+    assert {"cblas_sgemm", "sgesdd_"} <= wanted <= dd.nm_symbols(keep, undefined=False)
+
+    # the same pair with a symbol the kept copy lacks (a fake importer asking for a pthreads-only entry point)
+    (inner / "cv2" / cv2_so.name).unlink()
+    pthread_only = sorted(dd.nm_symbols(dup, False) - dd.nm_symbols(keep, False))
+    assert pthread_only, "the two builds define the same symbols: this check would prove nothing"
+    orig_nm = dd.nm_symbols
+
+    def fake_nm(path, undefined):
+        if path.name == "fake_user.so" and undefined:
+            return {pthread_only[0]}
+        return orig_nm(path, undefined)
+
+    def fake_needed(path):
+        return {dup.name} if path.name == "fake_user.so" else set()
+
+    (inner / "fake_user.so").write_bytes(b"x")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(dd, "nm_symbols", fake_nm)
+    mp.setattr(dd, "needed", fake_needed)
+    try:
+        pairs, skipped = dd.openblas_pairs(dd.shared_libs(inner))
+    finally:
+        mp.undo()
+    assert pairs == [] and pthread_only[0] in skipped[0]
+
+
 # --------------------------------------------------------------------------------- the round trip (slow)
 INSTALLED = [Path("/usr/bin") / PKG, Path("/opt") / PKG / PKG, Path("/usr/share/applications") / f"{PKG}.desktop",
              Path("/usr/share/icons/hicolor/256x256/apps") / f"{PKG}.png",
