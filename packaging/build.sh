@@ -89,6 +89,8 @@ else
     if [ "$(uname -s)" = Linux ] || [ "$(uname -s)" = Darwin ]; then
         # one copy of each library that two wheels both vendor (OpenBLAS 0.3.15 of OpenCV and FAISS, libgfortran)
         "$PY" "$REPO/packaging/dedupe_libs.py" "$BUNDLE"
+        # Qt's ICU data (31 MB) cut to what Qt reads from it: collation, time-zone names, normalisation (~8 MB)
+        "$PY" "$REPO/packaging/trim_icu.py" "$BUNDLE"
     fi
 fi
 

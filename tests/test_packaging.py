@@ -330,6 +330,56 @@ def test_dedupe_merges_opencv_and_faiss_openblas_only_when_symbols_allow(tmp_pat
     assert pairs == [] and pthread_only[0] in skipped[0]
 
 
+def _pyside_icudata() -> Path | None:
+    try:
+        import PySide6
+    except ImportError:
+        return None
+    hits = sorted((Path(PySide6.__file__).parent / "Qt" / "lib").glob("libicudata.so.*"))
+    return hits[0] if hits else None
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("icupkg", "cc", "nm", "readelf")) or _pyside_icudata() is None,
+                    reason="needs PySide6's libicudata (Linux wheels), icupkg (icu-devtools), cc and binutils")
+def test_trimmed_icu_data_still_collates_names(tmp_path):
+    """packaging/trim_icu.py on PySide6's real ICU data library: much smaller, same exported symbol, and Qt loaded
+    with it (LD_LIBRARY_PATH beats Qt's RUNPATH) still sorts names per language, which the self-test checks."""
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        import trim_icu
+    finally:
+        sys.path.pop(0)
+    src = _pyside_icudata()
+    lib_dir = tmp_path / "lib"
+    lib_dir.mkdir()
+    lib = lib_dir / src.name
+    shutil.copy2(src, lib)
+    assert trim_icu.main([str(tmp_path)]) == 0
+    assert lib.stat().st_size < src.stat().st_size / 3
+    assert trim_icu.blob_location(lib)[0] == trim_icu.blob_location(src)[0]
+    code = ("from PySide6.QtCore import QCoreApplication; app = QCoreApplication([]); "
+            "from desktop_app.ui.selftest_qt import _collation; print(_collation()); "
+            "print([l.split()[-1] for l in open('/proc/self/maps') if 'libicudata' in l][0])")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LD_LIBRARY_PATH=str(lib_dir))
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "names collate per language" in r.stdout and str(lib) in r.stdout
+
+    # and the check notices when the collation data is gone
+    blank = tmp_path / "blank" / src.name
+    blank.parent.mkdir()
+    shutil.copy2(src, blank)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(trim_icu, "KEEP", tuple(k for k in trim_icu.KEEP if not k.startswith("coll")))
+    try:
+        assert trim_icu.main([str(blank.parent)]) == 0
+    finally:
+        mp.undo()
+    env["LD_LIBRARY_PATH"] = str(blank.parent)
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert r.returncode != 0 and "cannot collate" in r.stderr, r.stdout + r.stderr
+
+
 # --------------------------------------------------------------------------------- the round trip (slow)
 INSTALLED = [Path("/usr/bin") / PKG, Path("/opt") / PKG / PKG, Path("/usr/share/applications") / f"{PKG}.desktop",
              Path("/usr/share/icons/hicolor/256x256/apps") / f"{PKG}.png",

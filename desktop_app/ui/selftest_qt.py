@@ -83,7 +83,24 @@ def event_loop_check() -> str:
                              f"{QCoreApplication.libraryPaths()} (found: {', '.join(plugins) or 'none'})")
     gui = _gui_modules()
     return (f"Qt {qVersion()} on {app.platformName()!r}: app {t_app * 1e3:.0f} ms, event loop ran and quit in "
-            f"{t_loop * 1e3:.0f} ms; platform plugins: {', '.join(plugins)}; {gui}")
+            f"{t_loop * 1e3:.0f} ms; platform plugins: {', '.join(plugins)}; {_collation()}; {gui}")
+
+
+# Names sorted the way a German and a Swedish reader expect: German files Ö with O (so "Öl" before "Ola"), Swedish
+# puts Ö after Z. Sorting by code points, what Qt falls back to when it cannot open a collator (e.g. with ICU's
+# collation data missing from a trimmed bundle: packaging/trim_icu.py), gets the German order wrong.
+COLLATION = {"de_DE": ["Öl", "Ola", "Zoe"], "sv_SE": ["Ola", "Zoe", "Öl"]}
+
+
+def _collation() -> str:
+    from PySide6.QtCore import QCollator, QLocale
+
+    for loc, want in COLLATION.items():
+        got = sorted(["Zoe", "Öl", "Ola"], key=QCollator(QLocale(loc)).sortKey)
+        if got != want:
+            raise QtCheckFailure(f"names sort as {got} under {loc}, expected {want}: Qt cannot collate for that "
+                                 "language (ICU collation data missing from the bundle?)")
+    return f"names collate per language ({', '.join(COLLATION)})"
 
 
 def gui_first_frame(video: str, threads: int = 0, timeout_s: float = 120.0) -> tuple[float, int, str]:
