@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from desktop_app.cpuinfo import cpu_name  # noqa: E402
 from desktop_app.gallery.index import (  # noqa: E402
+    GRAPH_DIM,
+    GRAPH_PERSONS,
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--m", type=int, default=HNSW_M)
     ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
     ap.add_argument("--ef", default=str(HNSW_EF_SEARCH), help="efSearch values, comma-separated")
+    ap.add_argument("--graph-dim", type=int, default=GRAPH_DIM, help="projected dimensions of the person graph")
+    ap.add_argument("--persons", default=str(GRAPH_PERSONS),
+                    help="persons taken from the graph per query (re-ranked exactly), comma-separated values")
     ap.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads for the timed searches")
     ap.add_argument("--build-threads", type=int, default=0, help="FAISS threads for the HNSW build (0: --threads)")
     ap.add_argument("--seed", type=int, default=0)
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     build_threads = args.build_threads or args.threads
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     efs = [int(e) for e in args.ef.split(",") if e.strip()]
+    n_persons = [int(e) for e in args.persons.split(",") if e.strip()]
     info = {"cpu": cpu_name(), "cores": os.cpu_count(), "faiss": faiss.__version__,
             "threads": args.threads, "build_threads": build_threads, "dim": args.dim, "per": args.per,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     info["data"] = args.data
     print(f"# {info}", flush=True)
     rows = []
-    print(f"{'size':>9} {'index':<16} {'build s':>8} {'search p50':>10} {'p90':>7} {'p99':>7} "
+    print(f"{'size':>9} {'index':<20} {'build s':>8} {'search p50':>10} {'p90':>7} {'p99':>7} "
           f"{'decide p50':>10} {'recall@1':>8} {'person':>8}", flush=True)
     for size in sizes:
         if real is not None:
@@ -175,35 +181,34 @@ def main(argv: list[str] | None = None) -> int:
                "search_ms": pct(s_ms), "decide_ms": pct(d_ms),
                "queries": nq, "recall_at_1": 1.0, "top1_is_right_person": ident}
         rows.append(row)
-        print(f"{size:>9} {'exact (flat IP)':<16} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
+        print(f"{size:>9} {'exact (flat IP)':<20} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
               f"{row['search_ms']['p90']:>7.3f} {row['search_ms']['p99']:>7.3f} {row['decide_ms']['p50']:>10.3f} "
               f"{1.0:>8.3f}", flush=True)
         del exact
         if size >= args.hnsw_from:
             h = GalleryIndex(args.dim, hnsw_above=0, hnsw_m=args.m, ef_construction=args.ef_construction,
-                             background=False)
+                             background=False, graph_dim=args.graph_dim)
             faiss.omp_set_num_threads(build_threads)
             t0 = time.perf_counter()
             h.reset(tids, pids, emb)
             build = time.perf_counter() - t0
             faiss.omp_set_num_threads(args.threads)
             assert h.kind == "hnsw"
-            for ef in efs:
-                h.ef_search = ef
-                h._params = None
+            for ef, persons in [(e, p) for e in efs for p in n_persons]:
+                h.ef_search, h.graph_persons = ef, persons
                 s_ms = timed(partial(h.search, k=1), q)
                 d_ms = timed(partial(h.decide, threshold=0.4, margin=0.05), q)
                 got = h.search(q, 1).template_ids[:, 0]
                 recall = float(np.mean(got == ref))
                 same_person = float(np.mean([m.candidate_id == r for m, r in
                                              zip(h.decide(q, 0.4, 0.05), ref_person, strict=True)]))
-                label = f"hnsw M{args.m} ef{ef}"
+                label = f"graph M{args.m} ef{ef} P{persons}"
                 row = {"size": size, "index": label, "build_s": build, "search_ms": pct(s_ms),
                        "decide_ms": pct(d_ms), "queries": len(q), "recall_at_1": recall,
-                       "decide_same_person": same_person,
-                       "ef_construction": args.ef_construction}
+                       "decide_same_person": same_person, "ef_construction": args.ef_construction,
+                       "graph_dim": args.graph_dim, "persons": persons}
                 rows.append(row)
-                print(f"{size:>9} {label:<16} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
+                print(f"{size:>9} {label:<20} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
                       f"{row['search_ms']['p90']:>7.3f} {row['search_ms']['p99']:>7.3f} "
                       f"{row['decide_ms']['p50']:>10.3f} {recall:>8.3f} {same_person:>8.3f}", flush=True)
             del h

@@ -89,13 +89,15 @@ class AttendanceSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     database_url: str = ""  # empty: SQLite in the user's data directory
-    hnsw_above: int = 50_000  # templates beyond which the approximate (HNSW) index is used
+    hnsw_above: int = 50_000  # templates beyond which the approximate (HNSW person graph) index is used
+    hnsw_ef_search: int = 128  # search effort of that graph: higher finds more, slower (docs/BENCHMARKS.md)
 
     def resolved_url(self) -> str:
         return self.database_url or f"sqlite:///{data_dir() / 'attendance.db'}"
 
     def validate(self) -> None:
         _rng("storage.hnsw_above", self.hnsw_above, 100, 10**9)
+        _rng("storage.hnsw_ef_search", self.hnsw_ef_search, 16, 4096)
 
 
 @dataclass(frozen=True)

@@ -222,10 +222,10 @@ class GatedIndex(GalleryIndex):
         super().__init__(*a, **kw)
         self.gate = threading.Event()
 
-    def _new_hnsw(self):
+    def _new_hnsw(self, dim=None):
         if threading.current_thread().name == "gallery-hnsw":
             assert self.gate.wait(30)
-        return super()._new_hnsw()
+        return super()._new_hnsw(dim)
 
 
 def test_background_build_keeps_answering_and_applies_changes_made_meanwhile() -> None:
@@ -262,3 +262,85 @@ def test_a_build_for_replaced_content_is_dropped() -> None:
     idx.gate.set()
     assert idx.wait_ready(30)
     assert idx.kind == "exact" and len(idx) == 50
+
+
+def test_person_centroids_are_normalised_means() -> None:
+    from desktop_app.gallery.index import person_centroids
+
+    rng = np.random.default_rng(13)
+    pids = rng.integers(0, 40, 500)
+    vecs = rng.standard_normal((500, 8)).astype(np.float32)
+    people, cents = person_centroids(pids, vecs)
+    assert people.tolist() == sorted(set(pids.tolist()))
+    for p, c in zip(people.tolist(), cents, strict=True):
+        m = vecs[pids == p].mean(0)
+        np.testing.assert_allclose(c, m / np.linalg.norm(m), atol=1e-5)
+
+
+def test_projected_person_graph_agrees_with_exact_search() -> None:
+    """Embeddings whose energy sits in 24 of 256 dimensions (like a real model's): the graph over 32 projected
+    dimensions with an exact re-rank names the same people as exhaustive search."""
+    rng = np.random.default_rng(14)
+    basis = np.linalg.qr(rng.standard_normal((256, 24)))[0].astype(np.float32)  # [256, 24] orthonormal
+    people, per = 150, 4
+    centre = rng.standard_normal((people, 24)).astype(np.float32)
+    emb = np.repeat(centre, per, 0) + 0.6 * rng.standard_normal((people * per, 24)).astype(np.float32)
+    emb = normalize(emb @ basis.T + 0.02 * rng.standard_normal((people * per, 256)).astype(np.float32))
+    tids, pids = np.arange(1, people * per + 1), np.repeat(np.arange(500, 500 + people), per)
+    exact = GalleryIndex(256, hnsw_above=10**6)
+    graph = GalleryIndex(256, hnsw_above=100, background=False, graph_dim=32, graph_persons=8)
+    exact.add(tids, pids, emb)
+    graph.add(tids, pids, emb)
+    assert graph.kind == "hnsw" and graph._graph.proj.shape == (256, 32)
+    q = normalize(centre @ basis.T + 0.3 * rng.standard_normal((people, 256)).astype(np.float32))
+    he, hg = exact.search(q, 3), graph.search(q, 3)
+    assert (he.template_ids[:, 0] == hg.template_ids[:, 0]).mean() >= 0.98
+    np.testing.assert_allclose(hg.similarities[:, 0], (emb[hg.template_ids[:, 0] - 1] * q).sum(1), atol=1e-5)
+    me, mg = exact.decide(q, 0.3, 0.02), graph.decide(q, 0.3, 0.02)
+    assert np.mean([(a.person_id, round(a.similarity, 4)) == (b.person_id, round(b.similarity, 4))
+                    for a, b in zip(me, mg, strict=True)]) >= 0.98
+    # the runner-up is the best other person among the proposed ones: never above the exhaustive one, mostly equal
+    assert all(b.runner_up <= a.runner_up + 1e-5 for a, b in zip(me, mg, strict=True))
+    assert np.mean([abs(a.runner_up - b.runner_up) < 1e-4 for a, b in zip(me, mg, strict=True)]) >= 0.9
+
+
+def test_person_graph_follows_changes_and_rebuilds_when_worn() -> None:
+    rng = np.random.default_rng(15)
+    centres, tids, pids, emb = people_gallery(rng, people=100, per=3)
+    idx = GalleryIndex(DIM, hnsw_above=200, background=False)
+    idx.add(tids, pids, emb)
+    g = idx._graph
+    assert idx.kind == "hnsw" and len(g.node_pids) == 100 and g.worn == 0
+    # a new person is a new node at once, and found
+    newc = unit(rng, 1)[0]
+    new_emb = np.stack([blend(newc, rng.standard_normal(DIM).astype(np.float32), 0.8) for _ in range(3)])
+    idx.add([9001, 9002, 9003], [777, 777, 777], new_emb)
+    assert idx._graph is g and g.node_pids[-1] == 777
+    (m,) = idx.decide(blend(newc, rng.standard_normal(DIM).astype(np.float32), 0.8), 0.3, 0.0)
+    assert m.person_id == 777
+    # another template of a known person: their node is out of date, their new template is still found
+    idx.add([9004], [int(pids[0])], emb[0:1] * 0 + centres[0])
+    assert int(pids[0]) in g.stale
+    assert idx.search(centres[0], 1).template_ids[0, 0] == 9004
+    # a removed person is masked out of the graph
+    idx.remove_person(int(pids[3]))
+    assert not g.alive[g.node_of[int(pids[3])]]
+    assert int(pids[3]) not in idx.search(emb[3:6], 5).person_ids
+    # past a quarter of the nodes out of date or removed, the graph is rebuilt from the current templates
+    for p in np.unique(pids)[10:40]:
+        idx.remove_person(int(p))
+    g2 = idx._graph
+    assert g2 is not g and g2.worn <= 0.25 and len(g2.node_pids) < len(g.node_pids)
+    assert sorted(g2.node_pids[g2.alive].tolist()) == idx.person_ids
+
+
+def test_corrupt_graph_file_means_rebuild(tmp_path) -> None:
+    rng = np.random.default_rng(16)
+    _, tids, pids, emb = people_gallery(rng, people=60, per=3)
+    idx = GalleryIndex(DIM, hnsw_above=100, background=False)
+    idx.add(tids, pids, emb)
+    path = tmp_path / "g.faiss"
+    idx.save(path, "v1")
+    assert GalleryIndex(DIM).load(path, "v1")
+    (tmp_path / "g.faiss.graph").write_bytes(b"garbage")
+    assert not GalleryIndex(DIM).load(path, "v1")

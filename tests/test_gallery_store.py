@@ -242,3 +242,23 @@ def test_gallery_attendance_and_cli_import_without_qt() -> None:
     code = f"import sys, importlib; [importlib.import_module(m) for m in {mods!r}]; " \
            "assert not [m for m in sys.modules if m.startswith(('PySide6', 'torch'))], 'Qt or torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_graph_search_effort_is_a_setting(tmp_path) -> None:
+    from desktop_app.config import ConfigError, Settings
+    from desktop_app.gallery.index import HNSW_EF_SEARCH
+    from desktop_app.gallery.service import Gallery
+
+    assert Settings().storage.hnsw_ef_search == HNSW_EF_SEARCH  # the setting's default is the index's tuned value
+
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text(f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "g.db"}"\nhnsw_ef_search = 300\n')
+    settings = Settings.load(cfg)
+    g = Gallery.open(settings, "m@1", 8, persist_index=False)
+    try:
+        assert g.index.ef_search == 300
+    finally:
+        g.close()
+    cfg.write_text("[storage]\nhnsw_ef_search = 5\n")
+    with pytest.raises(ConfigError, match="storage.hnsw_ef_search"):
+        Settings.load(cfg)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from desktop_app.config import Settings, data_dir
 from desktop_app.gallery import store as st
-from desktop_app.gallery.index import GalleryIndex, Match
+from desktop_app.gallery.index import HNSW_EF_SEARCH, GalleryIndex, Match
 from desktop_app.manifest import ModelEntry, sha256_file
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,15 @@ class Gallery:
     """Store + index for one model. Thread-safe for searching; writes go through the store's transactions."""
 
     def __init__(self, engine: Engine, model_id: str, dim: int, *, hnsw_above: int = 50_000,
-                 index_path: str | Path | None = None, url: str = "", background: bool = True) -> None:
+                 index_path: str | Path | None = None, url: str = "", background: bool = True,
+                 hnsw_ef_search: int = HNSW_EF_SEARCH) -> None:
         """``background``: build an HNSW graph on a thread while exact search answers (see GalleryIndex)."""
         self.engine = engine
         self.url = url or engine.url.render_as_string(hide_password=False)
         self.model_id = model_id
         self.dim = int(dim)
         self.index = GalleryIndex(self.dim, hnsw_above=hnsw_above, background=background,
-                                  on_rebuilt=self.save_index)
+                                  on_rebuilt=self.save_index, ef_search=hnsw_ef_search)
         self._closed = False
         self.index_path = Path(index_path) if index_path else None
         self.fingerprint = ""
@@ -86,6 +87,7 @@ class Gallery:
         url = url or settings.storage.resolved_url()
         engine = st.open_engine(url)
         g = cls(engine, model_id, dim, hnsw_above=settings.storage.hnsw_above,
+                hnsw_ef_search=settings.storage.hnsw_ef_search,
                 index_path=default_index_path(url, model_id) if persist_index else None, url=url)
         g.load()
         return g

@@ -62,6 +62,10 @@ FIELDS: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
                                                "Otherwise past events keep a pseudonymous reference", {}),
     ("storage", "database_url"): ("Database", "Empty: SQLite in the user's data folder; or a file, or a "
                                   "SQLAlchemy URL (postgresql+psycopg://…)", {}),
+    ("storage", "hnsw_above"): ("Graph search above (templates)", "Larger galleries are searched through a graph "
+                                "of persons (approximate, much faster)", {}),
+    ("storage", "hnsw_ef_search"): ("Graph search effort", "Higher finds the best match more often, but slower",
+                                    {}),
     ("performance", "threads"): ("Inference threads", "0: all cores", {}),
 }
 
