@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
     ap.add_argument("--ef", default=str(HNSW_EF_SEARCH), help="efSearch values, comma-separated")
     ap.add_argument("--graph-dim", type=int, default=GRAPH_DIM, help="projected dimensions of the person graph")
+    ap.add_argument("--sq8", action="store_true", help="person graph over 8-bit scalar-quantized node vectors")
     ap.add_argument("--persons", default=str(GRAPH_PERSONS),
                     help="persons taken from the graph per query (re-ranked exactly), comma-separated values")
     ap.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads for the timed searches")
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         del exact
         if size >= args.hnsw_from:
             h = GalleryIndex(args.dim, hnsw_above=0, hnsw_m=args.m, ef_construction=args.ef_construction,
-                             background=False, graph_dim=args.graph_dim)
+                             background=False, graph_dim=args.graph_dim, graph_sq8=args.sq8)
             faiss.omp_set_num_threads(build_threads)
             t0 = time.perf_counter()
             h.reset(tids, pids, emb)
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 recall = float(np.mean(got == ref))
                 same_person = float(np.mean([m.candidate_id == r for m, r in
                                              zip(h.decide(q, 0.4, 0.05), ref_person, strict=True)]))
-                label = f"graph M{args.m} ef{ef} P{persons}"
+                label = f"graph{' sq8' if args.sq8 else ''} M{args.m} ef{ef} P{persons}"
                 row = {"size": size, "index": label, "build_s": build, "search_ms": pct(s_ms),
                        "decide_ms": pct(d_ms), "queries": len(q), "recall_at_1": recall,
                        "decide_same_person": same_person, "ef_construction": args.ef_construction,

@@ -344,3 +344,18 @@ def test_corrupt_graph_file_means_rebuild(tmp_path) -> None:
     assert GalleryIndex(DIM).load(path, "v1")
     (tmp_path / "g.faiss.graph").write_bytes(b"garbage")
     assert not GalleryIndex(DIM).load(path, "v1")
+
+
+def test_person_graph_with_8bit_nodes_searches_saves_and_loads(tmp_path) -> None:
+    rng = np.random.default_rng(17)
+    centres, tids, pids, emb = people_gallery(rng, people=80, per=3)
+    idx = GalleryIndex(DIM, hnsw_above=100, background=False, graph_sq8=True)
+    idx.add(tids, pids, emb)
+    assert idx.kind == "hnsw" and "SQ" in type(idx._graph.index).__name__
+    q = np.stack([blend(centres[p], rng.standard_normal(DIM).astype(np.float32), 0.8) for p in range(80)])
+    got = [m.person_id for m in idx.decide(q, 0.3, 0.0)]
+    assert np.mean(np.array(got) == 100 + np.arange(80)) >= 0.97
+    idx.add([5000], [4242], unit(rng, 1))  # a new person after training: quantized with the trained ranges
+    idx.save(tmp_path / "g.faiss", "v1")
+    fresh = GalleryIndex(DIM, hnsw_above=100, graph_sq8=True)
+    assert fresh.load(tmp_path / "g.faiss", "v1") and [m.person_id for m in fresh.decide(q, 0.3, 0.0)] == got
