@@ -359,3 +359,28 @@ def test_person_graph_with_8bit_nodes_searches_saves_and_loads(tmp_path) -> None
     idx.save(tmp_path / "g.faiss", "v1")
     fresh = GalleryIndex(DIM, hnsw_above=100, graph_sq8=True)
     assert fresh.load(tmp_path / "g.faiss", "v1") and [m.person_id for m in fresh.decide(q, 0.3, 0.0)] == got
+
+
+def test_a_person_removed_and_enrolled_again_gets_a_live_node() -> None:
+    rng = np.random.default_rng(18)
+    centres, tids, pids, emb = people_gallery(rng, people=80, per=3)
+    idx = GalleryIndex(DIM, hnsw_above=100, background=False)
+    idx.add(tids, pids, emb)
+    who = int(pids[0])
+    idx.remove_person(who)
+    idx.add([7001, 7002], [who, who], emb[:2])
+    g = idx._graph
+    assert g.alive[g.node_of[who]]
+    (m,) = idx.decide(emb[0], 0.3, 0.0)
+    assert m.person_id == who
+
+
+def test_content_replaced_during_a_build_gets_its_own_graph() -> None:
+    rng = np.random.default_rng(19)
+    _, tids, pids, emb = people_gallery(rng, people=100, per=3)
+    idx = GatedIndex(DIM, hnsw_above=200)
+    idx.reset(tids[:250], pids[:250], emb[:250])
+    idx.reset(tids, pids, emb)  # e.g. a refresh from the store while the first graph is being built
+    idx.gate.set()
+    assert idx.wait_ready(30)
+    assert idx.kind == "hnsw" and sorted(idx._graph.node_pids.tolist()) == idx.person_ids

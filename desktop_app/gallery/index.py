@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,6 +269,8 @@ class GalleryIndex:
             people, starts = np.unique(sorted_pids, return_index=True)
             self._rows = (order, people, np.r_[starts, len(order)])
         order, people, bounds = self._rows
+        if len(people) == 0:
+            return np.zeros(0, np.int64)
         pos = np.searchsorted(people, pids)
         pos = pos[(pos < len(people)) & (people[np.minimum(pos, len(people) - 1)] == pids)]
         if len(pos) == 0:
@@ -302,7 +305,8 @@ class GalleryIndex:
             changed = np.unique(pids)
             self._touched.update(changed.tolist())
             if self._graph is not None:
-                new = [p for p in changed.tolist() if p not in self._graph.node_of]
+                g = self._graph
+                new = [p for p in changed.tolist() if p not in g.node_of or not g.alive[g.node_of[p]]]
                 if new:
                     people, cents = person_centroids(pids, emb)
                     for p, c in zip(people.tolist(), cents, strict=True):
@@ -364,10 +368,12 @@ class GalleryIndex:
         return b is not None and b.is_alive()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait for a graph being built; True when none is pending."""
-        b = self._builder
-        if b is not None:
-            b.join(timeout)
+        """Wait for a graph being built (and for one a build may start after it); True when none is pending."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (b := self._builder) is not None and b.is_alive():
+            b.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         return not self.building
 
     def _new_hnsw(self, dim: int | None = None) -> faiss.IndexHNSW:
@@ -383,7 +389,7 @@ class GalleryIndex:
     def _schedule_graph(self) -> None:
         """(Under the lock.) Build a person graph of the current templates and swap it in; on a thread unless
         ``background`` is off. A build already running picks up later changes when it swaps."""
-        if self.building:
+        if self.building and self._builder is not threading.current_thread():
             return
         self._touched = set()
         snapshot = (self._epoch, self._pids.copy(), self._vectors().copy())
@@ -411,12 +417,16 @@ class GalleryIndex:
         graph = self._build_graph(pids, vecs)
         del vecs
         with self._lock:
-            if epoch != self._epoch or len(self) <= self.hnsw_above:
-                return  # replaced or shrunk meanwhile
+            if epoch != self._epoch:
+                self._maybe_rebuild()  # the content was replaced meanwhile: build again for it if it is large
+                return
+            if len(self) <= self.hnsw_above:
+                return  # shrunk meanwhile
             # apply what changed during the build: new persons become nodes, changed ones are out of date,
             # removed ones are masked
             touched = sorted(self._touched)
-            new = [p for p in touched if p in self._counts and p not in graph.node_of]
+            new = [p for p in touched if p in self._counts
+                   and (p not in graph.node_of or not graph.alive[graph.node_of[p]])]
             if new:
                 rows = self._rows_of(np.asarray(new, np.int64))
                 people, cents = person_centroids(self._pids[rows], self._vectors()[rows])
