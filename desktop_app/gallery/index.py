@@ -262,20 +262,20 @@ class GalleryIndex:
         return faiss.rev_swig_ptr(self._flat.get_xb(), n * self.dim).reshape(n, self.dim)
 
     def _rows_of(self, pids: np.ndarray) -> np.ndarray:
-        """Rows of the flat index holding templates of any of ``pids``."""
+        """Rows of the flat index holding templates of any of ``pids`` (ids not in the index are skipped)."""
         if self._rows is None:
             order = np.argsort(self._pids, kind="stable")
-            sorted_pids = self._pids[order]
-            people, starts = np.unique(sorted_pids, return_index=True)
+            people, starts = np.unique(self._pids[order], return_index=True)
             self._rows = (order, people, np.r_[starts, len(order)])
         order, people, bounds = self._rows
-        if len(people) == 0:
+        if len(people) == 0 or len(pids) == 0:
             return np.zeros(0, np.int64)
         pos = np.searchsorted(people, pids)
         pos = pos[(pos < len(people)) & (people[np.minimum(pos, len(people) - 1)] == pids)]
-        if len(pos) == 0:
-            return np.zeros(0, np.int64)
-        return np.concatenate([order[bounds[i]:bounds[i + 1]] for i in pos.tolist()])
+        lo, n = bounds[pos], bounds[pos + 1] - bounds[pos]
+        # the concatenated ranges [lo_i, lo_i + n_i) in one vectorised step
+        idx = np.arange(int(n.sum())) + np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n)
+        return order[idx]
 
     # ---------------------------------------------------------------- updates
     def add(self, template_ids: Iterable[int], person_ids: Iterable[int], embeddings: np.ndarray) -> None:
@@ -486,7 +486,7 @@ class GalleryIndex:
         vecs = self._vectors()
         out = []
         for r in range(len(q)):
-            rows = self._rows_of(np.unique(persons[r][persons[r] >= 0]))
+            rows = self._rows_of(persons[r][persons[r] >= 0])  # one live node per person: no duplicates
             out.append((rows, vecs[rows] @ q[r] if len(rows) else np.zeros(0, np.float32)))
         return out
 
