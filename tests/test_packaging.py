@@ -110,13 +110,19 @@ def test_gui_entry_point_dispatches_self_test():
 
 
 # ------------------------------------------------------------------------------------ build requirements
-def _bundle_requirements():
+def packaging_module(name: str):
+    """A script of packaging/ imported as a module (they are scripts, not a package)."""
+    import importlib
+
     sys.path.insert(0, str(REPO / "packaging"))
     try:
-        import bundle_requirements
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
-    return bundle_requirements
+
+
+def _bundle_requirements():
+    return packaging_module("bundle_requirements")
 
 
 def test_bundle_requirements_follow_pyproject():
@@ -156,11 +162,7 @@ def _fake_bundle(root: Path) -> Path:
 
 
 def test_check_bundle_accepts_a_complete_bundle(tmp_path):
-    sys.path.insert(0, str(REPO / "packaging"))
-    try:
-        import check_bundle
-    finally:
-        sys.path.pop(0)
+    check_bundle = packaging_module("check_bundle")
     rep = check_bundle.inspect(_fake_bundle(tmp_path / "b"))
     assert rep.problems == [] and rep.models == ["fdfacenet"]
 
@@ -173,11 +175,7 @@ def test_check_bundle_accepts_a_complete_bundle(tmp_path):
     ("huge", "over the"),
 ])
 def test_check_bundle_finds_problems(tmp_path, damage, expect):
-    sys.path.insert(0, str(REPO / "packaging"))
-    try:
-        import check_bundle
-    finally:
-        sys.path.pop(0)
+    check_bundle = packaging_module("check_bundle")
     root = _fake_bundle(tmp_path / "b")
     inner = root / "_internal"
     if damage == "torch":
@@ -235,12 +233,7 @@ def test_deb_depends_names_the_system_libraries(tmp_path):
 
 
 def _dedupe():
-    sys.path.insert(0, str(REPO / "packaging"))
-    try:
-        import dedupe_libs
-    finally:
-        sys.path.pop(0)
-    return dedupe_libs
+    return packaging_module("dedupe_libs")
 
 
 @pytest.mark.skipif(os.name == "nt", reason="the bundle's duplicate libraries become symlinks on Linux/macOS only")
@@ -344,11 +337,7 @@ def _pyside_icudata() -> Path | None:
 def test_trimmed_icu_data_still_collates_names(tmp_path):
     """packaging/trim_icu.py on PySide6's real ICU data library: much smaller, same exported symbol, and Qt loaded
     with it (LD_LIBRARY_PATH beats Qt's RUNPATH) still sorts names per language, which the self-test checks."""
-    sys.path.insert(0, str(REPO / "packaging"))
-    try:
-        import trim_icu
-    finally:
-        sys.path.pop(0)
+    trim_icu = packaging_module("trim_icu")
     src = _pyside_icudata()
     lib_dir = tmp_path / "lib"
     lib_dir.mkdir()
