@@ -55,6 +55,14 @@ class ModelEntry:
             raise ManifestError(f"model file {p} does not match its manifest checksum; reinstall the app")
         return p
 
+    @property
+    def lfw_text(self) -> str:
+        """The LFW accuracy measured the way the app embeds (with the mirrored crop when ``flip``), e.g.
+        "LFW 97.33 %"; empty when the manifest has no figure."""
+        lfw = self.info.get("lfw_flip") if self.flip else None
+        lfw = lfw if lfw is not None else self.info.get("lfw")
+        return f"LFW {lfw} %" if lfw is not None else ""
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("base_dir")

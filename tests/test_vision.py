@@ -287,3 +287,13 @@ def test_shipped_int8_embeds_like_fp32_on_this_cpu() -> None:
     e8 = Embedder(models["fdfacenet-int8"], threads=1).infer(x)
     cos = (e32 * e8).sum(axis=1)
     assert cos.mean() >= 0.99 and cos.min() >= 0.97, (cos.mean(), cos.min())
+
+
+def test_model_lfw_text_is_the_figure_of_the_way_the_app_embeds() -> None:
+    from desktop_app.manifest import ModelEntry
+
+    info = {"lfw": 97.15, "lfw_flip": 97.33}
+    assert ModelEntry("m", "m.onnx", flip=True, info=info).lfw_text == "LFW 97.33 %"
+    assert ModelEntry("m", "m.onnx", flip=False, info=info).lfw_text == "LFW 97.15 %"
+    assert ModelEntry("m", "m.onnx", flip=True, info={"lfw": 96.0}).lfw_text == "LFW 96.0 %"
+    assert ModelEntry("m", "m.onnx").lfw_text == ""

@@ -59,10 +59,9 @@ def model_rows(models_dir: Path | None = None, active: str | None = None) -> lis
             continue
         digest = sha256_file(p)
         ok = "matches manifest" if not e.sha256 or digest == e.sha256 else "DOES NOT MATCH the manifest"
-        lfw = e.info.get("lfw")
         mark = " (in use)" if name == active else ""
         rows.append((f"{name}{mark}", f"{p.name}, {p.stat().st_size / 1e6:.1f} MB, {e.output_dim}-d, "
-                                      f"sha256 {digest[:16]}… {ok}" + (f", LFW {lfw} %" if lfw else "")))
+                                      f"sha256 {digest[:16]}… {ok}" + (f", {e.lfw_text}" if e.lfw_text else "")))
     try:
         from desktop_app.vision.detector import load_weights
 

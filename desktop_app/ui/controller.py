@@ -212,8 +212,8 @@ class AppController(QObject):
     def _model_text(self) -> str:
         if self.entry is None:
             return "no recognition model"
-        lfw = self.entry.info.get("lfw")
-        return f"model {self.entry.name}" + (f" (LFW {lfw} %)" if lfw else "")
+        lfw = self.entry.lfw_text
+        return f"model {self.entry.name}" + (f" ({lfw})" if lfw else "")
 
     # -- store and gallery ---------------------------------------------------------------------------------------
     def open_store(self) -> None:
