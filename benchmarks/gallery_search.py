@@ -1,4 +1,5 @@
-"""Gallery search latency: one 512-d query against 10k / 100k / 1M synthetic templates, exact and HNSW.
+"""Gallery search latency: one 512-d query against 10k / 100k / 1M synthetic templates, exhaustive and through the
+person graph (HNSW over person centroids + exact re-rank, desktop_app/gallery/index.py).
 
 Synthetic data, ``size / per`` people with ``per`` templates each; queries are fresh samples of random people (a
 new photo of an enrolled person). ``--data model`` (default) draws them from a Gaussian fitted to the installed
@@ -6,8 +7,8 @@ model's embeddings of LFW (its mean and covariance: the variance of real embeddi
 directions); ``--data isotropic`` scatters templates in random directions of all 512 dimensions (cosine about 0.6
 within a person, 0 between people), a worst case for graph search. Latency is one query per call through the product's
 ``GalleryIndex`` (normalisation, lock and id mapping included): ``search`` (top-1 template) and ``decide`` (best
-template per person, runner-up of another person, threshold and margin). Recall@1 of HNSW is the fraction of
-queries whose top template is the exact search's.
+template per person, runner-up of another person, threshold and margin). Recall@1 of the graph is the fraction
+of queries whose top template is the exhaustive search's; "person" the fraction whose decided candidate person is.
 
     .venv/bin/python benchmarks/gallery_search.py --sizes 10000,100000,1000000 --threads 1
 """
