@@ -6,7 +6,7 @@ cosine similarity, and small galleries are searched exhaustively there. Past ``h
 narrows the search first: an HNSW graph over one node per *person* (the normalised mean of their templates,
 projected onto the ``GRAPH_DIM`` directions that carry the centroids' energy) yields the ``GRAPH_PERSONS`` persons
 nearest the query, and all templates of those persons are then scored exactly. A person-level graph has a fifth of
-the nodes of a template-level one (5 templates each), its nodes are better separated than single templates, and
+the nodes of a template-level one (5 templates each), a centroid averages out the noise of single photos, and
 the projection keeps the graph's vectors at a quarter of their size; the exact re-rank gives exact similarities
 and the exact best template of every candidate person. docs/BENCHMARKS.md, "Gallery": at 1 M templates (200 k
 people) recall@1 against exhaustive search is 0.988 at 1.6 ms per query, against 0.70 at 1.3 ms for an HNSW graph
@@ -415,7 +415,6 @@ class GalleryIndex:
     def _build_and_swap(self, epoch: int, pids: np.ndarray, vecs: np.ndarray) -> None:
         log.info("building the person graph over %d templates", len(pids))
         graph = self._build_graph(pids, vecs)
-        del vecs
         with self._lock:
             if epoch != self._epoch:
                 self._maybe_rebuild()  # the content was replaced meanwhile: build again for it if it is large
@@ -456,8 +455,7 @@ class GalleryIndex:
             if len(emb):
                 self._flat.add(emb)
             self._tids, self._pids = tids, pids
-            u, c = np.unique(pids, return_counts=True)
-            self._counts = dict(zip(u.tolist(), c.tolist(), strict=True))
+            self._counts = _counts(pids)
             if names is not None:
                 self.names = dict(names)
             self._maybe_rebuild()
@@ -636,9 +634,14 @@ class GalleryIndex:
             self._epoch += 1
             self._clear()
             self._flat, self._tids, self._pids, self._graph = index, tids, pids, graph
-            u, c = np.unique(pids, return_counts=True)
-            self._counts = dict(zip(u.tolist(), c.tolist(), strict=True))
+            self._counts = _counts(pids)
         return True
+
+
+def _counts(pids: np.ndarray) -> dict[int, int]:
+    """Templates per person id."""
+    u, c = np.unique(pids, return_counts=True)
+    return dict(zip(u.tolist(), c.tolist(), strict=True))
 
 
 def _graph_file(path: Path) -> Path:
