@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import platform
 import re
 import shutil
 import subprocess
@@ -83,10 +84,12 @@ def trim(lib: Path, work: Path) -> tuple[Path, int, int]:
     # the output keeps the package's name: icupkg takes the items' tree prefix (icudt73l/...) from it
     subprocess.run(["icupkg", "--ignore-deps", "-r", "drop.txt", pkg, f"small/{pkg}"], capture_output=True,
                    text=True, check=True, cwd=work)
+    # GNU as on ARM reads "@" as a comment: type markers are written "%" there (Raspberry Pi OS builds)
+    t = "%" if platform.machine().lower().startswith(("arm", "aarch64")) else "@"
     (work / "blob.s").write_text(
-        f"\t.section .rodata\n\t.globl {symbol}\n\t.type {symbol}, @object\n\t.balign 16\n{symbol}:\n"
+        f"\t.section .rodata\n\t.globl {symbol}\n\t.type {symbol}, {t}object\n\t.balign 16\n{symbol}:\n"
         f'\t.incbin "small/{pkg}"\n\t.size {symbol}, .-{symbol}\n'
-        '\t.section .note.GNU-stack,"",@progbits\n')
+        f'\t.section .note.GNU-stack,"",{t}progbits\n')
     out = work / lib.name
     subprocess.run(["cc", "-shared", "-nostdlib", f"-Wl,-soname,{lib.name}", "-o", out.name, "blob.s"],
                    capture_output=True, text=True, check=True, cwd=work)
