@@ -9,10 +9,11 @@ nearest the query, and all templates of those persons are then scored exactly. A
 the nodes of a template-level one (5 templates each), a centroid averages out the noise of single photos, and
 the projection keeps the graph's vectors at a quarter of their size; the exact re-rank gives exact similarities
 and the exact best template of every candidate person. docs/BENCHMARKS.md, "Gallery": at 1 M templates (200 k
-people) recall@1 against exhaustive search is 0.991 at 1.74 ms per query, against 0.70 at 1.3 ms for an HNSW
-graph over templates, and the graph builds in 4 minutes instead of 14. The runner-up person of :meth:`decide` is the
-best other person among the proposed ones, so it is never higher than exhaustive search's and lower only when the
-graph did not propose the true runner-up (then a margin looks larger than it is).
+people) recall@1 against exhaustive search is 0.988-0.991 at 1.7-1.9 ms per query (two runs), against 0.70 at
+1.3 ms for an HNSW graph over templates, and the graph builds in 4 minutes instead of 14. The runner-up person
+of :meth:`decide` is the best other person among the proposed ones, so it is never higher than exhaustive
+search's and lower only when the graph did not propose the true runner-up (then a margin looks larger than it
+is).
 
 Building a graph takes seconds to minutes, so it is built on a background thread from a snapshot while the
 current index keeps answering (exhaustive search meanwhile), then swapped in with the changes made during the
@@ -46,7 +47,7 @@ NO_SIMILARITY = -1.0  # reported when there is no candidate (empty gallery, or n
 FIRST_K = 32  # templates fetched per query before widening the search for a runner-up of another person
 # The person graph (docs/BENCHMARKS.md, "Gallery"): tuned on 1 M synthetic templates shaped like the shipped
 # model's embeddings (200 k people x 5), one search thread.
-HNSW_M = 80  # graph degree: 1 M recall@1 0.991 at 1.74 ms; M 64: 0.988 at 1.60 ms; M 96: 0.990 at 2.1 ms
+HNSW_M = 80  # graph degree: 1 M recall@1 0.988-0.991 at 1.7-1.9 ms; M 64: 0.988 at 1.6; M 96: 0.990 at 2.1
 HNSW_EF_CONSTRUCTION = 192  # build effort (2 M + 32); 320 with M 64 gained no recall and doubled the build
 HNSW_EF_SEARCH = 128  # recall vs latency at search time
 GRAPH_DIM = 128  # projection of the centroids: the shipped model's embeddings keep 98.5 % of their energy in 128
