@@ -152,6 +152,11 @@ class PersonGraph:
         self.alive = np.append(self.alive, True)
         self._params = None
 
+    def has_node(self, pid: int) -> bool:
+        """The person has a live node (a removed person's node stays, masked, until the next build)."""
+        node = self.node_of.get(int(pid))
+        return node is not None and bool(self.alive[node])
+
     def touch(self, pid: int, gone: bool) -> None:
         node = self.node_of.get(int(pid))
         if node is None:
@@ -303,19 +308,10 @@ class GalleryIndex:
             self._rows = None
             for p in pids.tolist():
                 self._counts[p] = self._counts.get(p, 0) + 1
-            changed = np.unique(pids)
-            self._touched.update(changed.tolist())
-            if self._graph is not None:
-                g = self._graph
-                new = [p for p in changed.tolist() if p not in g.node_of or not g.alive[g.node_of[p]]]
-                if new:
-                    people, cents = person_centroids(pids, emb)
-                    for p, c in zip(people.tolist(), cents, strict=True):
-                        if p in new:
-                            self._graph.add_person(p, c)
-                for p in changed.tolist():
-                    if p not in new:
-                        self._graph.touch(p, gone=False)
+            changed = np.unique(pids).tolist()
+            self._touched.update(changed)
+            if self._graph is not None:  # a new person's templates are all in this call: centroid from them
+                self._update_graph(self._graph, changed, lambda new: (pids, emb))
             self._maybe_rebuild()
 
     def remove_templates(self, template_ids: Iterable[int]) -> int:
@@ -353,6 +349,27 @@ class GalleryIndex:
             self._graph = None  # small again: exhaustive search
         self._maybe_rebuild()
         return n
+
+    def _update_graph(self, graph: PersonGraph, persons: Iterable[int],
+                      templates_of: Callable[[list[int]], tuple[np.ndarray, np.ndarray]]) -> None:
+        """(Under the lock.) Bring ``graph`` up to date for changed ``persons``: one without a live node becomes a
+        node (centroid of the (person ids, vectors) ``templates_of`` gives for them), a removed one is masked, the
+        others are marked out of date."""
+        persons = list(persons)
+        new = [p for p in persons if p in self._counts and not graph.has_node(p)]
+        if new:
+            pids, vecs = templates_of(new)
+            mine = np.isin(pids, new)
+            people, cents = person_centroids(pids[mine], vecs[mine])
+            for p, c in zip(people.tolist(), cents, strict=True):
+                graph.add_person(p, c)
+        for p in persons:
+            if p not in new:
+                graph.touch(p, gone=p not in self._counts)
+
+    def _templates_of_persons(self, persons: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        rows = self._rows_of(np.asarray(persons, np.int64))
+        return self._pids[rows], self._vectors()[rows]
 
     def _maybe_rebuild(self) -> None:
         """(Under the lock.) Start a graph build when the gallery is large and has no graph or a worn one."""
@@ -424,17 +441,7 @@ class GalleryIndex:
                 return  # shrunk meanwhile
             # apply what changed during the build: new persons become nodes, changed ones are out of date,
             # removed ones are masked
-            touched = sorted(self._touched)
-            new = [p for p in touched if p in self._counts
-                   and (p not in graph.node_of or not graph.alive[graph.node_of[p]])]
-            if new:
-                rows = self._rows_of(np.asarray(new, np.int64))
-                people, cents = person_centroids(self._pids[rows], self._vectors()[rows])
-                for p, c in zip(people.tolist(), cents, strict=True):
-                    graph.add_person(p, c)
-            for p in touched:
-                if p not in new:
-                    graph.touch(p, gone=p not in self._counts)
+            self._update_graph(graph, sorted(self._touched), self._templates_of_persons)
             self._graph = graph
             self._touched = set()
         log.info("person graph ready: %d persons", len(graph.node_pids))
