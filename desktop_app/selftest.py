@@ -10,6 +10,7 @@ says it was skipped):
 - recognition: the shipped embedder turns the aligned face into a unit vector; the same face mirrored, darker
   and smaller is recognised through a FAISS gallery among random distractor identities by the app's own
   threshold/margin rule, and a blank crop is not;
+- search: a FAISS batch search (64 queries, computed through BLAS) gives NumPy's nearest neighbours;
 - database: a temporary SQLite database is created and migrated (Alembic) through the gallery store, a person
   and a template are written and read back;
 - qt: a QApplication starts on the ``offscreen`` platform, its event loop runs and quits, and the platform
@@ -101,7 +102,8 @@ class SelfTest:
 
     def checks(self) -> list[tuple[str, Callable[[], str]]]:
         out = [("models", self.check_models), ("detection", self.check_detection),
-               ("recognition", self.check_recognition), ("database", self.check_database)]
+               ("recognition", self.check_recognition), ("search", self.check_search),
+               ("database", self.check_database)]
         if self.qt:
             out.append(("qt", self.check_qt))
         return out
@@ -200,6 +202,26 @@ class SelfTest:
         return (f"{len(e1)}-d unit embedding; altered face recognised among {DISTRACTORS + 1} identities via FAISS "
                 f"(cosine {same.similarity:.3f} >= {r.threshold}, margin {same.margin:.3f}); blank crop rejected "
                 f"(cosine {other.similarity:.3f})")
+
+    def check_search(self) -> str:
+        import faiss
+
+        # 64 queries at once: FAISS computes them with one sgemm_ (its BLAS path from 20 queries on), which in the
+        # Linux bundle runs through NumPy's OpenBLAS (packaging/shim_faiss_blas.py); NumPy gives the answer
+        rng = np.random.default_rng(1)
+        base = rng.standard_normal((2000, 128)).astype(np.float32)
+        queries = base[rng.choice(len(base), 64, replace=False)] + 0.5 * rng.standard_normal((64, 128)).astype(
+            np.float32)
+        index = faiss.IndexFlatIP(128)
+        index.add(base)
+        dist, ids = index.search(queries, 1)
+        want = queries @ base.T
+        wrong = int((ids[:, 0] != want.argmax(1)).sum())
+        err = float(np.abs(dist[:, 0] - want.max(1)).max())
+        if wrong or err > 1e-3 * float(np.abs(want).max()):
+            raise SelfTestFailure(f"FAISS batch search disagrees with NumPy: {wrong}/64 wrong nearest neighbours, "
+                                  f"largest score error {err:.3g} (FAISS's BLAS library is broken)")
+        return f"FAISS {faiss.__version__}: 64 queries x 2000 vectors (BLAS path), nearest neighbours as NumPy's"
 
     def check_database(self) -> str:
         from sqlalchemy.orm import Session

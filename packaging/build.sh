@@ -6,22 +6,32 @@
 #   packaging/build.sh                 # clean build environment + bundle + check + .deb
 #   packaging/build.sh --reuse-bundle  # keep dist/fdface-attendance/ if it exists; only (re)build the .deb
 #   packaging/build.sh --no-deb        # the bundle only
+#   packaging/build.sh --small-opencv  # first build the small OpenCV (packaging/build_opencv_small.sh, ~25 min once)
+#   packaging/build.sh --wheel-opencv  # OpenCV's wheel even where the small build exists
 #   FDFACE_BUILD_PYTHON=/path/to/python packaging/build.sh   # build with an existing environment instead
 #
 # The build environment (build/pkg-venv-ARCH) holds only what the app runs with (pyproject.toml's dependencies, via
 # packaging/bundle_requirements.py) plus PyInstaller: no torch, and OpenCV's headless wheel. It is created on the
 # first run and updated afterwards. Exit status 3: that environment could not be installed (no PyPI?).
+#
+# OpenCV: where build/opencv-small-ARCH/ exists (made by --small-opencv), the bundle takes that OpenCV (core, imgproc,
+# imgcodecs, videoio and a decode-only FFmpeg: ~15 MB) instead of the wheel's (~115 MB with its libraries); FAISS's
+# OpenBLAS is then replaced by a shim over NumPy's (packaging/shim_faiss_blas.py, -41 MB). The release bundle is
+# built that way; without it (a fresh clone, CI) the bundle is the same app, only larger.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APP=fdface-attendance
 REUSE=0
 DEB=1
+OPENCV=auto
 for arg in "$@"; do
     case "$arg" in
         --reuse-bundle) REUSE=1 ;;
         --no-deb) DEB=0 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --small-opencv) OPENCV=small ;;
+        --wheel-opencv) OPENCV=wheel ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -72,9 +82,20 @@ else
     if "$PY" -c "import torch" >/dev/null 2>&1; then
         echo "== note: torch is importable in $PY; the spec excludes it and check_bundle.py verifies that"
     fi
+    SMALL_CV="$REPO/build/opencv-small-$(uname -m)"
+    if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ]; then
+        "$REPO/packaging/build_opencv_small.sh" "$PY" "$SMALL_CV"
+    fi
+    CV_PATH=""
+    if [ "$OPENCV" != wheel ] && [ -d "$SMALL_CV/python/cv2" ]; then
+        CV_PATH="$SMALL_CV/python"
+        echo "== OpenCV: the small build in $SMALL_CV ($(PYTHONPATH="$CV_PATH" "$PY" -c 'import cv2; print(cv2.__version__)'))"
+    else
+        echo "== OpenCV: the wheel's ($("$PY" -c 'import cv2; print(cv2.__version__)'); --small-opencv makes the bundle ~100 MB smaller)"
+    fi
     echo "== PyInstaller ($("$PY" -m PyInstaller --version))"
     t0=$(date +%s)
-    (cd "$REPO" && "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
+    (cd "$REPO" && PYTHONPATH="$CV_PATH${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
         --distpath "$DIST" --workpath "$REPO/build/pyinstaller-$ARCH" packaging/$APP.spec)
     echo "== bundle built in $(( $(date +%s) - t0 )) s"
     if [ "$(uname -s)" = Linux ] && command -v strip >/dev/null 2>&1 && command -v file >/dev/null 2>&1; then
@@ -91,6 +112,10 @@ else
         "$PY" "$REPO/packaging/dedupe_libs.py" "$BUNDLE"
         # Qt's ICU data (31 MB) cut to what Qt reads from it: collation, time-zone names, normalisation (~8 MB)
         "$PY" "$REPO/packaging/trim_icu.py" "$BUNDLE"
+    fi
+    if [ "$(uname -s)" = Linux ]; then
+        # FAISS's OpenBLAS (37 MB) -> a shim over NumPy's, where nothing else needs the former (small OpenCV)
+        "$PY" "$REPO/packaging/shim_faiss_blas.py" "$BUNDLE"
     fi
 fi
 

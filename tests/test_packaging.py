@@ -21,7 +21,7 @@ from tests.conftest import REPO, shared_path
 
 PY = sys.executable
 PKG = "fdface-attendance"
-CHECKS = ("models", "detection", "recognition", "database", "qt")
+CHECKS = ("models", "detection", "recognition", "search", "database", "qt")
 
 
 def run_selftest(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ def test_self_test_passes_from_source():
     r = run_selftest("--self-test", "--threads", "1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert check_lines(r.stdout) == dict.fromkeys(CHECKS, "ok"), r.stdout
-    assert "self-test passed: 5 checks" in r.stdout
+    assert "self-test passed: 6 checks" in r.stdout
     assert "Traceback" not in r.stderr
 
 
@@ -61,7 +61,7 @@ def test_self_test_catches_a_corrupt_model(tmp_path):
     lines = check_lines(r.stdout)
     assert lines["models"] == "FAIL" and lines["detection"] == "skip" and lines["recognition"] == "skip"
     assert "checksum" in r.stdout and "self-test FAILED" in r.stdout
-    assert lines["database"] == "ok"  # the other checks still ran
+    assert lines["database"] == lines["search"] == "ok"  # the other checks still ran
     assert "Traceback" not in r.stdout + r.stderr
 
 
@@ -451,3 +451,102 @@ def test_deb_round_trip(tmp_path):
     assert not (Path("/opt") / PKG).exists()
     assert not _pkg_installed()
     subprocess.run(["dpkg", "--purge", PKG], capture_output=True, timeout=600)  # forget it in dpkg's database too
+
+
+# FAISS calls that go through each kind of routine the BLAS shim forwards: sgemm_ (flat search of 64 queries),
+# ssyrk_/dsyev_ (PCA), sgeqrf_/sorgqr_ (random rotation), sgesvd_ (OPQ), sgelsd_ (LSQ codebook update)
+_FAISS_OPS = r"""
+import json, sys
+import numpy as np, faiss
+faiss.cvar.distance_compute_blas_threshold = 20
+rng = np.random.default_rng(0)
+xb = rng.standard_normal((3000, 32)).astype("float32"); xq = rng.standard_normal((64, 32)).astype("float32")
+ix = faiss.IndexFlatIP(32); ix.add(xb); D, I = ix.search(xq, 3)
+pca = faiss.PCAMatrix(32, 8); pca.train(xb)
+rr = faiss.RandomRotationMatrix(32, 32); rr.init(1)
+opq = faiss.OPQMatrix(32, 4); opq.niter = 3; opq.verbose = False; opq.train(xb)
+lsq = faiss.LocalSearchQuantizer(8, 2, 4); lsq.train_iters = 2; lsq.train(np.ascontiguousarray(xb[:2000, :8]))
+rec = lsq.decode(lsq.compute_codes(np.ascontiguousarray(xb[:200, :8])))
+json.dump({"I": I.tolist(), "D": D.tolist(), "pca": faiss.vector_to_array(pca.PCAMat).tolist(),
+           "eig": faiss.vector_to_array(pca.eigenvalues).tolist(), "rot": faiss.vector_to_array(rr.A).tolist(),
+           "opq": faiss.vector_to_array(opq.A).tolist(),
+           "lsq_err": float(((rec - xb[:200, :8]) ** 2).sum() / (xb[:200, :8] ** 2).sum())}, sys.stdout)
+"""
+
+
+def _numpy_openblas64() -> Path | None:
+    import numpy
+
+    libs = Path(numpy.__file__).parent.parent / "numpy.libs"
+    return next(iter(sorted(libs.glob("libscipy_openblas64_*.so"))), None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not (shutil.which("cc") and shutil.which("nm")),
+                    reason="the BLAS shim is for Linux bundles and needs a C compiler and binutils")
+def test_blas_shim_gives_faiss_the_same_results_through_numpys_openblas(tmp_path):
+    """The shim compiled for real and put in front of FAISS's own OpenBLAS (LD_PRELOAD): every FAISS symbol it
+    provides binds to it, and flat search, PCA, rotations, OPQ and LSQ come out as with FAISS's OpenBLAS."""
+    sb = packaging_module("shim_faiss_blas")
+    pytest.importorskip("faiss")
+    npblas = _numpy_openblas64()
+    if npblas is None:
+        pytest.skip("this NumPy has no libscipy_openblas64_ (not a manylinux wheel)")
+    assert sb.ROUTINES >= {"sgemm_", "dsyev_", "sgesvd_", "sgelsd_", "sgetrf_"} and len(sb.ROUTINES) == 14
+    shim = tmp_path / "libshim.so"
+    sb.compile_shim(shim, "libshim.so", npblas, str(npblas.parent))
+    assert sb.nm_symbols(shim, undefined=False) >= sb.ROUTINES
+    script = tmp_path / "ops.py"
+    script.write_text(_FAISS_OPS)
+
+    def run(preload: bool) -> tuple[dict, str]:
+        env = dict(os.environ)
+        if preload:
+            env.update(LD_PRELOAD=str(shim), LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(tmp_path / "ld"))
+        r = subprocess.run([PY, str(script)], capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        log = "".join(p.read_text() for p in tmp_path.glob("ld.*")) if preload else ""
+        return json.loads(r.stdout), log
+
+    import numpy as np
+
+    ref, _ = run(False)
+    got, log = run(True)
+    for name in ("sgemm_", "ssyrk_", "dsyev_", "sgeqrf_", "sorgqr_", "sgesvd_", "sgelsd_"):
+        assert f"libfaiss.so [0] to {shim} [0]: normal symbol `{name}'" in log, f"{name} did not go through the shim"
+    assert got["I"] == ref["I"]
+    for key in ("D", "eig", "rot", "opq"):
+        assert np.allclose(got[key], ref[key], rtol=1e-4, atol=1e-4), key
+    # eigenvectors are defined up to their sign, which two OpenBLAS builds choose differently
+    assert np.allclose(np.abs(got["pca"]), np.abs(ref["pca"]), atol=1e-4)
+    assert abs(got["lsq_err"] - ref["lsq_err"]) < 1e-3 and got["lsq_err"] < 0.9
+    # and the flat search is right, not only equal: the top hit is numpy's best inner product
+    rng = np.random.default_rng(0)
+    xb = rng.standard_normal((3000, 32)).astype("float32")
+    xq = rng.standard_normal((64, 32)).astype("float32")
+    assert [row[0] for row in got["I"]] == (xq @ xb.T).argmax(1).tolist()
+
+
+def test_blas_shim_refuses_a_bundle_whose_libraries_need_more_than_it_provides(tmp_path, monkeypatch):
+    """OpenCV's wheel imports cblas_sgemm, sgesdd_ ... from the same OpenBLAS: then the bundle is left alone."""
+    sb = packaging_module("shim_faiss_blas")
+    inner = tmp_path / "b" / "_internal"
+    for d in ("faiss", "faiss_cpu.libs", "numpy.libs", "cv2"):
+        (inner / d).mkdir(parents=True)
+    files = {"faiss/libfaiss.so": {"libopenblaso-r0-aa.3.15.so"}, "faiss_cpu.libs/libopenblaso-r0-aa.3.15.so":
+             {"libgfortran-x.so.5"}, "faiss_cpu.libs/libgfortran-x.so.5": {"libquadmath-y.so.0"},
+             "faiss_cpu.libs/libquadmath-y.so.0": set(), "numpy.libs/libscipy_openblas64_-z.so": set(),
+             "cv2/cv2.abi3.so": {"libopenblaso-r0-aa.3.15.so"}}
+    for rel in files:
+        (inner / rel).write_bytes(b"\x7fELF")
+    imports = {"libfaiss.so": {"sgemm_", "dsyev_"}, "cv2.abi3.so": {"sgemm_", "cblas_sgemm", "sgesdd_"}}
+    monkeypatch.setattr(sb, "needed", lambda p: files.get(p.relative_to(inner).as_posix(), set()))
+    monkeypatch.setattr(sb, "nm_symbols", lambda p, undefined: imports.get(p.name, set()) if undefined else (
+        {f"scipy_{r}64_" for r in sb.ROUTINES} if "scipy" in p.name else
+        {"sgemm_", "dsyev_", "cblas_sgemm", "sgesdd_"} if "openblaso" in p.name else set()))
+    plan, why = sb.plan(tmp_path / "b")
+    assert plan == {} and "cv2/cv2.abi3.so imports 2 routines" in why and "cblas_sgemm" in why
+    # without the importing OpenCV the plan replaces the OpenBLAS and drops libgfortran and libquadmath with it
+    (inner / "cv2" / "cv2.abi3.so").unlink()
+    plan, why = sb.plan(tmp_path / "b")
+    assert why is None and plan["blas"].name == "libopenblaso-r0-aa.3.15.so"
+    assert sorted(p.name for p in plan["orphans"]) == ["libgfortran-x.so.5", "libquadmath-y.so.0"]
