@@ -91,7 +91,7 @@ else
         CV_PATH="$SMALL_CV/python"
         echo "== OpenCV: the small build in $SMALL_CV ($(PYTHONPATH="$CV_PATH" "$PY" -c 'import cv2; print(cv2.__version__)'))"
     else
-        echo "== OpenCV: the wheel's ($("$PY" -c 'import cv2; print(cv2.__version__)'); --small-opencv makes the bundle ~100 MB smaller)"
+        echo "== OpenCV: the wheel's ($("$PY" -c 'import cv2; print(cv2.__version__)'); --small-opencv makes the bundle ~130 MB smaller)"
     fi
     echo "== PyInstaller ($("$PY" -m PyInstaller --version))"
     t0=$(date +%s)
