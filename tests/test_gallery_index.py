@@ -384,3 +384,39 @@ def test_content_replaced_during_a_build_gets_its_own_graph() -> None:
     idx.gate.set()
     assert idx.wait_ready(30)
     assert idx.kind == "hnsw" and sorted(idx._graph.node_pids.tolist()) == idx.person_ids
+
+
+def test_graph_searches_harder_before_calling_a_face_unknown(monkeypatch) -> None:
+    """A face whose best proposed person stays below the threshold is searched again with 4x efSearch and twice
+    the persons; a face found above it is not. A first search that missed the right person (forced here) is put
+    right by the second."""
+    from desktop_app.gallery import index as gi
+
+    rng = np.random.default_rng(21)
+    people, per = 120, 3
+    centres, tids, pids, emb = people_gallery(rng, people, per)
+    g = GalleryIndex(DIM, hnsw_above=50, background=False, graph_persons=4, ef_search=16, retry_below=0.5)
+    g.add(tids, pids, emb)
+    assert g.kind == "hnsw"
+    q = np.stack([blend(centres[7], unit(rng, 1)[0], 0.9), blend(centres[9], unit(rng, 1)[0], 0.9)])
+    want = [int(pids[7 * per]), int(pids[9 * per])]
+    calls = []
+    real = gi.PersonGraph.persons
+
+    def first_misses_person_7(self, qq, k, ef):
+        out = real(self, qq, k, ef)
+        calls.append((len(qq), k, ef))
+        if len(calls) == 1:  # the first, normal search does not propose the first face's person
+            out[0] = np.where(out[0] == want[0], -1, out[0])
+        return out
+
+    monkeypatch.setattr(gi.PersonGraph, "persons", first_misses_person_7)
+    m = g.decide(q, 0.5, 0.05)
+    assert calls == [(2, 4, 16), (1, 8, 64)]  # only the face left below 0.5 was searched again, harder
+    assert [x.person_id for x in m] == want and m[0].similarity > 0.5
+    calls.clear()
+    assert g.search(q, 1).person_ids[:, 0].tolist() == want  # search() retries below retry_below too
+    assert len(calls) == 2
+    calls.clear()
+    g.retry_below = None  # off: the miss stands
+    assert g.decide(q, 0.5, 0.05)[0].person_id is None and len(calls) == 1

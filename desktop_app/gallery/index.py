@@ -13,7 +13,9 @@ people) recall@1 against exhaustive search is 0.988-0.991 at 1.7-1.9 ms per quer
 1.3 ms for an HNSW graph over templates, and the graph builds in 4 minutes instead of 14. The runner-up person
 of :meth:`decide` is the best other person among the proposed ones, so it is never higher than exhaustive
 search's and lower only when the graph did not propose the true runner-up (then a margin looks larger than it
-is).
+is). A face whose best proposed person stays below the recognition threshold (it would be called unknown) is
+searched a second time with four times the search effort and twice the persons (``retry_below``): the few
+queries the first search failed are mostly such faces, and only they pay for the second search.
 
 Building a graph takes seconds to minutes, so it is built on a background thread from a snapshot while the
 current index keeps answering (exhaustive search meanwhile), then swapped in with the changes made during the
@@ -53,6 +55,10 @@ HNSW_EF_SEARCH = 128  # recall vs latency at search time
 GRAPH_DIM = 128  # projection: person centroids shaped like the shipped model's keep 98.5 % of their energy
 GRAPH_PERSONS = 16  # persons taken from the graph per query; all their templates are scored exactly
 GRAPH_SQ8 = False  # node vectors as 8-bit scalar-quantized codes instead of float32
+# A query whose best proposed template stays below ``retry_below`` (the recognition threshold: the face would be
+# called unknown) is searched again with RETRY_EF_FACTOR x efSearch and twice the persons: a person the first graph
+# search missed is then usually found. Only such queries pay for it, so the median latency does not change.
+RETRY_EF_FACTOR = 4
 STALE_FRACTION = 0.25  # rebuild the graph when this fraction of its nodes is out of date or removed
 INDEX_FORMAT = 2
 
@@ -140,7 +146,7 @@ class PersonGraph:
         self.alive = np.ones(len(node_pids), bool) if alive is None else alive.astype(bool)
         self.stale: set[int] = {int(p) for p in stale}
         self.node_of = {int(p): i for i, p in enumerate(self.node_pids.tolist())}
-        self._params: faiss.SearchParametersHNSW | None = None
+        self._params: dict[int, faiss.SearchParametersHNSW] = {}  # per efSearch; cleared when the mask changes
 
     def project(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x if self.proj is None else x @ self.proj, np.float32)
@@ -150,7 +156,7 @@ class PersonGraph:
         self.node_of[int(pid)] = len(self.node_pids)
         self.node_pids = np.append(self.node_pids, np.int64(pid))
         self.alive = np.append(self.alive, True)
-        self._params = None
+        self._params.clear()
 
     def has_node(self, pid: int) -> bool:
         """The person has a live node (a removed person's node stays, masked, until the next build)."""
@@ -164,7 +170,7 @@ class PersonGraph:
         if gone:
             self.alive[node] = False
             self.stale.discard(int(pid))
-            self._params = None
+            self._params.clear()
         else:
             self.stale.add(int(pid))
 
@@ -175,7 +181,10 @@ class PersonGraph:
 
     def persons(self, q: np.ndarray, k: int, ef: int) -> np.ndarray:
         """Person ids of the ``k`` nodes nearest each query row, [N, k] (-1 where there are fewer)."""
-        if self._params is None or self._params.efSearch != ef:
+        p = self._params.get(ef)
+        if p is None:
+            if len(self._params) > 4:
+                self._params.clear()
             p = faiss.SearchParametersHNSW()
             p.efSearch = ef
             if not self.alive.all():
@@ -183,8 +192,8 @@ class PersonGraph:
                 sel = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
                 p.sel = sel
                 p._keep = (bitmap, sel)  # the selector points into these: keep them alive with the params
-            self._params = p
-        _, nodes = self.index.search(self.project(q), k, params=self._params)
+            self._params[ef] = p
+        _, nodes = self.index.search(self.project(q), k, params=p)
         return np.where(nodes >= 0, self.node_pids[np.maximum(nodes, 0)], -1)
 
 
@@ -204,9 +213,12 @@ class GalleryIndex:
         graph_dim: int = GRAPH_DIM,
         graph_sq8: bool = GRAPH_SQ8,
         graph_persons: int = GRAPH_PERSONS,
+        retry_below: float | None = None,
     ) -> None:
         """``background``: build person graphs on a thread (False: inside the call that needs one, e.g. for a
-        benchmark). ``on_rebuilt`` is called (on that thread) after a new graph was swapped in."""
+        benchmark). ``on_rebuilt`` is called (on that thread) after a new graph was swapped in. ``retry_below``:
+        in graph mode, :meth:`search` searches again, harder, for a query whose best similarity stays below it, and
+        :meth:`decide` for a face whose best stays below its threshold (the face would be unknown); None: never."""
         if dim <= 0:
             raise ValueError(f"embedding dimension must be positive, got {dim}")
         self.dim = int(dim)
@@ -217,6 +229,7 @@ class GalleryIndex:
         self.graph_dim = int(graph_dim)
         self.graph_sq8 = bool(graph_sq8)
         self.graph_persons = max(2, int(graph_persons))
+        self.retry_below = None if retry_below is None else float(retry_below)
         self.names: dict[int, str] = dict(names or {})
         self.background = background
         self.on_rebuilt = on_rebuilt
@@ -484,11 +497,24 @@ class GalleryIndex:
             raise ValueError(f"queries must be [N, {self.dim}], got shape {np.asarray(queries).shape}")
         return normalize(a) if len(a) else np.zeros((0, self.dim), np.float32)
 
-    def _candidates(self, q: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(Graph mode.) Per query: rows of the proposed persons' templates and their exact similarities."""
+    def _candidates(self, q: np.ndarray, retry_below: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(Graph mode.) Per query: rows of the proposed persons' templates and their exact similarities; queries
+        whose best stays below ``retry_below`` are proposed persons again by a harder graph search."""
         g = self._graph
         assert g is not None
-        persons = g.persons(q, min(self.graph_persons, len(g.node_pids)), max(self.ef_search, self.graph_persons))
+        nodes = len(g.node_pids)
+        persons = g.persons(q, min(self.graph_persons, nodes), max(self.ef_search, self.graph_persons))
+        out = self._score(q, persons)
+        if retry_below is not None:
+            weak = [r for r, (_, s) in enumerate(out) if not len(s) or float(s.max()) < retry_below]
+            if weak:
+                k = min(2 * self.graph_persons, nodes)
+                again = self._score(q[weak], g.persons(q[weak], k, max(RETRY_EF_FACTOR * self.ef_search, k)))
+                for r, cand in zip(weak, again, strict=True):
+                    out[r] = cand
+        return out
+
+    def _score(self, q: np.ndarray, persons: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         vecs = self._vectors()
         out = []
         for r in range(len(q)):
@@ -512,7 +538,7 @@ class GalleryIndex:
             tids[:, :kk] = np.where(ok, self._tids[np.maximum(i, 0)], -1)
             pids[:, :kk] = np.where(ok, self._pids[np.maximum(i, 0)], -1)
             return Hits(sims, tids, pids)
-        for r, (rows, s) in enumerate(self._candidates(q)):
+        for r, (rows, s) in enumerate(self._candidates(q, self.retry_below)):
             if kk == 1:
                 top = np.argmax(s, keepdims=True) if len(s) else np.zeros(0, np.int64)
             else:
@@ -533,7 +559,8 @@ class GalleryIndex:
             best_pid = np.full(len(q), -1, np.int64)
             second = np.full(len(q), NO_SIMILARITY, np.float32)
             if self._graph is not None and len(q):
-                for r, (rows, s) in enumerate(self._candidates(q)):
+                retry = None if self.retry_below is None else threshold
+                for r, (rows, s) in enumerate(self._candidates(q, retry)):
                     if not len(rows):
                         continue
                     i = int(np.argmax(s))

@@ -66,14 +66,15 @@ class Gallery:
 
     def __init__(self, engine: Engine, model_id: str, dim: int, *, hnsw_above: int = 50_000,
                  index_path: str | Path | None = None, url: str = "", background: bool = True,
-                 hnsw_ef_search: int = HNSW_EF_SEARCH) -> None:
+                 hnsw_ef_search: int = HNSW_EF_SEARCH, retry_below: float | None = None) -> None:
         """``background``: build an HNSW graph on a thread while exact search answers (see GalleryIndex)."""
         self.engine = engine
         self.url = url or engine.url.render_as_string(hide_password=False)
         self.model_id = model_id
         self.dim = int(dim)
         self.index = GalleryIndex(self.dim, hnsw_above=hnsw_above, background=background,
-                                  on_rebuilt=self.save_index, ef_search=hnsw_ef_search)
+                                  on_rebuilt=self.save_index, ef_search=hnsw_ef_search,
+                                  retry_below=retry_below)
         self._closed = False
         self.index_path = Path(index_path) if index_path else None
         self.fingerprint = ""
@@ -87,7 +88,7 @@ class Gallery:
         url = url or settings.storage.resolved_url()
         engine = st.open_engine(url)
         g = cls(engine, model_id, dim, hnsw_above=settings.storage.hnsw_above,
-                hnsw_ef_search=settings.storage.hnsw_ef_search,
+                hnsw_ef_search=settings.storage.hnsw_ef_search, retry_below=settings.recognition.threshold,
                 index_path=default_index_path(url, model_id) if persist_index else None, url=url)
         g.load()
         return g
