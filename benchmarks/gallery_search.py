@@ -91,6 +91,19 @@ def model_like(real: np.ndarray, size: int, per: int, queries: int, seed: int,
     return np.arange(1, size + 1, dtype=np.int64), pids, emb, q, qp
 
 
+def strangers(real: np.ndarray | None, n: int, dim: int, seed: int, rho: float = 0.55) -> np.ndarray:
+    """``n`` faces of people who are not enrolled: a fresh latent each (model-like), or random directions."""
+    rng = np.random.default_rng(seed + 1_000_003)  # its own stream: the gallery and queries stay as they were
+    if real is None:
+        return unit(rng.standard_normal((n, dim), dtype=np.float32))
+    mean = real.mean(0)
+    w, v = np.linalg.eigh(np.cov(real - mean, rowvar=False))
+    lk = (v * np.sqrt(np.clip(w, 0, None))).astype(np.float32)
+    g = rng.standard_normal((n, dim), dtype=np.float32) @ lk.T * np.float32(np.sqrt(rho))
+    e = rng.standard_normal((n, dim), dtype=np.float32) @ lk.T * np.float32(np.sqrt(1 - rho))
+    return unit(mean + g + e)
+
+
 def real_embeddings(threads: int) -> np.ndarray:
     """LFW embeddings of the installed model (cached by benchmarks/calibrate_threshold.py)."""
     import calibrate_threshold as cal
@@ -179,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {info}", flush=True)
     rows = []
     print(f"{'size':>9} {'index':<20} {'build s':>8} {'search p50':>10} {'p90':>7} {'p99':>7} "
-          f"{'decide p50':>10} {'recall@1':>8} {'person':>8} {'retried':>7}", flush=True)
+          f"{'decide p50':>10} {'recall@1':>8} {'person':>8} {'retried':>7} {'stranger p50':>12} "
+          f"{'misses (exact wrong)':>20}", flush=True)
     for size in sizes:
         if real is not None:
             tids, pids, emb, q, qp = model_like(real, size, args.per, args.queries, args.seed)
@@ -198,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         d_ms = timed(partial(exact.decide, threshold=0.4, margin=0.05), q[:nq])
         ref = exact.search(q, 1).template_ids[:, 0]  # batched: the reference top-1 of every query
         ref_person = [m.candidate_id for m in exact.decide(q, 0.4, 0.05)]
-        ident = float(np.mean(exact.search(q, 1).person_ids[:, 0] == qp))
+        exact_right = exact.search(q, 1).person_ids[:, 0] == qp
+        ident = float(np.mean(exact_right))
+        unknown = strangers(real, min(500, len(q)), args.dim, args.seed)
         row = {"size": size, "index": "exact", "build_s": build, "genuine_cos": gen, "impostor_cos": imp,
                "search_ms": pct(s_ms), "decide_ms": pct(d_ms),
                "queries": nq, "recall_at_1": 1.0, "top1_is_right_person": ident}
@@ -220,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                 h.ef_search, h.graph_persons, h.retry_below = ef, persons, retry
                 s_ms = timed(partial(h.search, k=1), q)
                 d_ms = timed(partial(h.decide, threshold=0.4, margin=0.05), q)
-                got = h.search(q, 1).template_ids[:, 0]
+                hits = h.search(q, 1)
+                got = hits.template_ids[:, 0]
                 recall = float(np.mean(got == ref))
+                miss = got != ref
+                u_ms = timed(partial(h.search, k=1), unknown)  # strangers: the retry's worst case
                 same_person = float(np.mean([m.candidate_id == r for m, r in
                                              zip(h.decide(q, 0.4, 0.05), ref_person, strict=True)]))
                 label = f"graph{' sq8' if args.sq8 else ''} M{args.m} ef{ef} P{persons}" + (
@@ -230,13 +249,17 @@ def main(argv: list[str] | None = None) -> int:
                        "decide_ms": pct(d_ms), "queries": len(q), "recall_at_1": recall,
                        "decide_same_person": same_person, "ef_construction": args.ef_construction,
                        "graph_dim": args.graph_dim, "persons": persons, "retry_below": retry,
+                       "stranger_search_ms": pct(u_ms),
+                       "top1_is_right_person": float(np.mean(hits.person_ids[:, 0] == qp)),
+                       "misses": int(miss.sum()), "misses_where_exact_named_another": int((miss & ~exact_right).sum()),
                        "retried": float(np.mean(np.max(h.search(q, 1).similarities, axis=1) < retry))
                        if retry is not None else 0.0}
                 rows.append(row)
                 print(f"{size:>9} {label:<20} {build:>8.2f} {row['search_ms']['p50']:>10.3f} "
                       f"{row['search_ms']['p90']:>7.3f} {row['search_ms']['p99']:>7.3f} "
                       f"{row['decide_ms']['p50']:>10.3f} {recall:>8.3f} {same_person:>8.3f} "
-                      f"{row['retried']:>7.3f}", flush=True)
+                      f"{row['retried']:>7.3f} {row['stranger_search_ms']['p50']:>12.3f} "
+                      f"{row['misses']:>12d} ({row['misses_where_exact_named_another']})", flush=True)
             del h
         del emb
     if args.json:

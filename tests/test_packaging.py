@@ -550,3 +550,57 @@ def test_blas_shim_refuses_a_bundle_whose_libraries_need_more_than_it_provides(t
     plan, why = sb.plan(tmp_path / "b")
     assert why is None and plan["blas"].name == "libopenblaso-r0-aa.3.15.so"
     assert sorted(p.name for p in plan["orphans"]) == ["libgfortran-x.so.5", "libquadmath-y.so.0"]
+
+
+def _small_opencv() -> Path | None:
+    import platform
+
+    d = REPO / "build" / f"opencv-small-{platform.machine()}" / "python"
+    return d if (d / "cv2" / "__init__.py").is_file() else None
+
+
+@pytest.mark.skipif(_small_opencv() is None, reason="the small OpenCV is not built here "
+                    "(packaging/build_opencv_small.sh, ~17 minutes; CI bundles the wheel's OpenCV)")
+def test_small_opencv_decodes_video_and_images_like_the_wheel(tmp_path):
+    """The release bundle's OpenCV (packaging/build_opencv_small.sh) against the wheel pip installs: the same
+    version, FFmpeg inside, only the four modules; images and warps give the same bytes, video the same frames
+    up to the YUV->RGB conversion of another FFmpeg."""
+    video = shared_path("media", "video", "short_hamilton_clip.mp4")
+    photo = shared_path("media", "scenes", "bbt4.jpg")
+    probe = tmp_path / "probe.py"
+    probe.write_text(f"""
+import json, sys, cv2, numpy as np
+cap = cv2.VideoCapture({str(video)!r})
+frames = []
+while True:
+    ok, f = cap.read()
+    if not ok:
+        break
+    frames.append(f)
+img = cv2.imread({str(photo)!r})
+warp = cv2.warpAffine(img, np.array([[0.9, 0.1, 5], [-0.1, 0.9, 3]], np.float32), (112, 112))
+np.save(sys.argv[1], np.stack(frames))
+info = cv2.getBuildInformation()
+print(json.dumps({{"version": cv2.__version__, "file": cv2.__file__, "backend": cap.getBackendName(),
+    "img": img.tobytes().hex()[:64] + str(img.sum()), "warp": int(warp.astype(np.int64).sum()),
+    "small": cv2.resize(img, (160, 90), interpolation=cv2.INTER_AREA).tobytes().hex()[:64],
+    "modules": info.split("To be built:")[1].split("\\n")[0].split()}}))
+""")
+    out = {}
+    for name, path in (("wheel", ""), ("small", str(_small_opencv()))):
+        env = dict(os.environ, PYTHONPATH=path)
+        r = subprocess.run([PY, str(probe), str(tmp_path / f"{name}.npy")], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        out[name] = json.loads(r.stdout)
+    wheel, small = out["wheel"], out["small"]
+    assert small["file"].startswith(str(_small_opencv())) and not wheel["file"].startswith(str(REPO / "build"))
+    assert small["version"] == wheel["version"] and small["backend"] == "FFMPEG"
+    assert set(small["modules"]) <= {"core", "flann", "geometry", "imgcodecs", "imgproc", "python3", "videoio"}
+    assert "dnn" in wheel["modules"] and "dnn" not in small["modules"]  # the point: far fewer modules
+    assert small["img"] == wheel["img"] and small["warp"] == wheel["warp"] and small["small"] == wheel["small"]
+    import numpy as np
+
+    a, b = np.load(tmp_path / "wheel.npy"), np.load(tmp_path / "small.npy")
+    assert a.shape == b.shape and a.shape[0] >= 270
+    assert np.abs(a.astype(np.int16) - b).mean() < 2.0  # swscale's rounding differs between FFmpeg 5.1 and 8
