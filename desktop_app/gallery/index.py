@@ -9,13 +9,16 @@ nearest the query, and all templates of those persons are then scored exactly. A
 the nodes of a template-level one (5 templates each), a centroid averages out the noise of single photos, and
 the projection keeps the graph's vectors at a quarter of their size; the exact re-rank gives exact similarities
 and the exact best template of every candidate person. docs/BENCHMARKS.md, "Gallery": at 1 M templates (200 k
-people) recall@1 against exhaustive search is 0.988-0.991 at 1.7-1.9 ms per query (two runs), against 0.70 at
+people) recall@1 against exhaustive search is 0.988-0.991 at 1.7-1.9 ms per query (two data draws; 0.990-0.992 at
+1.5-2.0 ms with the second search below the threshold, described next), against 0.70 at
 1.3 ms for an HNSW graph over templates, and the graph builds in 4 minutes instead of 14. The runner-up person
 of :meth:`decide` is the best other person among the proposed ones, so it is never higher than exhaustive
 search's and lower only when the graph did not propose the true runner-up (then a margin looks larger than it
 is). A face whose best proposed person stays below the recognition threshold (it would be called unknown) is
-searched a second time with four times the search effort and twice the persons (``retry_below``): the few
-queries the first search failed are mostly such faces, and only they pay for the second search.
+searched a second time with four times the search effort and twice the persons (``retry_below``); only such
+faces pay for it. At 1 M that is 0.2-0.3 % of genuine queries, and it turns 3-4 of the first search's 19-24
+misses (of 2000) into hits; most of the remaining misses are faces that exhaustive search itself gives to another
+person.
 
 Building a graph takes seconds to minutes, so it is built on a background thread from a snapshot while the
 current index keeps answering (exhaustive search meanwhile), then swapped in with the changes made during the
@@ -49,15 +52,16 @@ NO_SIMILARITY = -1.0  # reported when there is no candidate (empty gallery, or n
 FIRST_K = 32  # templates fetched per query before widening the search for a runner-up of another person
 # The person graph (docs/BENCHMARKS.md, "Gallery"): tuned on 1 M synthetic templates shaped like the shipped
 # model's embeddings (200 k people x 5), one search thread.
-HNSW_M = 80  # graph degree: 1 M recall@1 0.988-0.991 at 1.7-1.9 ms; M 64: 0.988 at 1.6; M 96: 0.990 at 2.1
+HNSW_M = 80  # graph degree: 1 M recall@1 0.988-0.991 at 1.7-1.9 ms (0.990-0.992 with the retry below); M 64: 0.988
+# at 1.6; M 96: 0.990 at 2.1
 HNSW_EF_CONSTRUCTION = 192  # build effort (2 M + 32); 320 with M 64 gained no recall and doubled the build
 HNSW_EF_SEARCH = 128  # recall vs latency at search time
 GRAPH_DIM = 128  # projection: person centroids shaped like the shipped model's keep 98.5 % of their energy
 GRAPH_PERSONS = 16  # persons taken from the graph per query; all their templates are scored exactly
 GRAPH_SQ8 = False  # node vectors as 8-bit scalar-quantized codes instead of float32
 # A query whose best proposed template stays below ``retry_below`` (the recognition threshold: the face would be
-# called unknown) is searched again with RETRY_EF_FACTOR x efSearch and twice the persons: a person the first graph
-# search missed is then usually found. Only such queries pay for it, so the median latency does not change.
+# called unknown) is searched again with RETRY_EF_FACTOR x efSearch and twice the persons. Only such queries pay for
+# it, so the median latency does not change (docs/BENCHMARKS.md, "Gallery").
 RETRY_EF_FACTOR = 4
 STALE_FRACTION = 0.25  # rebuild the graph when this fraction of its nodes is out of date or removed
 INDEX_FORMAT = 2
