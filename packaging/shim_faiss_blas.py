@@ -36,26 +36,14 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from dedupe_libs import needed, nm_symbols  # noqa: E402  (readelf / nm -D, the same helpers)
+
 SOURCE = HERE / "blas_shim" / "lp64_to_ilp64.c"
-ROUTINES = frozenset(re.findall(r"^EXPORT int (\w+)\(", SOURCE.read_text(), re.M))
+# what the shim exports (checked with nm -D on every compiled copy): what libfaiss 1.15 imports from OpenBLAS
+ROUTINES = frozenset({"sgemm_", "dgemm_", "sgemv_", "ssyrk_", "sgesvd_", "dgesvd_", "sgetrf_", "dgetrf_", "sgetri_",
+                      "dgetri_", "dsyev_", "sgelsd_", "sgeqrf_", "sorgqr_"})
 LIB = re.compile(r"\.so(\.\d+)*$")
-
-
-def needed(path: Path) -> set[str]:
-    try:
-        out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return set()
-    return set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out))
-
-
-def nm_symbols(path: Path, undefined: bool) -> set[str]:
-    flag = "--undefined-only" if undefined else "--defined-only"
-    try:
-        out = subprocess.run(["nm", "-D", flag, str(path)], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return set()
-    return {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
 
 
 def compile_shim(out: Path, soname: str, numpy_lib: Path, rpath: str) -> None:

@@ -519,6 +519,34 @@ def test_blas_shim_gives_faiss_the_same_results_through_numpys_openblas(tmp_path
     # eigenvectors are defined up to their sign, which two OpenBLAS builds choose differently
     assert np.allclose(np.abs(got["pca"]), np.abs(ref["pca"]), atol=1e-4)
     assert abs(got["lsq_err"] - ref["lsq_err"]) < 1e-3 and got["lsq_err"] < 0.9
+    # the routines those FAISS calls do not reach, called directly (Fortran order, 32-bit integers as FAISS passes)
+    import ctypes
+
+    lib = ctypes.CDLL(str(shim))
+    i32 = ctypes.c_int32
+
+    def ptr(a):
+        return a.ctypes.data_as(ctypes.c_void_p)
+
+    rng = np.random.default_rng(3)
+    for dtype, p in ((np.float32, "s"), (np.float64, "d")):
+        a = rng.standard_normal((5, 5)).astype(dtype) + 5 * np.eye(5, dtype=dtype)
+        f = np.asfortranarray(a.copy())
+        piv, info, n = np.zeros(5, np.int32), i32(7), i32(5)
+        getattr(lib, f"{p}getrf_")(ctypes.byref(n), ctypes.byref(n), ptr(f), ctypes.byref(n), ptr(piv),
+                                   ctypes.byref(info))
+        assert info.value == 0 and set(piv.tolist()) <= set(range(1, 6))
+        work, lwork = np.zeros(64, dtype), i32(64)
+        getattr(lib, f"{p}getri_")(ctypes.byref(n), ptr(f), ctypes.byref(n), ptr(piv), ptr(work), ctypes.byref(lwork),
+                                   ctypes.byref(info))
+        assert info.value == 0 and np.allclose(f, np.linalg.inv(a), atol=1e-4)
+    x, y = np.asfortranarray(rng.standard_normal((4, 3))), np.asfortranarray(rng.standard_normal((3, 2)))
+    c = np.asfortranarray(np.zeros((4, 2)))
+    one, zero = ctypes.c_double(1.0), ctypes.c_double(0.0)
+    m, k, nn = i32(4), i32(3), i32(2)
+    lib.dgemm_(b"N", b"N", ctypes.byref(m), ctypes.byref(nn), ctypes.byref(k), ctypes.byref(one), ptr(x),
+               ctypes.byref(m), ptr(y), ctypes.byref(k), ctypes.byref(zero), ptr(c), ctypes.byref(m))
+    assert np.allclose(c, x @ y)
     # and the flat search is right, not only equal: the top hit is numpy's best inner product
     rng = np.random.default_rng(0)
     xb = rng.standard_normal((3000, 32)).astype("float32")

@@ -106,51 +106,34 @@ static void narrow(i32 *dst, const i64 *src, i64 n) {
     for (i64 i = 0; i < n; i++) dst[i] = (i32)src[i];
 }
 
-EXPORT int sgetrf_(const i32 *m, const i32 *n, float *a, const i32 *lda, i32 *ipiv, i32 *info) {
-    W(m); W(n); W(lda);
-    i64 mn = m_ < n_ ? m_ : n_, info_ = 0;
-    i64 *piv = widen(NULL, mn);
-    if (!piv) { *info = -5; return 0; }
-    scipy_sgetrf_64_(&m_, &n_, a, &lda_, piv, &info_);
-    narrow(ipiv, piv, mn);
-    free(piv);
-    *info = (i32)info_;
-    return 0;
-}
-
-EXPORT int dgetrf_(const i32 *m, const i32 *n, double *a, const i32 *lda, i32 *ipiv, i32 *info) {
-    W(m); W(n); W(lda);
-    i64 mn = m_ < n_ ? m_ : n_, info_ = 0;
-    i64 *piv = widen(NULL, mn);
-    if (!piv) { *info = -5; return 0; }
-    scipy_dgetrf_64_(&m_, &n_, a, &lda_, piv, &info_);
-    narrow(ipiv, piv, mn);
-    free(piv);
-    *info = (i32)info_;
-    return 0;
-}
-
-EXPORT int sgetri_(const i32 *n, float *a, const i32 *lda, const i32 *ipiv, float *work, const i32 *lwork,
-                   i32 *info) {
-    W(n); W(lda); W(lwork);
-    i64 info_ = 0, *piv = widen(ipiv, n_);
-    if (!piv) { *info = -4; return 0; }
-    scipy_sgetri_64_(&n_, a, &lda_, piv, work, &lwork_, &info_);
-    free(piv);
-    *info = (i32)info_;
-    return 0;
-}
-
-EXPORT int dgetri_(const i32 *n, double *a, const i32 *lda, const i32 *ipiv, double *work, const i32 *lwork,
-                   i32 *info) {
-    W(n); W(lda); W(lwork);
-    i64 info_ = 0, *piv = widen(ipiv, n_);
-    if (!piv) { *info = -4; return 0; }
-    scipy_dgetri_64_(&n_, a, &lda_, piv, work, &lwork_, &info_);
-    free(piv);
-    *info = (i32)info_;
-    return 0;
-}
+/* getrf (pivots out) and getri (pivots in), single and double precision */
+#define GETRF(P, T)                                                                          \
+    EXPORT int P##getrf_(const i32 *m, const i32 *n, T *a, const i32 *lda, i32 *ipiv, i32 *info) { \
+        W(m); W(n); W(lda);                                                                  \
+        i64 mn = m_ < n_ ? m_ : n_, info_ = 0;                                               \
+        i64 *piv = widen(NULL, mn);                                                          \
+        if (!piv) { *info = -5; return 0; }                                                  \
+        scipy_##P##getrf_64_(&m_, &n_, a, &lda_, piv, &info_);                               \
+        narrow(ipiv, piv, mn);                                                               \
+        free(piv);                                                                           \
+        *info = (i32)info_;                                                                  \
+        return 0;                                                                            \
+    }
+#define GETRI(P, T)                                                                          \
+    EXPORT int P##getri_(const i32 *n, T *a, const i32 *lda, const i32 *ipiv, T *work, const i32 *lwork, \
+                         i32 *info) {                                                        \
+        W(n); W(lda); W(lwork);                                                              \
+        i64 info_ = 0, *piv = widen(ipiv, n_);                                               \
+        if (!piv) { *info = -4; return 0; }                                                  \
+        scipy_##P##getri_64_(&n_, a, &lda_, piv, work, &lwork_, &info_);                     \
+        free(piv);                                                                           \
+        *info = (i32)info_;                                                                  \
+        return 0;                                                                            \
+    }
+GETRF(s, float)
+GETRF(d, double)
+GETRI(s, float)
+GETRI(d, double)
 
 EXPORT int dsyev_(const char *jobz, const char *uplo, const i32 *n, double *a, const i32 *lda, double *w,
                   double *work, const i32 *lwork, i32 *info) {
