@@ -45,21 +45,16 @@ extern void scipy_sorgqr_64_(const i64 *, const i64 *, const i64 *, float *, con
 
 #define EXPORT __attribute__((visibility("default")))
 
-EXPORT int sgemm_(const char *ta, const char *tb, const i32 *m, const i32 *n, const i32 *k, const float *alpha,
-                  const float *a, const i32 *lda, const float *b, const i32 *ldb, const float *beta, float *c,
-                  const i32 *ldc) {
-    W(m); W(n); W(k); W(lda); W(ldb); W(ldc);
-    scipy_sgemm_64_(ta, tb, &m_, &n_, &k_, alpha, a, &lda_, b, &ldb_, beta, c, &ldc_, 1, 1);
-    return 0;
-}
-
-EXPORT int dgemm_(const char *ta, const char *tb, const i32 *m, const i32 *n, const i32 *k, const double *alpha,
-                  const double *a, const i32 *lda, const double *b, const i32 *ldb, const double *beta, double *c,
-                  const i32 *ldc) {
-    W(m); W(n); W(k); W(lda); W(ldb); W(ldc);
-    scipy_dgemm_64_(ta, tb, &m_, &n_, &k_, alpha, a, &lda_, b, &ldb_, beta, c, &ldc_, 1, 1);
-    return 0;
-}
+#define GEMM(P, T)                                                                           \
+    EXPORT int P##gemm_(const char *ta, const char *tb, const i32 *m, const i32 *n, const i32 *k, const T *alpha, \
+                        const T *a, const i32 *lda, const T *b, const i32 *ldb, const T *beta, T *c,            \
+                        const i32 *ldc) {                                                    \
+        W(m); W(n); W(k); W(lda); W(ldb); W(ldc);                                            \
+        scipy_##P##gemm_64_(ta, tb, &m_, &n_, &k_, alpha, a, &lda_, b, &ldb_, beta, c, &ldc_, 1, 1); \
+        return 0;                                                                            \
+    }
+GEMM(s, float)
+GEMM(d, double)
 
 EXPORT int sgemv_(const char *t, const i32 *m, const i32 *n, const float *alpha, const float *a, const i32 *lda,
                   const float *x, const i32 *incx, const float *beta, float *y, const i32 *incy) {
@@ -75,24 +70,17 @@ EXPORT int ssyrk_(const char *uplo, const char *t, const i32 *n, const i32 *k, c
     return 0;
 }
 
-EXPORT int sgesvd_(const char *ju, const char *jvt, const i32 *m, const i32 *n, float *a, const i32 *lda, float *s,
-                   float *u, const i32 *ldu, float *vt, const i32 *ldvt, float *work, const i32 *lwork, i32 *info) {
-    W(m); W(n); W(lda); W(ldu); W(ldvt); W(lwork);
-    i64 info_ = 0;
-    scipy_sgesvd_64_(ju, jvt, &m_, &n_, a, &lda_, s, u, &ldu_, vt, &ldvt_, work, &lwork_, &info_, 1, 1);
-    *info = (i32)info_;
-    return 0;
-}
-
-EXPORT int dgesvd_(const char *ju, const char *jvt, const i32 *m, const i32 *n, double *a, const i32 *lda,
-                   double *s, double *u, const i32 *ldu, double *vt, const i32 *ldvt, double *work, const i32 *lwork,
-                   i32 *info) {
-    W(m); W(n); W(lda); W(ldu); W(ldvt); W(lwork);
-    i64 info_ = 0;
-    scipy_dgesvd_64_(ju, jvt, &m_, &n_, a, &lda_, s, u, &ldu_, vt, &ldvt_, work, &lwork_, &info_, 1, 1);
-    *info = (i32)info_;
-    return 0;
-}
+#define GESVD(P, T)                                                                          \
+    EXPORT int P##gesvd_(const char *ju, const char *jvt, const i32 *m, const i32 *n, T *a, const i32 *lda, T *s, \
+                         T *u, const i32 *ldu, T *vt, const i32 *ldvt, T *work, const i32 *lwork, i32 *info) {    \
+        W(m); W(n); W(lda); W(ldu); W(ldvt); W(lwork);                                       \
+        i64 info_ = 0;                                                                       \
+        scipy_##P##gesvd_64_(ju, jvt, &m_, &n_, a, &lda_, s, u, &ldu_, vt, &ldvt_, work, &lwork_, &info_, 1, 1); \
+        *info = (i32)info_;                                                                  \
+        return 0;                                                                            \
+    }
+GESVD(s, float)
+GESVD(d, double)
 
 /* pivots: min(m, n) entries written by getrf, read by getri (n entries) */
 static i64 *widen(const i32 *v, i64 n) {
