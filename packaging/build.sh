@@ -6,7 +6,7 @@
 #   packaging/build.sh                 # clean build environment + bundle + check + .deb
 #   packaging/build.sh --reuse-bundle  # keep dist/fdface-attendance/ if it exists; only (re)build the .deb
 #   packaging/build.sh --no-deb        # the bundle only
-#   packaging/build.sh --small-opencv  # first build the small OpenCV (packaging/build_opencv_small.sh, ~25 min once)
+#   packaging/build.sh --small-opencv  # first build the small OpenCV (packaging/build_opencv_small.sh, 17 min once)
 #   packaging/build.sh --wheel-opencv  # OpenCV's wheel even where the small build exists
 #   FDFACE_BUILD_PYTHON=/path/to/python packaging/build.sh   # build with an existing environment instead
 #
@@ -15,7 +15,7 @@
 # first run and updated afterwards. Exit status 3: that environment could not be installed (no PyPI?).
 #
 # OpenCV: where build/opencv-small-ARCH/ exists (made by --small-opencv), the bundle takes that OpenCV (core, imgproc,
-# imgcodecs, videoio and a decode-only FFmpeg: ~15 MB) instead of the wheel's (~115 MB with its libraries); FAISS's
+# imgcodecs, videoio and a decode-only FFmpeg: 28 MB) instead of the wheel's (115 MB with its libraries); FAISS's
 # OpenBLAS is then replaced by a shim over NumPy's (packaging/shim_faiss_blas.py, -41 MB). The release bundle is
 # built that way; without it (a fresh clone, CI) the bundle is the same app, only larger.
 set -euo pipefail

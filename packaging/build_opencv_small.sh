@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the small OpenCV the bundle ships instead of OpenCV's wheel (74 MB cv2 + 41 MB of vendored libraries):
-# only the modules the app calls (core, imgproc, imgcodecs, videoio) and the Python bindings, with a minimal
+# only the modules the app calls (core, imgproc, imgcodecs, videoio; OpenCV 5 adds flann and geometry, which imgproc
+# needs) and the Python bindings, with a minimal
 # FFmpeg (video decoders and demuxers for camera/video files, no encoders, no network) as shared libraries named
 # lib*_fdface.so so that they never clash with a system FFmpeg. No LAPACK, no OpenCL, no IPP, no GUI.
 #
@@ -11,8 +12,8 @@
 # and OUT/lib/ (FFmpeg). packaging/build.sh uses it when it exists (or builds it with --small-opencv). The sources
 # come from Debian's archive (FFmpeg 5.1) and PyPI (opencv-python-headless's sdist, which holds OpenCV's source),
 # both checked against pinned SHA-256 sums and kept in build/opencv-small-src/. Took 17 minutes on 2 cores (AMD EPYC).
-# Needs cmake, a C/C++ compiler, pkg-config and, on x86, nasm (FFmpeg's assembly: without it H.264 decoding is
-# several times slower, so the script stops instead).
+# Needs cmake, a C/C++ compiler, pkg-config and, on x86, nasm (FFmpeg's hand-written assembly, on which its H.264 and
+# HEVC decoders rely for speed: the script stops rather than build without it; the difference was not measured).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,8 +37,8 @@ for tool in cmake make cc c++ pkg-config curl; do
 done
 case "$ARCH" in
     x86_64|i?86) command -v nasm >/dev/null 2>&1 || {
-        echo "build_opencv_small.sh: nasm not found (apt-get install nasm): FFmpeg without its assembly decodes" \
-             "H.264 several times slower" >&2; exit 3; } ;;
+        echo "build_opencv_small.sh: nasm not found (apt-get install nasm): FFmpeg's decoders need their assembly" \
+             "for speed" >&2; exit 3; } ;;
 esac
 
 fetch() {  # URL SHA256 FILE

@@ -8,8 +8,8 @@ NumPy's copy. This script
 
 1. finds the OpenBLAS that libfaiss needs and every library of the bundle that needs it (under its own name or a
    symlink's, as dedupe_libs.py leaves them); each one must import from it nothing but the shim's routines
-   (``nm -D``), else nothing is changed (the wheel OpenCV imports ~40 more: the shim is for the small OpenCV
-   build, packaging/build_opencv_small.sh);
+   (``nm -D``), else nothing is changed (the wheel OpenCV imports 16 more, cblas_sgemm, sgesdd_ ...: the shim
+   is for the small OpenCV build, packaging/build_opencv_small.sh);
 2. compiles the shim with ``cc`` under the OpenBLAS's file name and soname, linked to NumPy's copy through
    ``$ORIGIN/../numpy.libs``;
 3. replaces the OpenBLAS (and its symlinks) by the shim and removes the libraries only it needed (libgfortran,
