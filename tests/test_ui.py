@@ -218,6 +218,7 @@ def test_settings_change_takes_effect_without_restart(make_app, qtbot, tmp_path)
     assert saved.recognition.threshold == 0.55 and saved.detector.min_face_px == 300
     assert ctl.settings == saved
     assert ctl.writer.recorder.dedupe.total_seconds() == 12 * 60
+    assert ctl.gallery.index.retry_below == 0.55  # the gallery searches harder below the new threshold
     # the detector is rebuilt on the vision thread while the clip plays: faces stop being found
     seen: list[int] = []
     ctl.packetShown.connect(lambda pk: seen.append(len(pk.faces)))

@@ -433,6 +433,8 @@ class AppController(QObject):
             QMessageBox.warning(self.window, "Settings", f"The settings apply now but could not be saved to "
                                 f"{self.settings_path}: {exc}")
         emit(self._applySettings, new)
+        if "recognition.threshold" in keys and self.gallery is not None:
+            self.gallery.index.retry_below = new.recognition.threshold  # search harder below the new threshold
         if any(k.startswith("attendance.") for k in keys) and self.writer is not None and self.engine is not None:
             self.writer.recorder = AttendanceRecorder(self.engine, new.attendance)
         if old.recognition.model != new.recognition.model and self._entry_override is None:
