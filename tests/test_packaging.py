@@ -595,6 +595,7 @@ def test_small_opencv_decodes_video_and_images_like_the_wheel(tmp_path):
     up to the YUV->RGB conversion of another FFmpeg."""
     video = shared_path("media", "video", "short_hamilton_clip.mp4")
     photo = shared_path("media", "scenes", "bbt4.jpg")
+    png = shared_path("media", "people", "amy", "amy1.png")
     probe = tmp_path / "probe.py"
     probe.write_text(f"""
 import json, sys, cv2, numpy as np
@@ -611,6 +612,7 @@ np.save(sys.argv[1], np.stack(frames))
 info = cv2.getBuildInformation()
 print(json.dumps({{"version": cv2.__version__, "file": cv2.__file__, "backend": cap.getBackendName(),
     "img": img.tobytes().hex()[:64] + str(img.sum()), "warp": int(warp.astype(np.int64).sum()),
+    "png": int(cv2.imread({str(png)!r}).astype(np.int64).sum()),
     "small": cv2.resize(img, (160, 90), interpolation=cv2.INTER_AREA).tobytes().hex()[:64],
     "modules": info.split("To be built:")[1].split("\\n")[0].split()}}))
 """)
@@ -627,6 +629,7 @@ print(json.dumps({{"version": cv2.__version__, "file": cv2.__file__, "backend": 
     assert set(small["modules"]) <= {"core", "flann", "geometry", "imgcodecs", "imgproc", "python3", "videoio"}
     assert "dnn" in wheel["modules"] and "dnn" not in small["modules"]  # the point: far fewer modules
     assert small["img"] == wheel["img"] and small["warp"] == wheel["warp"] and small["small"] == wheel["small"]
+    assert small["png"] == wheel["png"]
     import numpy as np
 
     a, b = np.load(tmp_path / "wheel.npy"), np.load(tmp_path / "small.npy")
