@@ -112,45 +112,59 @@ def verification(emb: np.ndarray, paths: list[str], ids: list[str], impostors: i
     return out
 
 
-def open_set(emb: np.ndarray, ids: list[str], gallery: int, templates: int, splits: int, seed: int) -> dict:
-    """DIR / FPIR / mis-identification on the (threshold, margin) grid, through GalleryIndex.decide."""
-    ids_a = np.asarray(ids)
-    names, lab = np.unique(ids_a, return_inverse=True)
-    count = np.bincount(lab)
-    multi = np.flatnonzero(count >= 2)
+def open_set_splits(ids: list[str], gallery: int, templates: int, splits: int, seed: int):
+    """The open-set protocol's random splits: per split (template rows, their identity labels, genuine probe rows,
+    stranger probe rows) and, once, the label of every row."""
+    names, lab = np.unique(np.asarray(ids), return_inverse=True)
+    multi = np.flatnonzero(np.bincount(lab) >= 2)
     rng = np.random.default_rng(seed)
-    dir_, fpir, misid = (np.zeros((len(THRESHOLDS), len(MARGINS))) for _ in range(3))
-    n_gen = n_imp = 0
+    out = []
     for _ in range(splits):
         enrolled = rng.choice(multi, size=min(gallery, len(multi) // 2), replace=False)
         is_enrolled = np.zeros(len(names), bool)
         is_enrolled[enrolled] = True
-        tids, pids, temb, gprobe = [], [], [], []
+        tids, pids, gprobe = [], [], []
         for person in enrolled:
             idx = rng.permutation(np.flatnonzero(lab == person))
             k = min(templates, len(idx) - 1)
             tids += idx[:k].tolist()
             pids += [int(person)] * k
-            temb.append(emb[idx[:k]])
             gprobe += idx[k:].tolist()
         iprobe = [int(rng.choice(np.flatnonzero(lab == p))) for p in np.flatnonzero(~is_enrolled)]
+        out.append((np.array(tids), np.array(pids), gprobe, iprobe))
+    return out, lab
+
+
+def accumulate(acc: list[np.ndarray], best: np.ndarray, gap: np.ndarray, right: np.ndarray | None) -> None:
+    """Add one batch of probes to the (DIR, FPIR, mis-identification) counts on the grid; ``right`` is None for
+    strangers."""
+    ok = (best[None, :, None] >= THRESHOLDS[:, None, None]) & (gap[None, :, None] >= np.asarray(MARGINS))
+    if right is None:
+        acc[1] += ok.sum(1)
+    else:
+        acc[0] += (ok & right[None, :, None]).sum(1)
+        acc[2] += (ok & ~right[None, :, None]).sum(1)
+
+
+def open_set(emb: np.ndarray, ids: list[str], gallery: int, templates: int, splits: int, seed: int) -> dict:
+    """DIR / FPIR / mis-identification on the (threshold, margin) grid, through GalleryIndex.decide."""
+    parts, lab = open_set_splits(ids, gallery, templates, splits, seed)
+    acc = [np.zeros((len(THRESHOLDS), len(MARGINS))) for _ in range(3)]
+    n_gen = n_imp = 0
+    for tids, pids, gprobe, iprobe in parts:
         index = GalleryIndex(emb.shape[1], hnsw_above=10**9)
-        index.add(tids, pids, np.concatenate(temb))
+        index.add(tids, pids, emb[tids])
         for probes, genuine in ((gprobe, True), (iprobe, False)):
             ms = index.decide(emb[probes], threshold=-1.0, margin=0.0)
             best = np.array([m.similarity for m in ms])
             gap = best - np.array([m.runner_up for m in ms])
             right = np.array([m.candidate_id == lab[p] for m, p in zip(ms, probes, strict=True)])
-            acc = (best[None, :, None] >= THRESHOLDS[:, None, None]) & (gap[None, :, None] >= np.asarray(MARGINS))
-            if genuine:
-                dir_ += (acc & right[None, :, None]).sum(1)
-                misid += (acc & ~right[None, :, None]).sum(1)
-                n_gen += len(probes)
-            else:
-                fpir += acc.sum(1)
-                n_imp += len(probes)
-    return {"dir": dir_ / n_gen, "fpir": fpir / n_imp, "misid": misid / n_gen, "genuine_probes": n_gen,
-            "impostor_probes": n_imp, "gallery": int(min(gallery, len(multi) // 2)), "splits": splits}
+            accumulate(acc, best, gap, right if genuine else None)
+            n_gen += len(probes) * genuine
+            n_imp += len(probes) * (not genuine)
+    return {"dir": acc[0] / n_gen, "fpir": acc[1] / n_imp, "misid": acc[2] / n_gen, "genuine_probes": n_gen,
+            "impostor_probes": n_imp, "gallery": len(np.unique(parts[0][1])) if parts else 0,
+            "splits": splits}
 
 
 def choose(os_: dict, fpir_max: float, misid_max: float) -> tuple[float, float, dict]:

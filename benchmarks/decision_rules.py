@@ -35,25 +35,10 @@ def main() -> int:
     entry = load_manifest(default_models_dir() / "manifest.json")["fdfacenet"]  # the model the calibration uses
     emb, _, ids = ct.embed_lfw(entry, threads=0, cache_dir=Path.home() / ".cache" / "fdface-calibration", limit=None)
     emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    names, lab = np.unique(np.asarray(ids), return_inverse=True)
-    multi = np.flatnonzero(np.bincount(lab) >= 2)
-    th, ma = ct.THRESHOLDS, np.asarray(ct.MARGINS)
-    acc = {r: [np.zeros((len(th), len(ma))) for _ in range(3)] for r in RULES}
-    rng = np.random.default_rng(0)
+    parts, lab = ct.open_set_splits(ids, gallery=500, templates=3, splits=5, seed=0)  # the calibration's defaults
+    acc = {r: [np.zeros((len(ct.THRESHOLDS), len(ct.MARGINS))) for _ in range(3)] for r in RULES}
     n_gen = n_imp = 0
-    for _ in range(5):
-        enrolled = rng.choice(multi, size=min(500, len(multi) // 2), replace=False)
-        is_enrolled = np.zeros(len(names), bool)
-        is_enrolled[enrolled] = True
-        tids, pids, gprobe = [], [], []
-        for person in enrolled:
-            idx = rng.permutation(np.flatnonzero(lab == person))
-            k = min(3, len(idx) - 1)
-            tids += idx[:k].tolist()
-            pids += [person] * k
-            gprobe += idx[k:].tolist()
-        iprobe = [int(rng.choice(np.flatnonzero(lab == p))) for p in np.flatnonzero(~is_enrolled)]
-        tids, pids = np.array(tids), np.array(pids)
+    for tids, pids, gprobe, iprobe in parts:
         people = np.unique(pids)
         col = np.searchsorted(people, pids)
         cent = np.zeros((len(people), emb.shape[1]))
@@ -70,16 +55,10 @@ def main() -> int:
                 s1 = score[np.arange(len(score)), order[:, 0]]
                 s2 = score[np.arange(len(score)), order[:, 1]]
                 right = people[order[:, 0]] == lab[probes]
-                ok = (s1[None, :, None] >= th[:, None, None]) & ((s1 - s2)[None, :, None] >= ma)
-                if genuine:
-                    acc[rule][0] += (ok & right[None, :, None]).sum(1)
-                    acc[rule][2] += (ok & ~right[None, :, None]).sum(1)
-                else:
-                    acc[rule][1] += ok.sum(1)
-            if genuine:
-                n_gen += len(probes)
-            else:
-                n_imp += len(probes)
+                ct.accumulate(acc[rule], s1, s1 - s2, right if genuine else None)
+            n_gen += len(probes) * genuine
+            n_imp += len(probes) * (not genuine)
+    th, ma = ct.THRESHOLDS, np.asarray(ct.MARGINS)
     ti, mi = int(np.argmin(abs(th - 0.47))), list(ma).index(0.08)
     print(f"model {entry.name} ({entry.sha256[:12]}), {n_gen} genuine and {n_imp} stranger probes over 5 splits")
     print(f"{'rule':<17} {'chosen t / m':>12} {'DIR':>6} {'FPIR':>7} {'mis-id':>7} | at 0.47 / 0.08: "
