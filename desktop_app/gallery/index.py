@@ -16,7 +16,7 @@ of :meth:`decide` is the best other person among the proposed ones, so it is nev
 search's and lower only when the graph did not propose the true runner-up (then a margin looks larger than it
 is). A face whose best proposed person stays below the recognition threshold (it would be called unknown) is
 searched a second time with four times the search effort and twice the persons (``retry_below``); only such
-faces pay for it. At 1 M that is 0.2-0.3 % of genuine queries, and it turns 3-4 of the first search's 19-24
+faces pay for it (strangers mostly). At 1 M that is 0.2-0.3 % of genuine queries, and it turns 3-4 of the first search's 19-24
 misses (of 2000) into hits; most of the remaining misses are faces that exhaustive search itself gives to another
 person.
 
@@ -61,7 +61,7 @@ GRAPH_PERSONS = 16  # persons taken from the graph per query; all their template
 GRAPH_SQ8 = False  # node vectors as 8-bit scalar-quantized codes instead of float32
 # A query whose best proposed template stays below ``retry_below`` (the recognition threshold: the face would be
 # called unknown) is searched again with RETRY_EF_FACTOR x efSearch and twice the persons. Only such queries pay for
-# it, so the median latency does not change (docs/BENCHMARKS.md, "Gallery").
+# it: enrolled faces keep their median latency, strangers pay most (100 k: 2.3 instead of 0.8 ms; docs/BENCHMARKS.md).
 RETRY_EF_FACTOR = 4
 STALE_FRACTION = 0.25  # rebuild the graph when this fraction of its nodes is out of date or removed
 INDEX_FORMAT = 2
