@@ -17,8 +17,8 @@ search's and lower only when the graph did not propose the true runner-up (then 
 is). A face whose best proposed person stays below the recognition threshold (it would be called unknown) is
 searched a second time with four times the search effort and twice the persons (``retry_below``); only such
 faces pay for it (strangers mostly). At 1 M that is 0.2-0.3 % of genuine queries, and it turns 3-4 of the first
-search's 19-24 misses (of 2000) into hits; most of the remaining misses are faces that exhaustive search itself gives to another
-person.
+search's 19-24 misses (of 2000) into hits; most of the remaining misses are faces that exhaustive search itself
+gives to another person.
 
 Building a graph takes seconds to minutes, so it is built on a background thread from a snapshot while the
 current index keeps answering (exhaustive search meanwhile), then swapped in with the changes made during the
