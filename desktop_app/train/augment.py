@@ -26,15 +26,20 @@ class AugmentConfig:
     offset: float = 15.0
 
 
-def augment_batch(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Return an augmented copy of ``images`` (uint8 [N, H, W, 3])."""
+def augment_batch(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+                  flipped: np.ndarray | None = None) -> np.ndarray:
+    """Return an augmented copy of ``images`` (uint8 [N, H, W, 3]); ``flipped`` (bool [N]), when given, is set to
+    which faces were mirrored (a cached teacher target of the mirror then applies)."""
     n, h, w, _ = images.shape
     out = np.empty_like(images)
     c = (w / 2.0, h / 2.0)
     for k in range(n):
         img = images[k]
-        if rng.random() < cfg.flip:
+        flip = rng.random() < cfg.flip
+        if flip:
             img = img[:, ::-1]
+        if flipped is not None:
+            flipped[k] = flip
         ang = rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)
         sc = rng.uniform(*cfg.scale)
         m = cv2.getRotationMatrix2D(c, ang, sc)

@@ -99,11 +99,20 @@ class Trainer:
         self.opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                                    weight_decay=recipe.weight_decay)
         self.teacher = None
+        self.targets2: np.ndarray | None = None  # [N, 2, D]: the second teacher's crop and mirror targets
         if self.distill_head is not None:
-            from desktop_app.train.teacher import Teacher, batched_copy
+            from desktop_app.train.teacher import cached_targets, open_teacher
 
-            path = batched_copy(recipe.resolve(recipe.teacher), cache_dir() / "teacher-batched.onnx")
-            self.teacher = Teacher(path, threads=recipe.threads)
+            self.teacher = open_teacher(recipe.resolve(recipe.teacher), cache_dir(), recipe.teacher_backend,
+                                        recipe.threads, self.bf16)
+            if recipe.teacher2:
+                t2 = open_teacher(recipe.resolve(recipe.teacher2), cache_dir(), "torch", recipe.threads, self.bf16)
+                tag = f"{Path(recipe.teacher2).name}:{recipe.teacher2_dim}:bf16={self.bf16}"
+                self.targets2 = cached_targets(t2, self.train_set.images, self.train_set.paths, tag, cache_dir())
+                del t2
+        self.distill_head2 = nn.Linear(512, recipe.teacher2_dim) if self.targets2 is not None else None
+        if self.distill_head2 is not None:
+            self.opt.add_param_group({"params": list(self.distill_head2.parameters())})
         if recipe.init_onnx:
             self._warm_start(recipe.resolve(recipe.init_onnx))
         self.step = 0
@@ -133,6 +142,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "distill_head": self.distill_head.state_dict() if self.distill_head else None,
+            "distill_head2": self.distill_head2.state_dict() if self.distill_head2 else None,
             "arcface": self.arcface.state_dict() if self.arcface else None,
             "opt": self.opt.state_dict(),
             "step": self.step, "elapsed": self.elapsed, "epoch": self.epoch,
@@ -151,6 +161,8 @@ class Trainer:
         self.model.load_state_dict(st["model"])
         if self.distill_head and st["distill_head"]:
             self.distill_head.load_state_dict(st["distill_head"])
+        if self.distill_head2 and st.get("distill_head2"):
+            self.distill_head2.load_state_dict(st["distill_head2"])
         if self.arcface and st["arcface"]:
             self.arcface.load_state_dict(st["arcface"])
         self.opt.load_state_dict(st["opt"])
@@ -175,9 +187,11 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------------------------------
     def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        imgs = augment_batch(self.train_set.images[idx], self.r.augment, self.rng)
+        self._flipped = np.zeros(len(idx), bool)
+        imgs = augment_batch(self.train_set.images[idx], self.r.augment, self.rng, self._flipped)
         labels = self.train_set.labels[idx].copy()
         n_mix = int(round(self.r.mixup * len(idx))) if self.teacher is not None else 0
+        self._n_mix = n_mix
         if n_mix:
             lam = self.rng.uniform(0, 1, size=(n_mix, 1, 1, 1)).astype(np.float32)
             other = imgs[self.rng.permutation(len(idx))[:n_mix]]
@@ -201,8 +215,20 @@ class Trainer:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 s = self.distill_head(emb)
             loss = loss + cosine_distill(s, t)
+            gram = None
+            if self.distill_head2 is not None and self.targets2 is not None:
+                # the un-mixed faces (the mixed ones come first) against the second teacher's cached target of
+                # the same crop, mirrored where the augmentation mirrored it
+                m = self._n_mix
+                t2 = torch.from_numpy(self.targets2[idx[m:], self._flipped[m:].astype(np.int64)])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    s2 = self.distill_head2(emb[m:])
+                loss = loss + self.r.teacher2_weight * cosine_distill(s2, t2)
+                if self.r.relational > 0:  # the mean of both teachers' similarities where both are known
+                    gram = t @ t.T
+                    gram[m:, m:] = 0.5 * (gram[m:, m:] + t2 @ t2.T)
             if self.r.relational > 0:
-                loss = loss + self.r.relational * relational_distill(emb, t)
+                loss = loss + self.r.relational * relational_distill(emb, t, gram)
         if self.arcface is not None:
             lab = torch.from_numpy(labels_np)
             keep = lab >= 0

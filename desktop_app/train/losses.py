@@ -36,13 +36,15 @@ def cosine_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
     return (1.0 - (F.normalize(student.float(), dim=1) * teacher).sum(1)).mean()
 
 
-def relational_distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+def relational_distill(student: torch.Tensor, teacher: torch.Tensor, gram: torch.Tensor | None = None) -> torch.Tensor:
     """Similarity-preserving distillation: mean squared difference between the in-batch cosine-similarity
     matrices of the student's embedding and the teacher's (off the diagonal). It shapes the geometry of the
     embedding the app compares (the 512-d one), which the head-based ``cosine_distill`` only constrains
-    through a linear map. ``teacher`` is already unit length; dimensions may differ."""
+    through a linear map. ``teacher`` is already unit length; dimensions may differ. ``gram``, when given, is the
+    target similarity matrix itself (e.g. the mean of two teachers' matrices)."""
     s = F.normalize(student.float(), dim=1)
-    gs, gt = s @ s.T, teacher @ teacher.T
+    gs = s @ s.T
+    gt = gram if gram is not None else teacher @ teacher.T
     n = gs.shape[0]
     off = ~torch.eye(n, dtype=torch.bool, device=gs.device)
     return ((gs - gt)[off] ** 2).mean()

@@ -26,6 +26,12 @@ class Recipe:
     loss: str = "distill"
     teacher: str = "../shared/teachers/mobilefacenet-foamliu/MobileFaceNet.onnx"
     teacher_dim: int = 128
+    teacher_backend: str = "ort"  # "ort" (ONNX Runtime) or "torch" (onnx2torch, bf16 autocast where native)
+    # a second teacher, too slow to run on every step: its targets of each crop and its mirror are computed once
+    # and cached; it supervises the un-mixed faces of each batch through its own linear head
+    teacher2: str = ""
+    teacher2_dim: int = 512
+    teacher2_weight: float = 1.0
     mixup: float = 0.5  # fraction of each batch replaced by mixed faces (distillation only)
     relational: float = 0.0  # weight of the in-batch similarity-matrix term on the 512-d embedding (distillation)
     arcface_s: float = 64.0
@@ -77,6 +83,8 @@ def load_recipe(path: str | Path) -> Recipe:
     r = Recipe(**raw, augment=AugmentConfig(**aug), _root=path.resolve().parent.parent)
     if r.loss not in ("distill", "arcface", "both"):
         raise ValueError(f"recipe {path}: loss must be distill, arcface or both, not {r.loss!r}")
+    if r.teacher_backend not in ("ort", "torch"):
+        raise ValueError(f"recipe {path}: teacher_backend must be ort or torch, not {r.teacher_backend!r}")
     if r.minutes <= 0 and r.steps <= 0:
         raise ValueError(f"recipe {path}: set minutes or steps")
     return r
