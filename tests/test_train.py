@@ -254,3 +254,71 @@ def test_flip_embedding_is_the_sum_of_crop_and_mirror(tmp_path: Path) -> None:
     assert np.abs(e0.infer(crops, flip=True) - want).max() < 1e-5
     assert np.abs(e0.infer(crops) - e1.infer(crops, flip=False)).max() < 1e-6
     assert np.abs(e0.infer(crops) - want).max() > 1e-3  # a random net is not mirror-symmetric
+
+
+def _batch1_teacher(path: Path) -> Path:
+    """A tiny embedder saved the way the faceplugin recognizer is: input batch fixed at 1 and a final Reshape
+    whose shape [1, -1] is an initializer."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 0.1, (8, 3, 8, 8)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "703")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["c"], strides=[8, 8]),
+         helper.make_node("Reshape", ["c", "703"], ["output"])],
+        "t", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 112, 112])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8 * 14 * 14])], [w, shape])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(m, str(path))
+    return path
+
+
+def test_batched_copy_of_an_initializer_reshape_matches_batch_one(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from desktop_app.train.teacher import Teacher, TorchTeacher, batched_copy
+
+    src = _batch1_teacher(tmp_path / "t.onnx")
+    x = np.random.default_rng(1).normal(size=(3, 3, 112, 112)).astype(np.float32)
+    one = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    ref = np.concatenate([one.run(None, {"input": x[i : i + 1]})[0] for i in range(3)])
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+    dst = batched_copy(src, tmp_path / "b.onnx")
+    np.testing.assert_allclose(Teacher(dst, threads=1)(x), ref, atol=1e-6)
+    pytest.importorskip("onnx2torch")
+    np.testing.assert_allclose(TorchTeacher(dst, bf16=False)(x), ref, atol=1e-5)
+
+
+def test_second_teacher_cached_targets_follow_the_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    teacher = shared_path("teachers", "mobilefacenet-foamliu", "MobileFaceNet.onnx")
+    pytest.importorskip("onnx2torch")
+    from desktop_app.train.augment import to_input
+    from desktop_app.train.loop import Trainer
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_folder(tmp_path)
+    t2 = _batch1_teacher(tmp_path / "t2.onnx")
+    (tmp_path / "recipes").mkdir()
+    rp = tmp_path / "recipes" / "d2.toml"
+    rp.write_text(f'name = "d2"\nnet = "fdfacenet_relu"\nloss = "distill"\nimage_folder = "{folder}"\n'
+                  f'teacher = "{teacher}"\nteacher_backend = "torch"\nteacher2 = "{t2}"\nteacher2_dim = 1568\n'
+                  'relational = 5.0\nlr = 0.02\nbatch = 8\nsteps = 5\nthreads = 1\nbf16 = false\n'
+                  'channels_last = false\n'
+                  'mixup = 0.5\n[augment]\nflip = 1.0\n')
+    tr = Trainer(load_recipe(rp), tmp_path / "run")
+    t = tr.targets2
+    assert t is not None and t.shape == (len(tr.train_set), 2, 1568)
+    assert len(list((tmp_path / "cache").glob("targets-*.npy"))) == 1  # computed once, kept for the next run
+    from desktop_app.train.teacher import Teacher, batched_copy
+
+    ref = Teacher(batched_copy(t2, tmp_path / "ref.onnx"), threads=1)
+    imgs = tr.train_set.images[:4]
+    np.testing.assert_allclose(t[:4, 0], ref(to_input(imgs)), atol=1e-5)
+    np.testing.assert_allclose(t[:4, 1], ref(to_input(imgs[:, :, ::-1].copy())), atol=1e-5)
+    assert not np.allclose(t[:4, 0], t[:4, 1], atol=1e-3)  # the mirror is a different target
+    losses = [tr.train_step(np.arange(8)) for _ in range(8)]
+    assert tr._flipped.all() and tr._n_mix == 4  # every face mirrored: the mirror targets were the ones used
+    assert losses[-1] < losses[0]
+    again = Trainer(load_recipe(rp), tmp_path / "run2")  # reuses the cached targets
+    np.testing.assert_array_equal(again.targets2, t)
