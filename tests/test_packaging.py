@@ -1,9 +1,10 @@
-"""Packaging: the self-test the installed app runs, the bundle checker, the .deb pieces, and (slow) the whole
-round trip: build the bundle and the .deb, install it with dpkg, run the installed launcher's --self-test, remove.
+"""Packaging: the self-test the installed app runs, the bundle checker, the build script's options, the .deb pieces,
+and (system) the whole round trip: build the bundle and the .deb, install it with dpkg, run the installed launcher's
+--self-test, remove.
 
-The slow test needs Linux, root, dpkg and network access to PyPI the first time (packaging/build.sh makes its own
-build environment under build/); it reuses dist/fdface-attendance/ when that is newer than every source file.
-Set FDFACE_SKIP_PACKAGING=1 to skip it.
+The round trip changes the machine (a system-wide install, ~1 GB of build in a temporary folder), so it runs only
+with FDFACE_TEST_SYSTEM=1 (.ci/run sets it; see tests/conftest.py). It also needs Linux, root, dpkg and access to
+PyPI for its build environment.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO, SYSTEM_ENV, SYSTEM_SKIP, shared_path
 
 PY = sys.executable
 PKG = "fdface-attendance"
@@ -375,25 +377,49 @@ INSTALLED = [Path("/usr/bin") / PKG, Path("/opt") / PKG / PKG, Path("/usr/share/
              Path("/usr/share/icons/hicolor/scalable/apps") / f"{PKG}.svg"]
 
 
-def _bundle_is_fresh(bundle: Path) -> bool:
-    exe = bundle / PKG
-    if not exe.exists():
-        return False
-    built = exe.stat().st_mtime
-    sources = [p for d in ("desktop_app", "models", "assets", "packaging") for p in (REPO / d).rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts]
-    return all(p.stat().st_mtime <= built for p in sources)
-
-
 def _pkg_installed() -> bool:
     r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", PKG], capture_output=True, text=True)
     return r.returncode == 0 and "installed" in r.stdout and "not-installed" not in r.stdout
 
 
+def test_default_run_skips_the_tests_that_change_the_machine():
+    """Without FDFACE_TEST_SYSTEM the .deb round trip is collected and skipped, saying how to run it."""
+    env = {k: v for k, v in os.environ.items() if k != SYSTEM_ENV}
+    r = subprocess.run([PY, "-m", "pytest", "-v", "-rs", "-p", "no:cacheprovider", "-m", "system",
+                        "tests/test_packaging.py"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "test_deb_round_trip SKIPPED" in r.stdout, r.stdout[-3000:]
+    assert SYSTEM_SKIP in r.stdout and f"{SYSTEM_ENV}=1" in r.stdout
+    assert " passed" not in r.stdout and " failed" not in r.stdout
+
+
+def build_sh(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "packaging" / "build.sh"), *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=120)
+
+
+@pytest.mark.skipif(os.name == "nt" or not shutil.which("bash"), reason="packaging/build.sh is a bash script")
+def test_build_script_puts_its_output_and_work_files_where_told(tmp_path):
+    out, work = tmp_path / "out", tmp_path / "work"
+    before = {d: (REPO / d).exists() for d in ("build", "dist")}
+    r = build_sh("--dry-run", "--out", str(out), f"--work={work}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"bundle {out / PKG}" in r.stdout
+    assert f"{work}/pkg-venv-" in r.stdout and f"{work}/pyinstaller-" in r.stdout
+    if shutil.which("dpkg-deb"):
+        assert f"would write the .deb {out}/{PKG}_" in r.stdout
+    assert str(REPO / "dist") not in r.stdout and str(REPO / "build" / "pkg-venv") not in r.stdout
+    assert not out.exists() and not work.exists()  # a dry run creates nothing
+    assert {d: (REPO / d).exists() for d in ("build", "dist")} == before
+    r = build_sh("--out")
+    assert r.returncode == 2 and "--out needs a folder" in r.stderr
+    r = build_sh("--outt", "x")
+    assert r.returncode == 2 and "unknown option --outt" in r.stderr
+
+
 @pytest.mark.slow
-def test_deb_round_trip(tmp_path):
-    if os.environ.get("FDFACE_SKIP_PACKAGING"):
-        pytest.skip("FDFACE_SKIP_PACKAGING is set")
+@pytest.mark.system
+def test_deb_round_trip():
     if not sys.platform.startswith("linux"):
         pytest.skip("the .deb is built and installed on Linux only")
     for tool in ("dpkg", "dpkg-deb", "dpkg-query"):
@@ -404,12 +430,18 @@ def test_deb_round_trip(tmp_path):
     if _pkg_installed():
         pytest.skip(f"{PKG} is already installed on this machine; remove it first (dpkg -r {PKG})")
 
-    dist = REPO / "dist"
-    build = [str(REPO / "packaging" / "build.sh")]
-    if _bundle_is_fresh(dist / PKG):
-        build.append("--reuse-bundle")
+    before = {d: (REPO / d).exists() for d in ("build", "dist")}
+    with tempfile.TemporaryDirectory(prefix="fdface-build-") as tmp:
+        _deb_round_trip(Path(tmp))
+    # the build went to the temporary folder (removed now), not to the checkout
+    assert {d: (REPO / d).exists() for d in ("build", "dist")} == before
+
+
+def _deb_round_trip(tmp: Path) -> None:
+    dist = tmp / "dist"
+    build = [str(REPO / "packaging" / "build.sh"), "--out", str(dist), "--work", str(tmp / "build")]
     env = dict(os.environ)
-    env.setdefault("FDFACE_DEB_COMPRESS", "zstd")  # xz of ~450 MB takes minutes on two cores; same package otherwise
+    env.setdefault("FDFACE_DEB_COMPRESS", "zstd")  # xz of ~400 MB takes minutes on two cores; same package otherwise
     r = subprocess.run(build, capture_output=True, text=True, cwd=REPO, env=env, timeout=3000)
     if r.returncode == 3:  # build.sh: the build environment could not be installed
         pytest.skip(f"no build environment (PyPI unreachable?): {r.stderr.strip()[-500:]}")
@@ -436,9 +468,11 @@ def test_deb_round_trip(tmp_path):
 
         # the installed launcher, from an unrelated folder, with nothing of the source tree on its path
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update(QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+        home = tmp / "home"
+        home.mkdir()
+        env.update(QT_QPA_PLATFORM="offscreen", HOME=str(home))
         r = subprocess.run([str(Path("/usr/bin") / PKG), "--self-test"], capture_output=True, text=True,
-                           env=env, cwd=tmp_path, timeout=600)
+                           env=env, cwd=home, timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
         assert check_lines(r.stdout) == dict.fromkeys(CHECKS, "ok"), r.stdout
         assert f"frozen bundle in /opt/{PKG}" in r.stdout
