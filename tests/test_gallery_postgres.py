@@ -90,7 +90,8 @@ def pg_url():
 
 
 @pytest.fixture
-def pg(pg_url: str):
+def pg_kiosk(pg_url: str):
+    """A function that opens one more engine (another kiosk: its own connection pool) on this test's schema."""
     try:
         admin = create_engine(pg_url)
         with admin.begin() as c:
@@ -98,12 +99,23 @@ def pg(pg_url: str):
             c.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:  # no driver, no server
         pytest.skip(f"PostgreSQL at {st.describe_url(pg_url)} not usable: {exc}")
-    engine = st.open_engine(pg_url, connect_args={"options": f"-csearch_path={schema}"})
-    yield engine
-    engine.dispose()
+    engines: list = []
+
+    def kiosk():
+        engines.append(st.open_engine(pg_url, connect_args={"options": f"-csearch_path={schema}"}))
+        return engines[-1]
+
+    yield kiosk
+    for e in engines:
+        e.dispose()
     with admin.begin() as c:
         c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def pg(pg_kiosk):
+    return pg_kiosk()
 
 
 def vec(seed: int, dim: int = 32) -> np.ndarray:
@@ -159,3 +171,10 @@ def test_a_second_kiosk_sees_new_enrollments_on_refresh(pg) -> None:
     assert len(one.index) == 1 and len(two.index) == 0
     assert two.refresh() and two.index.names == {pid: "New"}
     assert not two.refresh()
+
+
+def test_concurrent_kiosks_record_one_check_in_per_person(pg_kiosk) -> None:
+    """Eight kiosks (engines) deciding at the same instant: one check-in, one check-out (was one per kiosk)."""
+    from test_attendance_concurrency import race_recorders
+
+    race_recorders(pg_kiosk)

@@ -73,7 +73,13 @@ class AttendanceRecorder:
         today_start = day_start(day_of(now, self.tz, self.settings.day_boundary_hour), self.tz,
                                 self.settings.day_boundary_hour)
         with store_errors(), Session(self.engine) as s, s.begin():
-            person = s.get(Person, person_id)
+            # The guard against two kiosks deciding at once: the person's row is locked until commit, so a second
+            # recorder of the same person waits here and then sees the first one's event (PostgreSQL: row lock,
+            # READ COMMITTED reads what was committed meanwhile; SQLite: BEGIN IMMEDIATE already serialises
+            # writers, FOR UPDATE is not emitted there). NO KEY UPDATE: enrolment (a foreign-key share lock on
+            # the same row) is not blocked.
+            person = s.scalar(select(Person).where(Person.id == person_id)
+                              .with_for_update(key_share=True))
             if person is None or not person.active:
                 return None
             rows = s.execute(select(AttendanceEvent.id, AttendanceEvent.ts, AttendanceEvent.kind)
