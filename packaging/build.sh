@@ -81,6 +81,11 @@ if [ "$DRY" = 1 ]; then
         if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ]; then
             echo "== would first build the small OpenCV into $SMALL_CV (packaging/build_opencv_small.sh, ~17 min)"
         fi
+        if [ "$OPENCV" = small ] || { [ "$OPENCV" = auto ] && [ -d "$SMALL_CV/python/cv2" ]; }; then
+            echo "== would make the release build (the small OpenCV of $SMALL_CV)"
+        else
+            echo "== would make the development build (OpenCV's wheel; the release build is --small-opencv)"
+        fi
         echo "== would run PyInstaller with its work files in $WORKDIR/pyinstaller-$ARCH"
     fi
     if [ "$DEB" = 1 ]; then
@@ -96,6 +101,7 @@ fi
 
 if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; then
     echo "== reusing the existing bundle"
+    KIND=auto  # check_bundle.py tells the release build by its OpenCV
     PY="${FDFACE_BUILD_PYTHON:-$VENV/bin/python}"
     [ -x "$PY" ] || PY=python3
 else
@@ -128,9 +134,12 @@ else
     CV_PATH=""
     if [ "$OPENCV" != wheel ] && [ -d "$SMALL_CV/python/cv2" ]; then
         CV_PATH="$SMALL_CV/python"
-        echo "== OpenCV: the small build in $SMALL_CV ($(PYTHONPATH="$CV_PATH" "$PY" -c 'import cv2; print(cv2.__version__)'))"
+        KIND=release
+        echo "== release build: OpenCV is the small build in $SMALL_CV ($(PYTHONPATH="$CV_PATH" "$PY" -c 'import cv2; print(cv2.__version__)'))"
     else
-        echo "== OpenCV: the wheel's ($("$PY" -c 'import cv2; print(cv2.__version__)'); --small-opencv makes the bundle ~130 MB smaller)"
+        KIND=development
+        echo "== development build: OpenCV is the wheel's ($("$PY" -c 'import cv2; print(cv2.__version__)')); the release build," \
+             "about 130 MB smaller, is --small-opencv"
     fi
     echo "== PyInstaller ($("$PY" -m PyInstaller --version))"
     t0=$(date +%s)
@@ -159,7 +168,7 @@ else
 fi
 
 echo "== checking the bundle"
-"$PY" "$REPO/packaging/check_bundle.py" "$BUNDLE"
+"$PY" "$REPO/packaging/check_bundle.py" "$BUNDLE" --build "$KIND"  # the size target is the release build's
 
 if [ "$DEB" = 1 ]; then
     if command -v dpkg-deb >/dev/null 2>&1; then

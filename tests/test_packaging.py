@@ -193,8 +193,30 @@ def test_check_bundle_finds_problems(tmp_path, damage, expect):
         (inner / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so").unlink()
     elif damage == "huge":
         (inner / "big.bin").write_bytes(b"\0" * 2_000_000)
-    rep = check_bundle.inspect(root, max_mb=1.0, strict_size=True)
+    rep = check_bundle.inspect(root, max_mb=1.0, strict_size=True, build="release")
     assert any(expect in p for p in rep.problems), rep.problems
+
+
+def test_check_bundle_holds_only_the_release_build_to_the_size_target(tmp_path, capsys):
+    """The development build (OpenCV's wheel) is larger by design: named as such with what it weighs, no warning;
+    the release build (the small OpenCV, told by its FFmpeg's _fdface suffix) is warned about when over the target."""
+    check_bundle = packaging_module("check_bundle")
+    root = _fake_bundle(tmp_path / "b")
+    (root / "_internal" / "big.bin").write_bytes(b"\0" * 2_000_000)
+    assert check_bundle.main([str(root), "--max-mb", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING" not in out and "over the" not in out
+    assert "size: development build (OpenCV's wheel)" in out
+    assert "the release build (packaging/build.sh --small-opencv) is about 248 MB" in out
+    rep = check_bundle.inspect(root, max_mb=1.0)
+    assert rep.build == "development" and rep.warnings == [] and rep.problems == []
+
+    (root / "_internal" / "libavcodec_fdface.so.59").write_bytes(b"\x7fELF")  # what the small OpenCV brings
+    rep = check_bundle.inspect(root, max_mb=1.0)
+    assert rep.build == "release" and rep.size_note.startswith("release build (small OpenCV)")
+    assert rep.warnings == ["release bundle is 2.0 MB, over the 1 MB target"]
+    assert check_bundle.main([str(root), "--max-mb", "1", "--build", "development"]) == 0
+    assert "WARNING" not in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------- .deb pieces
@@ -411,6 +433,10 @@ def test_build_script_puts_its_output_and_work_files_where_told(tmp_path):
     assert str(REPO / "dist") not in r.stdout and str(REPO / "build" / "pkg-venv") not in r.stdout
     assert not out.exists() and not work.exists()  # a dry run creates nothing
     assert {d: (REPO / d).exists() for d in ("build", "dist")} == before
+    r = build_sh("--dry-run", "--wheel-opencv")
+    assert "would make the development build (OpenCV's wheel; the release build is --small-opencv)" in r.stdout
+    r = build_sh("--dry-run", "--small-opencv")
+    assert "would make the release build" in r.stdout
     r = build_sh("--out")
     assert r.returncode == 2 and "--out needs a folder" in r.stderr
     r = build_sh("--outt", "x")
