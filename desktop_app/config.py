@@ -45,6 +45,14 @@ class DetectorSettings:
         _rng("detector.max_side", self.max_side, 64, 8192)
 
 
+# The shipped model's calibrated match threshold (docs/CALIBRATION.md; the manifest has no per-model figure yet)
+# and the only values a person may set: below the range nearly every stranger is named as the closest enrolled
+# person, above it nearly nobody is named. The GUI asks before it saves a value far from the calibrated one.
+CALIBRATED_THRESHOLD = 0.47
+THRESHOLD_RANGE = (0.2, 0.95)
+FAR_FROM_CALIBRATED = 0.1
+
+
 @dataclass(frozen=True)
 class RecognitionSettings:
     model: str = "auto"  # a manifest name (fdfacenet, fdfacenet-int8) or "auto": the fastest that meets the bar
@@ -52,13 +60,13 @@ class RecognitionSettings:
     # looser than its strict point (0.52: 0.9 % of strangers accepted per single decision), which did not name the
     # enrolled singer of the sample clip again: 0.47 accepts 3.5 % of strangers per single decision (a track then
     # needs `vote_frames` agreeing frames), names 0.2 % of known faces wrongly. Recalibrate with every new model.
-    threshold: float = 0.47  # cosine similarity to accept a match
+    threshold: float = CALIBRATED_THRESHOLD  # cosine similarity to accept a match
     margin: float = 0.08  # the best person must beat the next best person by this much
     vote_frames: int = 3  # frames a track must agree on before anyone downstream acts on it
     recheck_frames: int = 15  # re-embed a known track at least every N frames
 
     def validate(self) -> None:
-        _rng("recognition.threshold", self.threshold, -1.0, 1.0)
+        _rng("recognition.threshold", self.threshold, *THRESHOLD_RANGE)
         _rng("recognition.margin", self.margin, 0.0, 1.0)
         _rng("recognition.vote_frames", self.vote_frames, 1, 100)
         _rng("recognition.recheck_frames", self.recheck_frames, 1, 10000)

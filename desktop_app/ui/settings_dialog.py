@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTabWidget,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.capture import CameraInfo
-from desktop_app.config import ConfigError, Settings
+from desktop_app.config import CALIBRATED_THRESHOLD, FAR_FROM_CALIBRATED, ConfigError, Settings
 from desktop_app.ui.qtcompat import emit
 
 RESOLUTIONS = [(640, 480), (640, 360), (1280, 720), (1920, 1080)]
@@ -248,8 +249,40 @@ class SettingsDialog(QDialog):
             self.error.show()
             return
         self.error.hide()
+        if (question := threshold_warning(s.recognition.threshold, self._base.recognition.threshold)) is not None:
+            self._ask(question, s)
+            return
+        self._finish(s)
+
+    def _ask(self, question: str, s: Settings) -> None:
+        """A match threshold far from the calibrated one changes who gets named: say how, and save only on Yes
+        (No is the default button: a stray Enter keeps the dialog open)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Match threshold", question,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Save anyway")
+        box.button(QMessageBox.StandardButton.No).setText("Go back")
+        box.finished.connect(lambda r: self._finish(s) if r == QMessageBox.StandardButton.Yes else None)
+        self.confirm = box
+        box.open()
+
+    def _finish(self, s: Settings) -> None:
         emit(self.settingsAccepted, s)
         super().accept()
+
+
+def threshold_warning(value: float, current: float) -> str | None:
+    """The question to ask before saving a match threshold far from the calibrated one, in plain words; None when
+    it is close to it or unchanged (a value already in use was accepted before)."""
+    if abs(value - CALIBRATED_THRESHOLD) <= FAR_FROM_CALIBRATED + 1e-9 or abs(value - current) < 1e-9:
+        return None
+    if value < CALIBRATED_THRESHOLD:
+        effect = ("More strangers will be named as someone enrolled, and their arrivals recorded under that "
+                  "person's name.")
+    else:
+        effect = "More enrolled people will be left unknown, and their arrivals not recorded."
+    return (f"The match threshold {value:g} is far from the value calibrated for this model "
+            f"({CALIBRATED_THRESHOLD:g}). {effect}\n\nSave it anyway?")
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:
