@@ -8,6 +8,8 @@ ONNX Runtime runs on one thread to stay light on a shared machine.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,9 @@ from sqlalchemy.orm import Session
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox  # noqa: E402
 
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, FrameSource, SourceError, SourceKind  # noqa: E402,E501
 from desktop_app.config import Settings  # noqa: E402
@@ -82,6 +86,39 @@ def clip() -> str:
 
 def people_dir(name: str) -> list[Path]:
     return sorted(shared_path("media", "people", name).glob("*.png"))
+
+
+@contextmanager
+def answer_box(answer: str | None, defaults: list[str] | None = None) -> Iterator[None]:
+    """Answer the next message box as a person would: click the button named ``answer``, or press Enter (None).
+    The box's default button's text goes to ``defaults``. A box that never opens is not waited for."""
+    timer = QTimer()
+    timer.setInterval(20)
+
+    def poll() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            return
+        timer.stop()
+        if defaults is not None:
+            defaults.append(box.defaultButton().text() if box.defaultButton() else "")
+        if answer is None:
+            QTest.keyClick(box, Qt.Key.Key_Return)
+        else:
+            next(b for b in box.buttons() if b.text().replace("&", "") == answer).click()
+
+    timer.timeout.connect(poll)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.stop()
+
+
+def add_people(ctl: AppController, *names: str, **fields: str) -> list[int]:
+    """People without templates, written through the store (as another station or the CLI would)."""
+    with Session(ctl.engine) as s, s.begin():
+        return [st.add_person(s, n, **fields).id for n in names]
 
 
 def store_events(ctl: AppController) -> list[st.AttendanceEvent]:
@@ -241,6 +278,37 @@ def test_about_dialog_reports_versions_models_and_paths(make_app, qtbot):
         assert any("matches manifest" in v for v in models.values())
 
 
+# ----------------------------------------------------------------------------------------------------- people
+def test_deleting_a_person_takes_a_deliberate_choice_and_the_next_is_not_lined_up(make_app, qtbot):
+    ctl = make_app(source="")
+    ann, bob, cy = add_people(ctl, "Ann", "Bob", "Cy")
+    people = ctl.show_people()
+    qtbot.waitExposed(people)
+    people.select(ann)
+    defaults: list[str] = []
+    with answer_box(None, defaults):  # Enter in the question: Cancel is its default
+        people.delete_btn.click()
+    assert defaults == ["Cancel"] and {r.id for r in people.rows} == {ann, bob, cy}
+    with answer_box("Delete"), qtbot.waitSignal(people.changed, timeout=WAIT_MS):
+        people.delete_btn.click()
+    qtbot.waitUntil(lambda: {r.id for r in people.rows} == {bob, cy}, timeout=WAIT_MS)
+    # nobody is selected and the focus left the delete button: two more Enters delete nobody
+    assert people.selected is None and not people.delete_btn.isEnabled()
+    assert people.focusWidget() is people.search
+    for _ in range(2):
+        with answer_box(None):
+            QTest.keyClick(people.focusWidget(), Qt.Key.Key_Return)
+    people.select(bob)
+    for _ in range(2):  # nor with the focus on the delete button itself
+        people.delete_btn.setFocus()
+        with answer_box(None):
+            QTest.keyClick(people.delete_btn, Qt.Key.Key_Return)
+    qtbot.wait(100)
+    assert {r.id for r in people.rows} == {bob, cy}
+    with Session(ctl.engine) as s:
+        assert st.count_people(s) == 2
+
+
 # ----------------------------------------------------------------------------------------------------- enrollment
 def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_app, qtbot, tmp_path, monkeypatch):
     ctl = make_app(source="")
@@ -323,11 +391,10 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
         people.save_btn.click()
     with Session(ctl.engine) as s:
         assert s.get(st.Person, amy.person_id).group == "Physics"
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    people.delete_btn.click()
+    with answer_box("Cancel"):
+        people.delete_btn.click()
     assert people.rows and ctl.gallery.index.templates_of(amy.person_id).size == len(amy.template_ids)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    with qtbot.waitSignal(people.changed, timeout=WAIT_MS):
+    with answer_box("Delete"), qtbot.waitSignal(people.changed, timeout=WAIT_MS):
         people.delete_btn.click()
     qtbot.waitUntil(lambda: not people.rows, timeout=WAIT_MS)
     with Session(ctl.engine) as s:

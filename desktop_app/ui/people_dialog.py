@@ -112,6 +112,9 @@ class PeopleDialog(QDialog):
         self.reenroll_btn = QPushButton("Re-enroll…")
         self.delete_btn = QPushButton("Delete person…")
         self.delete_btn.setStyleSheet("color: #c0392b;")
+        # Enter never starts a deletion (nor presses another button of the dialog): a click or Space does
+        for b in (self.save_btn, self.remove_tpl_btn, self.add_btn, self.reenroll_btn, self.delete_btn):
+            b.setAutoDefault(False)
         self.status = QLabel()
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -135,6 +138,7 @@ class PeopleDialog(QDialog):
         split.addWidget(right)
         split.setSizes([480, 520])
         close = QPushButton("Close")
+        close.setAutoDefault(False)
         close.clicked.connect(self.accept)
         lay = QVBoxLayout(self)
         lay.addWidget(split, 1)
@@ -233,11 +237,13 @@ class PeopleDialog(QDialog):
             self.templates.addItem(item)
 
     # -- writing (task thread, through the core) -------------------------------------------------------------------
-    def _run(self, what: str, fn) -> None:
+    def _run(self, what: str, fn, after=None) -> None:
         self.status.setText(f"{what}…")
 
         def done(_):
             self.status.setText(f"{what}: done")
+            if after is not None:
+                after()
             self.controller._after_gallery_change()
             emit(self.changed)
 
@@ -272,7 +278,7 @@ class PeopleDialog(QDialog):
         if not ids or gallery is None:
             return
         if self.templates.count() - len(ids) <= 0 and not self._confirm(
-                "Remove every template?", "This person will not be recognised until enrolled again."):
+                "Remove every template?", "This person will not be recognised until enrolled again.", "Remove"):
             return
         self._run(f"Removing {len(ids)} template(s)", lambda: gallery.delete_templates(ids))
 
@@ -288,8 +294,15 @@ class PeopleDialog(QDialog):
         self.enroll_dialog = dlg
         dlg.open()
 
-    def _confirm(self, title: str, text: str) -> bool:
-        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+    def _confirm(self, title: str, text: str, action: str) -> bool:
+        """Ask before a destructive ``action``; Cancel is the default, so Enter (or Escape) never destroys."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.NoButton, self)
+        do = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        box.exec()
+        return box.clickedButton() is do
 
     @Slot()
     def delete_person(self) -> None:
@@ -301,6 +314,15 @@ class PeopleDialog(QDialog):
         past = ("Their past attendance events are deleted too." if erase else
                 "Their past attendance events stay, under an anonymous reference.")
         if not self._confirm(f"Delete {r.name}?", f"{r.name} ({r.templates} template(s)) is removed with every "
-                             f"face template, kept crop and snapshot. {past}\n\nThis cannot be undone."):
+                             f"face template, kept crop and snapshot. {past}\n\nThis cannot be undone.", "Delete"):
             return
-        self._run(f"Deleting {r.name}", lambda: gallery.delete_person(r.id, erase_events=erase))
+        self._run(f"Deleting {r.name}", lambda: gallery.delete_person(r.id, erase_events=erase),
+                  after=self._deselect)
+
+    def _deselect(self) -> None:
+        """After a deletion nobody is selected and the focus is in the search field: the next person is never one
+        key press away from the same fate."""
+        self.table.clearSelection()
+        self.table.setCurrentItem(None)
+        self._selected()
+        self.search.setFocus()
