@@ -76,3 +76,62 @@ def qtbot_button():
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+# ---------------------------------------------------------------------------------------------- 2. number fields
+@pytest.fixture
+def locale():
+    """Run with the system's language set to ``name`` (the dialog reads QLocale() as it is built)."""
+    from PySide6.QtCore import QLocale
+
+    before = QLocale()
+    yield lambda name: QLocale.setDefault(QLocale(name))
+    QLocale.setDefault(before)
+
+
+@pytest.mark.parametrize("lang", ["en_US", "de_DE"])
+def test_comma_and_point_both_mean_a_decimal_point_whatever_the_language(qtbot, dialog, locale, lang):
+    """"2,5" was read as 25.0 and "0,5" as 5 (the comma taken as a thousands separator): both separators now mean
+    the decimal point, the field shows what it understood, and text it cannot read is refused with a message."""
+    locale(lang)
+    dlg = dialog()
+    got = accepted(dlg)
+    field = dlg.widgets[("attendance", "dedupe_minutes")]
+    point = "," if lang == "de_DE" else "."
+    assert field.text() == f"5{point}0"  # shown in the system's language
+    for typed, value, shown in [("2,5", 2.5, "2#5"), ("0,5", 0.5, "0#5"), ("2.5", 2.5, "2#5"), (" 12 ", 12.0, "12#0")]:
+        field.clear()
+        qtbot.keyClicks(field, typed)
+        field.editingFinished.emit()
+        assert field.value() == value and not dlg.error.isVisible()
+        assert field.text() == shown.replace("#", point)  # what was understood, in the system's language
+    field.clear()
+    qtbot.keyClicks(field, "abc")  # every keystroke stays on screen, with the reason next to it
+    assert field.text() == "abc" and dlg.error.isVisible()
+    assert "Ignore repeats for (min)" in dlg.error.text() and "not a number" in dlg.error.text()
+    dlg.accept()
+    assert dlg.isVisible() and not got and "Not saved" in dlg.error.text()
+    field.clear()
+    qtbot.keyClicks(field, "1.000,5")  # a thousands separator: ambiguous, refused rather than guessed
+    assert "separator" in dlg.error.text()
+    field.clear()
+    qtbot.keyClicks(field, "0,5")
+    assert not dlg.error.isVisible()  # the message goes once the text is a number
+    frames = dlg.widgets[("recognition", "vote_frames")]
+    frames.clear()
+    qtbot.keyClicks(frames, "2,5")  # a whole-number field: no guessing either way
+    assert "whole number" in dlg.error.text()
+    frames.clear()
+    qtbot.keyClicks(frames, "4")
+    dlg.accept()
+    assert got and got[-1].attendance.dedupe_minutes == 0.5 and got[-1].recognition.vote_frames == 4
+
+
+def test_number_fields_keep_every_digit_and_step_with_the_arrow_keys(qtbot, dialog):
+    from PySide6.QtCore import Qt
+
+    dlg = dialog(Settings().with_changes("recognition", threshold=0.4725))
+    th = dlg.widgets[("recognition", "threshold")]
+    assert th.value() == 0.4725  # not rounded to the field's step
+    qtbot.keyClick(th, Qt.Key.Key_Up)
+    assert abs(th.value() - 0.4825) < 1e-3 and len(th.text()) == 5  # one step, rounded to the step

@@ -7,13 +7,13 @@ import zoneinfo
 from dataclasses import fields
 from typing import Any
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import QLocale, Qt, Signal, Slot
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -72,6 +71,78 @@ FIELDS: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
 
 TABS = [("Camera", "capture"), ("Detection", "detector"), ("Recognition", "recognition"),
         ("Attendance", "attendance"), ("Storage", "storage"), ("Performance", "performance")]
+
+
+def parse_number(text: str, integer: bool, decimal_point: str = ".") -> float | int:
+    """A number typed by a person. "," and "." (and the locale's own decimal point) are all read as the decimal
+    separator, so "2,5" and "2.5" are both 2.5 whatever the system's language; thousands separators are refused
+    rather than guessed (is "1.000" one or a thousand?). Raises ValueError with a message in plain words."""
+    t = text.strip().replace(" ", "").replace("\u00a0", "").replace("\u202f", "")
+    if not t:
+        raise ValueError("empty: type a number")
+    body = t[1:] if t[0] in "+-" else t
+    seps = [c for c in body if c in {",", ".", decimal_point}]
+    digits = body.replace(",", "").replace(".", "").replace(decimal_point, "")
+    if not digits.isdigit() or not digits.isascii():
+        raise ValueError(f"“{text.strip()}” is not a number")
+    if integer and seps:
+        raise ValueError(f"“{text.strip()}” is not a whole number")
+    if len(seps) > 1:
+        raise ValueError(f"“{text.strip()}” has more than one separator: write it with one decimal separator "
+                         f"and no thousands separator, e.g. 2.5 or 2,5")
+    if integer:
+        return int(t)
+    return float(t.replace(",", ".").replace(decimal_point, "."))
+
+
+class NumberField(QLineEdit):
+    """A number field that reads what a person types in any language (see :func:`parse_number`), shows numbers
+    with the system's decimal point, keeps text it cannot read on screen (the dialog says why) instead of
+    dropping keystrokes or reading "2,5" as 25, and steps with the Up / Down keys."""
+
+    def __init__(self, integer: bool, decimals: int = 2, step: float = 1, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.integer, self.decimals, self.step = integer, decimals, step
+        self.point = QLocale().decimalPoint() or "."
+        self.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.editingFinished.connect(self._normalise)
+        self.textChanged.connect(self._mark)
+
+    def format(self, v: float) -> str:
+        if self.integer:
+            return str(int(v))
+        text = f"{v:.10f}".rstrip("0")  # every digit the value has (a file may hold more than the step's)
+        return (text + "0" if text.endswith(".") else text).replace(".", self.point)
+
+    def setValue(self, v: float) -> None:  # noqa: N802 (Qt naming, like the spin boxes it replaces)
+        self.setText(self.format(v))
+
+    def value(self) -> float | int:
+        """The number shown; raises ValueError (with the reason) when the text is not one."""
+        return parse_number(self.text(), self.integer, self.point)
+
+    def problem(self) -> str:
+        try:
+            self.value()
+        except ValueError as exc:
+            return str(exc)
+        return ""
+
+    def _normalise(self) -> None:
+        """Show what was understood: "2,5" becomes "2.5" where the decimal point is "." (and the reverse)."""
+        if not self.problem():
+            self.setText(self.format(self.value()))
+
+    def _mark(self) -> None:
+        self.setStyleSheet("border: 1px solid #c0392b;" if self.problem() else "")
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
+        if e.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down) and not self.problem():
+            sign = 1 if e.key() == Qt.Key.Key_Up else -1
+            self.setValue(round(self.value() + sign * self.step, self.decimals))
+            self.textEdited.emit(self.text())
+            return
+        super().keyPressEvent(e)
 
 
 def database_url_from_text(text: str) -> str:
@@ -150,17 +221,10 @@ class SettingsDialog(QDialog):
             w = QCheckBox()
             w.setChecked(value)
             return w
-        if isinstance(value, int):
-            w = QSpinBox()
-            w.setRange(-1_000_000, 1_000_000_000)  # Settings.validate owns the real range and says it
+        if isinstance(value, int | float):  # Settings.validate owns the ranges and says them
+            w = NumberField(isinstance(value, int), opts.get("decimals", 2), opts.get("step", 1))
             w.setValue(value)
-            return w
-        if isinstance(value, float):
-            w = QDoubleSpinBox()
-            w.setDecimals(opts.get("decimals", 2))
-            w.setRange(-1e6, 1e6)
-            w.setSingleStep(opts.get("step", 0.1))
-            w.setValue(value)
+            w.textEdited.connect(self._number_edited)
             return w
         w = QLineEdit(str(value))
         return w
@@ -197,7 +261,7 @@ class SettingsDialog(QDialog):
     def _value(w: QWidget) -> Any:
         if isinstance(w, QCheckBox):
             return w.isChecked()
-        if isinstance(w, QSpinBox | QDoubleSpinBox):
+        if isinstance(w, NumberField):
             return w.value()
         if isinstance(w, QComboBox):
             return w.currentText().strip()
@@ -222,7 +286,7 @@ class SettingsDialog(QDialog):
             v = getattr(getattr(s, sec), key)
             if isinstance(w, QCheckBox):
                 w.setChecked(bool(v))
-            elif isinstance(w, QSpinBox | QDoubleSpinBox):
+            elif isinstance(w, NumberField):
                 w.setValue(v)
             elif isinstance(w, QComboBox):
                 w.setCurrentText(str(v))
@@ -234,14 +298,33 @@ class SettingsDialog(QDialog):
         w = self.widgets[(section, key)]
         if isinstance(w, QCheckBox):
             w.setChecked(bool(value))
-        elif isinstance(w, QSpinBox | QDoubleSpinBox):
+        elif isinstance(w, NumberField):
             w.setValue(value)
         elif isinstance(w, QComboBox):
             w.setCurrentText(str(value))
         else:
             w.setText(str(value))
 
+    def number_problems(self) -> list[str]:
+        """One line per number field whose text is not a number, naming the field by its label."""
+        return [f"{FIELDS[k][0]}: {p}" for k, w in self.widgets.items()
+                if isinstance(w, NumberField) and (p := w.problem())]
+
+    def _number_edited(self) -> None:
+        """Say at once which number field cannot be read, and take the message away once it can."""
+        problems = self.number_problems()
+        if problems:
+            self.error.setText("\n".join(problems))
+            self.error.show()
+        elif self.error.text() and not self.error.text().startswith("Not saved"):
+            self.error.hide()
+            self.error.setText("")
+
     def accept(self) -> None:
+        if problems := self.number_problems():
+            self.error.setText("Not saved: " + "\n".join(problems))
+            self.error.show()
+            return
         try:
             s = self.settings()
         except ConfigError as exc:
