@@ -15,7 +15,10 @@
 #
 # The build environment (build/pkg-venv-ARCH) holds only what the app runs with (pyproject.toml's dependencies, via
 # packaging/bundle_requirements.py) plus PyInstaller: no torch, and OpenCV's headless wheel. It is created on the
-# first run and updated afterwards. Exit status 2: a bad option; 3: that environment could not be installed (no PyPI?).
+# first run and updated afterwards. The system tools the small OpenCV needs (cmake, a C/C++ compiler, pkg-config,
+# curl, xz and, on x86, nasm) are installed with apt-get when missing, as root or through password-less sudo.
+# Exit status 2: a bad option; 3: the Python build environment could not be installed (no PyPI?); 4: build tools are
+# missing and could not be installed (the message names the apt-get command).
 #
 # OpenCV: where build/opencv-small-ARCH/ exists (made by --small-opencv; always under the checkout's build/, whatever
 # --work says), the bundle takes that OpenCV (core, imgproc, imgcodecs, videoio and a decode-only FFmpeg) instead of
@@ -73,12 +76,66 @@ VENV="$WORKDIR/pkg-venv-$ARCH"
 SMALL_CV="$REPO/build/opencv-small-$(uname -m)"
 echo "== FDFace Attendance $VERSION for $ARCH ($(uname -m)), bundle $BUNDLE"
 
+apt_package() {  # the Debian package that provides a build tool
+    case "$1" in
+        cc) echo gcc ;;
+        c++) echo g++ ;;
+        xz) echo xz-utils ;;
+        sha256sum) echo coreutils ;;
+        *) echo "$1" ;;
+    esac
+}
+
+# Install the tools named (apt-get, as root or through sudo -n) where missing, or stop with exit status 4 naming them.
+ensure_tools() {  # WHAT TOOL...
+    local what="$1" t p sudo=""
+    shift
+    local missing=() pkgs=()
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 && continue
+        missing+=("$t")
+        p="$(apt_package "$t")"
+        case " ${pkgs[*]-} " in *" $p "*) ;; *) pkgs+=("$p") ;; esac
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$DRY" = 1 ]; then
+        echo "== would install with apt-get, for $what: ${pkgs[*]} (${missing[*]} not found)"
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi
+    fi
+    if [ "$sudo" != none ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing, for $what: ${pkgs[*]} (apt-get)"
+        if $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" ||
+           { $sudo apt-get update -q &&
+             $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"; }
+        then
+            local still=()
+            for t in "${missing[@]}"; do command -v "$t" >/dev/null 2>&1 || still+=("$t"); done
+            [ ${#still[@]} -eq 0 ] && return 0
+        fi
+    fi
+    echo "build.sh: $what needs ${missing[*]}, not found here and not installable by this script" \
+         "(it needs apt-get and root or password-less sudo). Install them and run it again:" \
+         "sudo apt-get install -y ${pkgs[*]}" >&2
+    exit 4
+}
+
+NEED_SMALL_CV=0
+if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ] && ! { [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; }; then
+    NEED_SMALL_CV=1
+    tools=(cmake make cc c++ pkg-config curl xz sha256sum)
+    case "$(uname -m)" in x86_64|i?86) tools+=(nasm) ;; esac  # FFmpeg's assembly (its H.264/HEVC decoders)
+    ensure_tools "the small OpenCV (--small-opencv)" "${tools[@]}"  # first: before minutes of other work
+fi
+
 if [ "$DRY" = 1 ]; then
     if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/$APP" ]; then
         echo "== would reuse the existing bundle $BUNDLE"
     else
         echo "== would build with ${FDFACE_BUILD_PYTHON:-the build environment $VENV (created or updated from PyPI)}"
-        if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ]; then
+        if [ "$NEED_SMALL_CV" = 1 ]; then
             echo "== would first build the small OpenCV into $SMALL_CV (packaging/build_opencv_small.sh, ~17 min)"
         fi
         if [ "$OPENCV" = small ] || { [ "$OPENCV" = auto ] && [ -d "$SMALL_CV/python/cv2" ]; }; then
@@ -128,7 +185,7 @@ else
     if "$PY" -c "import torch" >/dev/null 2>&1; then
         echo "== note: torch is importable in $PY; the spec excludes it and check_bundle.py verifies that"
     fi
-    if [ "$OPENCV" = small ] && [ ! -d "$SMALL_CV/python/cv2" ]; then
+    if [ "$NEED_SMALL_CV" = 1 ]; then
         "$REPO/packaging/build_opencv_small.sh" "$PY" "$SMALL_CV"
     fi
     CV_PATH=""

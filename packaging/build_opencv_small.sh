@@ -32,14 +32,17 @@ OPENCV_VERSION=5.0.0.93  # the version of the wheel pip installs for the source 
 OPENCV_URL="https://files.pythonhosted.org/packages/1d/99/76b7c80252aa83c1af16393454aafd125a0287101afe8deb0a6821af0e30/opencv_python_headless-${OPENCV_VERSION}.tar.gz"
 OPENCV_SHA256=b82f9831daab90b725c7c1ee1b36cb5732c367096ac76d119e64e14eb70d5f3c
 
-for tool in cmake make cc c++ pkg-config curl; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "build_opencv_small.sh: $tool not found" >&2; exit 3; }
-done
-case "$ARCH" in
-    x86_64|i?86) command -v nasm >/dev/null 2>&1 || {
-        echo "build_opencv_small.sh: nasm not found (apt-get install nasm): FFmpeg's decoders need their assembly" \
-             "for speed" >&2; exit 3; } ;;
-esac
+# packaging/build.sh --small-opencv installs these first (apt-get); run alone, this script only names what is missing
+tools=(cmake make cc c++ pkg-config curl xz sha256sum)
+case "$ARCH" in x86_64|i?86) tools+=(nasm) ;; esac  # FFmpeg's assembly: its H.264 and HEVC decoders rely on it
+missing=()
+for tool in "${tools[@]}"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "build_opencv_small.sh: ${missing[*]} not found; packaging/build.sh --small-opencv installs them, or:" \
+         "sudo apt-get install -y $(printf '%s\n' "${missing[@]}" | sed 's/^cc$/gcc/; s/^c++$/g++/; s/^xz$/xz-utils/;
+         s/^sha256sum$/coreutils/' | paste -sd ' ')" >&2
+    exit 4
+fi
 
 fetch() {  # URL SHA256 FILE
     if [ ! -f "$3" ] || ! echo "$2  $3" | sha256sum -c --status; then

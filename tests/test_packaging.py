@@ -443,6 +443,44 @@ def test_build_script_puts_its_output_and_work_files_where_told(tmp_path):
     assert r.returncode == 2 and "unknown option --outt" in r.stderr
 
 
+def _path_without(tmp: Path, *hidden: str) -> str:
+    """A PATH of one folder that links every program of this PATH except those named."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir(parents=True)
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not d or not Path(d).is_dir():
+            continue
+        for f in Path(d).iterdir():
+            if f.name not in hidden and not (bin_dir / f.name).exists() and os.access(f, os.X_OK) and f.is_file():
+                (bin_dir / f.name).symlink_to(f.resolve())
+    return str(bin_dir)
+
+
+@pytest.mark.skipif(os.name == "nt" or not shutil.which("bash"), reason="packaging/build.sh is a bash script")
+def test_small_opencv_build_installs_its_tools_or_names_them(tmp_path):
+    """--small-opencv installs the tools it needs (nasm, cmake ...) with apt-get before anything else; where it cannot
+    (no apt-get, no root or sudo) it stops at once with status 4 and the apt-get command, not status 3 (which means
+    the Python build environment could not be installed)."""
+    if _small_opencv() is not None:
+        pytest.skip("the small OpenCV is already built here: --small-opencv needs no tools")
+    x86 = os.uname().machine in ("x86_64", "i386", "i686")
+    env = dict(os.environ, PATH=_path_without(tmp_path, "nasm", "cmake"))
+    out, work = tmp_path / "out", tmp_path / "work"
+    r = build_sh("--dry-run", "--small-opencv", "--out", str(out), "--work", str(work), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = "cmake nasm" if x86 else "cmake"
+    assert f"would install with apt-get, for the small OpenCV (--small-opencv): {want} ({want} not found)" in r.stdout
+
+    before = {d: (REPO / d).exists() for d in ("build", "dist")}
+    env["PATH"] = _path_without(tmp_path / "no-apt", "nasm", "cmake", "apt-get", "sudo")
+    r = build_sh("--small-opencv", "--out", str(out), "--work", str(work), env=env)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert f"needs {want}, not found here" in r.stderr and f"sudo apt-get install -y {want}" in r.stderr
+    assert "Traceback" not in r.stderr and "creating the build environment" not in r.stdout  # stopped first
+    assert not out.exists() and not work.exists()
+    assert {d: (REPO / d).exists() for d in ("build", "dist")} == before
+
+
 @pytest.mark.slow
 @pytest.mark.system
 def test_deb_round_trip():
