@@ -7,6 +7,7 @@ defaults. ``Settings.load`` never raises anything else for a malformed file.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -151,7 +152,8 @@ class Settings:
         hints = get_type_hints(cls)
         for key, value in data.items():
             if key not in hints:
-                raise ConfigError(f"unknown settings section [{key}]; known: {', '.join(hints)}")
+                raise ConfigError(f"unknown settings section [{key}]{_did_you_mean(key, hints)}; "
+                                  f"known: {', '.join(hints)}")
             kw[key] = _section(key, hints[key], value)
         return cls(**kw).validate()
 
@@ -172,6 +174,40 @@ class Settings:
         except ConfigError as exc:
             raise ConfigError(f"{p}: {exc}") from None
 
+    @classmethod
+    def load_keeping_valid(cls, path: str | Path | None = None) -> tuple[Settings, list[str]]:
+        """Like :meth:`load`, for an app that must start anyway: every value that can be used is kept (one
+        misspelt key must not cost the database URL), each one that cannot is named, with the file, and left at
+        its default. Raises ConfigError only when the file cannot be read as TOML at all."""
+        p = Path(path) if path else config_path()
+        if not p.exists():
+            return cls(), []
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {p}: {exc}") from None
+        hints = get_type_hints(cls)
+        problems: list[str] = []
+        kw: dict[str, Any] = {}
+        for name, table in data.items():
+            if name not in hints:
+                problems.append(f"unknown settings section [{name}]{_did_you_mean(name, hints)}")
+                continue
+            if not isinstance(table, dict):
+                problems.append(f"[{name}] must be a table")
+                continue
+            typ, section = hints[name], hints[name]()
+            for key, value in table.items():
+                try:
+                    one = _section(name, typ, {key: value})
+                    one.validate()
+                except ConfigError as exc:
+                    problems.append(str(exc))
+                    continue
+                section = replace(section, **{key: getattr(one, key)})
+            kw[name] = section
+        return cls(**kw), [f"{p}: {m}" for m in problems]
+
     def save(self, path: str | Path | None = None) -> Path:
         p = Path(path) if path else config_path()
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +227,7 @@ def _section(name: str, typ: type, value: Any) -> Any:
     out: dict[str, Any] = {}
     for k, v in value.items():
         if k not in hints:
-            raise ConfigError(f"unknown key {name}.{k}; known: {', '.join(hints)}")
+            raise ConfigError(f"unknown key {name}.{k}{_did_you_mean(k, hints)}; known: {', '.join(hints)}")
         want = hints[k]
         if want is float and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
@@ -199,6 +235,11 @@ def _section(name: str, typ: type, value: Any) -> Any:
             raise ConfigError(f"{name}.{k} must be {want.__name__}, not {type(v).__name__} ({v!r})")
         out[k] = v
     return typ(**out)
+
+
+def _did_you_mean(word: str, known: Any) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _rng(key: str, v: float, lo: float, hi: float) -> None:

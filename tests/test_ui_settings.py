@@ -135,3 +135,52 @@ def test_number_fields_keep_every_digit_and_step_with_the_arrow_keys(qtbot, dial
     assert th.value() == 0.4725  # not rounded to the field's step
     qtbot.keyClick(th, Qt.Key.Key_Up)
     assert abs(th.value() - 0.4825) < 1e-3 and len(th.text()) == 5  # one step, rounded to the step
+
+
+# ------------------------------------------------------------------------------ 3. one bad key costs only itself
+MISSPELT = """
+[storage]
+database_url = "sqlite:////srv/attendance/kiosk.db"
+
+[recognition]
+treshold = 0.5
+margin = 0.1
+vote_frames = 7.0
+
+[attendance]
+station = "door-2"
+"""
+
+
+def gui(args: list[str], qtbot, monkeypatch):
+    """The app as ``fdface-gui ARGS`` builds it (not started: no camera, model or database is opened), with the
+    warnings it shows at start collected instead of waiting for a click."""
+    from desktop_app.ui import controller
+    from desktop_app.ui.app import parse_args
+
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda _parent, _title, text, *a, **k: warnings.append(text))
+    _, ctl = controller.create_app(parse_args(args))
+    qtbot.addWidget(ctl.window)
+    return ctl, warnings
+
+
+def test_a_misspelt_key_keeps_every_other_setting_and_is_named_with_the_file(tmp_path, qtbot, monkeypatch,
+                                                                               caplog):
+    f = tmp_path / "settings.toml"
+    f.write_text(MISSPELT, encoding="utf-8")
+    s, problems = Settings.load_keeping_valid(f)
+    assert s.storage.database_url == "sqlite:////srv/attendance/kiosk.db" and s.recognition.margin == 0.1
+    assert s.attendance.station == "door-2" and s.recognition.vote_frames == Settings().recognition.vote_frames
+    assert len(problems) == 2 and all(str(f) in p for p in problems)
+    assert "treshold" in problems[0] and "did you mean threshold" in problems[0] and "vote_frames" in problems[1]
+
+    ctl, warnings = gui(["--settings", str(f)], qtbot, monkeypatch)
+    try:
+        assert ctl.settings.storage.database_url == "sqlite:////srv/attendance/kiosk.db"  # not the empty default
+        assert ctl.settings.attendance.station == "door-2"
+        qtbot.waitUntil(lambda: bool(warnings))
+        assert "recognition.treshold" in warnings[0] and str(f) in warnings[0]
+        assert any("treshold" in r.getMessage() and str(f) in r.getMessage() for r in caplog.records)
+    finally:
+        ctl.shutdown()

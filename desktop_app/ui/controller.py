@@ -95,11 +95,19 @@ class _Analyzed:
 
 
 def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
-    """The saved settings, or defaults and the reason they could not be read."""
+    """The saved settings and what could not be used of them: a bad key costs only that key (its default is
+    used), not the whole file; a file that is not TOML at all gives the defaults."""
     try:
-        return Settings.load(path), None
+        settings, problems = Settings.load_keeping_valid(path)
     except ConfigError as exc:
         return Settings(), f"{exc}. The defaults are used until the settings are saved again."
+    for p in problems:
+        log.warning("settings: %s (ignored)", p)
+    if not problems:
+        return settings, None
+    return settings, ("These settings could not be used; their defaults apply and every other setting was read. "
+                      "Correct them in Tools > Settings (saving drops the unknown ones) or in the file:\n\n"
+                      + "\n".join(f"- {p}" for p in problems))
 
 
 def jpeg_to_qimage(data: bytes | None) -> QImage | None:
