@@ -24,11 +24,13 @@ from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox  # noqa: E402
 
+from desktop_app.attendance.recorder import Sighting as CoreSighting  # noqa: E402
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, FrameSource, SourceError, SourceKind  # noqa: E402,E501
 from desktop_app.config import Settings  # noqa: E402
 from desktop_app.gallery import store as st  # noqa: E402
+from desktop_app.gallery.service import REFRESH_SECONDS  # noqa: E402
 from desktop_app.manifest import ManifestError, ModelEntry  # noqa: E402
-from desktop_app.ui.controller import AppController  # noqa: E402
+from desktop_app.ui.controller import AppController, model_id_of  # noqa: E402
 from desktop_app.ui.enroll_dialog import EnrollDialog  # noqa: E402
 from desktop_app.ui.qtcompat import emit  # noqa: E402
 from desktop_app.vision.pipeline import resolve_model  # noqa: E402
@@ -307,6 +309,117 @@ def test_deleting_a_person_takes_a_deliberate_choice_and_the_next_is_not_lined_u
     assert {r.id for r in people.rows} == {bob, cy}
     with Session(ctl.engine) as s:
         assert st.count_people(s) == 2
+
+
+def enroll_elsewhere(ctl: AppController, name: str, seed: int) -> tuple[int, np.ndarray]:
+    """Enrol ``name`` as another station sharing the database would, on its own connection: a person and one
+    template of the active model (a made-up unit embedding) with a kept crop."""
+    import cv2
+
+    v = np.random.default_rng(seed).standard_normal(ctl.entry.output_dim).astype(np.float32)
+    v /= np.linalg.norm(v)
+    ok, jpeg = cv2.imencode(".jpg", np.full((112, 112, 3), 90, np.uint8))
+    engine = st.open_engine(ctl.settings.storage.resolved_url())
+    try:
+        with Session(engine) as s, s.begin():
+            pid = st.add_person(s, name).id
+            st.add_templates(s, pid, [st.NewTemplate(v, ctl.model_id, 0.9, "another station", jpeg.tobytes())])
+    finally:
+        engine.dispose()
+    return pid, v
+
+
+def test_station_screens_follow_erasures_here_and_enrolments_and_erasures_elsewhere(make_app, qtbot):
+    here, there = make_app(source=""), make_app(source="")  # two kiosks on one SQLite file
+    for ctl in (here, there):  # they catch up with the database as often as `fdface run` does
+        assert ctl._gallery_timer.isActive() and ctl._gallery_timer.interval() == REFRESH_SECONDS * 1000
+    there._gallery_timer.stop()
+    ann, emb = enroll_elsewhere(here, "Ann", seed=1)
+    here.refresh_gallery()
+    qtbot.waitUntil(lambda: here.window.panel.enrolled == 1, timeout=WAIT_MS)
+    here.writer.submit(CoreSighting(ann, 0.9))
+    qtbot.waitUntil(lambda: any(t.startswith("Ann\n") for t in here.window.panel.texts()), timeout=WAIT_MS)
+    assert here.window.panel.present == 1 and not here.window.panel.list.item(0).icon().isNull()
+
+    # the other station picks up the enrolment (and today's events with it) on its own timer
+    there._gallery_timer.start(200)  # the test's patience; the period itself is asserted above
+    qtbot.waitUntil(lambda: there.window.panel.enrolled == 1
+                    and any(t.startswith("Ann\n") for t in there.window.panel.texts()), timeout=WAIT_MS)
+    r = there.settings.recognition
+    assert there.index.decide(emb[None], r.threshold, r.margin)[0].name == "Ann"
+    assert not there.window.panel.list.item(0).icon().isNull()
+
+    # erased here through the people manager: her name and face leave this screen at once, no restart
+    people = here.show_people()
+    people.select(ann)
+    with answer_box("Delete"), qtbot.waitSignal(people.changed, timeout=WAIT_MS):
+        people.delete_btn.click()
+    qtbot.waitUntil(lambda: here.window.panel.enrolled == 0
+                    and not any("Ann" in t for t in here.window.panel.texts()), timeout=WAIT_MS)
+    row = here.window.panel.rows()[0]  # the event stays, under her pseudonym, without her face
+    assert row.name.startswith("anon-") and row.thumbnail is None and row.person_id is None
+    assert here.window.panel.list.item(0).icon().isNull() and here.window.panel.present == 0
+
+    # ... and from the other station's screen and index within one period
+    qtbot.waitUntil(lambda: there.window.panel.enrolled == 0
+                    and not any("Ann" in t for t in there.window.panel.texts()), timeout=WAIT_MS)
+    assert there.index.decide(emb[None], r.threshold, r.margin)[0].person_id is None
+    assert there.window.panel.list.item(0).icon().isNull() and there.window.panel.present == 0
+
+
+class StillCamera(FrameSource):
+    """A live camera that keeps seeing the same scene."""
+
+    kind = SourceKind.CAMERA
+    live = True
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+
+    @property
+    def description(self) -> str:
+        return "camera 0"
+
+    def open(self) -> None:
+        pass
+
+    def read(self):
+        import time
+
+        time.sleep(1 / 15)
+        return self.image.copy()
+
+
+def test_a_face_erased_on_another_station_loses_its_name_on_this_screen(make_app, qtbot, base_settings):
+    import cv2
+
+    from desktop_app.gallery.enroll import Enroller
+    from desktop_app.gallery.service import Gallery
+    from desktop_app.vision.pipeline import Pipeline
+
+    cap = cv2.VideoCapture(clip())
+    frames = [(f"frame{i}", cap.read()[1]) for i in range(121)][85::5]
+    cap.release()
+    settings = base_settings.with_changes("recognition", recheck_frames=15)
+    entry = recognition_entry()
+    elsewhere = Gallery.open(settings, model_id_of(entry), entry.output_dim)  # the other station
+    enroller = Enroller(Pipeline(settings, embedder_entry=entry, threads=1), elsewhere, settings)
+    plan = enroller.prepare(frames, largest=True)
+    assert plan.accepted, [str(r) for r in plan.refused]
+    singer = enroller.commit(plan, name="Singer", confirm=True).person_id
+    ctl = make_app(source="", settings=settings, source_factory=lambda spec, w, h: StillCamera(frames[3][1]))
+    names: list[list[str | None]] = []
+    ctl.packetShown.connect(lambda pk: names.append([f.name for f in pk.faces if f.extra.get("voted")]))
+    ctl.open_source("0")
+    qtbot.waitUntil(lambda: bool(names) and "Singer" in names[-1], timeout=WAIT_MS)
+    ctl._gallery_timer.start(200)
+    elsewhere.delete_person(singer)
+    elsewhere.close()
+    qtbot.waitUntil(lambda: ctl.gallery_refreshes >= 1, timeout=WAIT_MS)
+    after = len(names)
+    qtbot.waitUntil(lambda: len(names) >= after + 25, timeout=WAIT_MS)
+    # a frame or two already on its way may still carry the name; then the face is decided afresh
+    assert not any("Singer" in n for n in names[after + 3:]), names[after:]
 
 
 # ----------------------------------------------------------------------------------------------------- enrollment

@@ -265,7 +265,7 @@ def _snapshot(frame: Any, face: Any) -> bytes | None:
 def cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    from desktop_app.attendance.recorder import AttendanceRecorder
+    from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
     from desktop_app.capture.sources import FolderSource, SourceError, open_source
     from desktop_app.gallery.store import StoreError
 
@@ -280,7 +280,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("warning: nobody is enrolled with the current model; no event can be recorded", file=sys.stderr)
     r = s.recognition
     matcher = gallery.matcher(r.threshold, r.margin)
-    recorder = AttendanceRecorder(gallery.engine, s.attendance)
+    try:
+        recorder = AttendanceRecorder(gallery.engine, s.attendance)
+    except StoreError as exc:
+        source.close()
+        gallery.close()
+        raise CliError(str(exc)) from None
+    printed: list[int] = []
+
+    def on_event(ev: Any) -> None:  # on the writer thread, after the commit
+        printed.append(ev.id)
+        print(_event_line(ev, args.json), flush=True)
+
+    def on_status(text: str) -> None:  # a busy database: the sightings wait, nothing is dropped
+        print(f"note: {text}; retrying" if text else "note: the database answers again", file=sys.stderr,
+              flush=True)
+
+    def on_error(text: str) -> None:
+        print(f"error: {text}", file=sys.stderr, flush=True)
+
+    writer = EventWriter(recorder, on_event=on_event, on_error=on_error, on_status=on_status)
     stills = isinstance(source, FolderSource)  # unrelated photos: no tracking, each photo is a sighting
     frames = events = 0
     last_refresh = time.monotonic()
@@ -303,21 +322,27 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if f.person_id is None:
                     continue
                 snap = _snapshot(img, f) if s.attendance.keep_snapshots else None
-                try:
-                    ev = recorder.record(int(f.person_id), float(f.similarity), snapshot_jpeg=snap)
-                except StoreError as exc:
-                    raise CliError(str(exc)) from None
-                if ev is not None:  # committed before it is printed
-                    events += 1
-                    print(_event_line(ev, args.json), flush=True)
+                writer.submit(Sighting(int(f.person_id), float(f.similarity), snapshot_jpeg=snap))
             if time.monotonic() - last_refresh > 30:  # other kiosks may have enrolled people
-                gallery.refresh()
+                try:
+                    gallery.refresh()
+                except StoreError as exc:  # tried again at the next refresh; recognition goes on meanwhile
+                    print(f"note: could not refresh the gallery: {exc}", file=sys.stderr)
                 last_refresh = time.monotonic()
     except KeyboardInterrupt:
         pass
     finally:
         source.close()
+        try:
+            left = writer.close(timeout=None)  # every sighting written, however long the database stays busy
+        except KeyboardInterrupt:
+            left = writer.pending
         gallery.close()
+    events = len(printed)
+    if left:
+        print(f"{frames} frame(s), {events} event(s); {left} sighting(s) NOT recorded ({writer.status()})",
+              file=sys.stderr)
+        return 1
     print(f"{frames} frame(s), {events} event(s)", file=sys.stderr)
     return 0
 

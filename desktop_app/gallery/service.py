@@ -29,6 +29,9 @@ from desktop_app.manifest import ModelEntry, sha256_file
 log = logging.getLogger(__name__)
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]  # uint8 BGR crops [N, 112, 112, 3] -> float32 [N, D] unit rows
+# How often a long-running kiosk (the GUI, `fdface run`) calls Gallery.refresh to pick up other kiosks' enrolments,
+# edits and erasures on a shared database.
+REFRESH_SECONDS = 30.0
 
 
 def model_id_for(entry: ModelEntry) -> str:

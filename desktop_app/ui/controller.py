@@ -30,7 +30,7 @@ from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, list_cameras
 from desktop_app.config import ConfigError, Settings, config_path
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
-from desktop_app.gallery.service import Gallery, model_id_for
+from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.gallery.store import (
     Person,
     StoreError,
@@ -129,6 +129,7 @@ class AppController(QObject):
     _pause = Signal(bool)
     _applySettings = Signal(object)
     _shutdownWorker = Signal()
+    _forgetIdentities = Signal()  # the gallery changed: tracks vote afresh
     analyzeRequested = Signal(int, object)  # request id, BGR image -> worker.stillAnalyzed
 
     def __init__(self, settings: Settings, settings_path: str | Path | None = None, source: str | None = None,
@@ -171,6 +172,12 @@ class AppController(QObject):
         self._camera_timer = QTimer(self)
         self._camera_timer.setInterval(CAMERA_POLL_MS)
         self._camera_timer.timeout.connect(self.refresh_cameras)
+        # other kiosks on a shared database enrol and erase people: caught up with as often as `fdface run` does
+        self._gallery_timer = QTimer(self)
+        self._gallery_timer.setInterval(int(REFRESH_SECONDS * 1000))
+        self._gallery_timer.timeout.connect(self.refresh_gallery)
+        self._refreshing = False
+        self.gallery_refreshes = 0  # refreshes that found a change made elsewhere
         self.window.model_status.setText(self._model_text())
 
     # -- construction --------------------------------------------------------------------------------------------
@@ -185,6 +192,7 @@ class AppController(QObject):
         self._pause.connect(self.worker.set_paused)
         self._applySettings.connect(self.worker.apply_settings)
         self._shutdownWorker.connect(self.worker.shutdown)
+        self._forgetIdentities.connect(self.worker.forget_identities)
         self.analyzeRequested.connect(self.worker.analyze_still)
         self.worker.frameReady.connect(self._on_packet)
         self.worker.statusChanged.connect(self._on_capture_status)
@@ -259,16 +267,35 @@ class AppController(QObject):
                                   on_event=emitter(self.eventRecorded), on_error=emitter(self.writerError))
         self.worker.matcher = self._match if self.index is not None else None
         self.window.db_status.setText(describe_url(self.settings.storage.resolved_url()))
+        self._show_today(o.today, keep_shown=False)
+        self._update_counts()
+        self._gallery_timer.start()
+        emit(self.storeReady)
+
+    def _show_today(self, today: list[Any], keep_shown: bool = True) -> None:
+        """Today's events as the store has them now (``events_in_range`` rows): an erased person's rows lose their
+        name and face like after a restart. ``keep_shown``: rows already on screen keep their picture (a kept
+        snapshot), and events committed after ``today`` was read stay."""
+        shown = {r.event_id: r for r in self.window.panel.rows()} if keep_shown else {}
+        read_up_to = max((r.event_id for r in today), default=0)
         self._today = None
         self.present_today.clear()
         rows = []
-        for r in o.today:
+        for r in today:
             self._note_present(r.person_id, r.day)
+            old = shown.get(r.event_id)
+            thumb = None
+            if r.person_id is not None:
+                thumb = old.thumbnail if old is not None and old.thumbnail is not None else \
+                    self.thumbnails.get(r.person_id)
             rows.append(EventRow(r.event_id, r.name or r.person_ref, r.local_ts, r.kind, r.similarity, r.station,
-                                 self.thumbnails.get(r.person_id) if r.person_id else None))
+                                 thumb, r.person_id))
+        for row in sorted(shown.values(), key=lambda x: x.event_id):
+            if row.event_id > read_up_to:  # recorded while the store was being read: still today's
+                rows.append(row)
+                if row.person_id is not None:
+                    self.present_today.add(row.person_id)
         self.window.panel.set_events(rows)
-        self._update_counts()
-        emit(self.storeReady)
 
     def _store_failed(self, message: str) -> None:
         self.store_error = message
@@ -401,7 +428,7 @@ class AppController(QObject):
         self._update_counts()
         snap = self._snapshots.pop(ev.person_id, None) if self.settings.attendance.keep_snapshots else None
         thumb = bgr_to_qimage(snap) if snap is not None else self.thumbnails.get(ev.person_id)
-        row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station, thumb)
+        row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station, thumb, ev.person_id)
         if ev.demoted is not None:
             self.window.panel.set_kind(ev.demoted, "seen")
         self.window.panel.add_event(row)
@@ -502,22 +529,59 @@ class AppController(QObject):
         self.tasks.submit(job, done, on_error)
 
     def _after_gallery_change(self, person_id: int | None = None) -> None:
-        """Counts and thumbnails follow the store; open dialogs are told."""
+        """Counts, thumbnails and today's events follow the store (an erased person leaves the screen at once);
+        faces in view are named afresh; open dialogs are told."""
         engine = self.engine
         if engine is None:
             return
+        tz, _ = resolve_zone(self.settings.attendance.timezone)
+        boundary = self.settings.attendance.day_boundary_hour
 
         def job():
-            with Session(reader(engine)) as s:
-                return count_people(s), first_crops(s)
+            with store_errors(), Session(reader(engine)) as s:
+                today = day_of(datetime.now(UTC), tz, boundary)
+                return count_people(s), first_crops(s), events_in_range(s, today, today, tz, boundary)
 
         def done(out) -> None:
+            if engine is not self.engine:
+                return  # another database was opened meanwhile
             self.enrolled = out[0]
             self.thumbnails = {pid: q for pid, b in out[1].items() if (q := jpeg_to_qimage(b)) is not None}
+            emit(self._forgetIdentities)
+            self._show_today(out[2])
             self._update_counts()
             emit(self.galleryChanged)
 
-        self.tasks.submit(job, done)
+        self.tasks.submit(job, done, lambda m: self.window.statusBar().showMessage(
+            f"The screen may show people as they were: {m}", 8000))
+
+    @Slot()
+    def refresh_gallery(self) -> None:
+        """Catch up with other kiosks on the same database (their enrolments, edits and erasures), on the task
+        thread; the timer calls this every REFRESH_SECONDS, as `fdface run` does."""
+        gallery, engine = self.gallery, self.engine
+        if engine is None or self._refreshing:
+            return
+        self._refreshing = True
+        enrolled = self.enrolled
+
+        def job() -> bool:
+            changed = gallery.refresh() if gallery is not None else False
+            with store_errors(), Session(reader(engine)) as s:
+                return changed or count_people(s) != enrolled
+
+        def done(changed: bool) -> None:
+            self._refreshing = False
+            if changed and engine is self.engine:
+                self.gallery_refreshes += 1
+                self._after_gallery_change()
+
+        def failed(message: str) -> None:
+            self._refreshing = False
+            self.window.statusBar().showMessage(f"Could not check the database for changes from other "
+                                                f"stations (tried again in {REFRESH_SECONDS:.0f} s): {message}", 8000)
+
+        self.tasks.submit(job, done, failed)
 
     # -- reads for the dialogs (small queries; the caller's session per action) -----------------------------------
     def session(self) -> Session:
@@ -602,6 +666,7 @@ class AppController(QObject):
             return
         self._shut = True
         self._camera_timer.stop()
+        self._gallery_timer.stop()
         self.worker.matcher = None
         self.worker.request_stop()  # stops reading at once, from this thread
         emit(self._shutdownWorker)  # queued: runs on the vision thread after the frame in hand, then quits it

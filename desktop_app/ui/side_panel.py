@@ -25,6 +25,7 @@ class EventRow:
     similarity: float
     station: str = ""
     thumbnail: QImage | None = None
+    person_id: int | None = None  # None once the person was erased (the event keeps a pseudonym)
 
     @property
     def text(self) -> str:
@@ -109,3 +110,7 @@ class EventsPanel(QWidget):
 
     def texts(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def rows(self) -> list[EventRow]:
+        """The rows shown, newest first."""
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole + 1) for i in range(self.list.count())]

@@ -223,6 +223,14 @@ class VisionWorker(QObject):
             self._times.clear()
             self._timer.start()
 
+    @Slot()
+    def forget_identities(self) -> None:
+        """The gallery changed (an enrolment, an edit, an erasure, here or on another kiosk): every track votes
+        afresh, so no face keeps a name (or a green box) the gallery no longer gives."""
+        if self._pipeline is not None and hasattr(self._pipeline, "reset_tracking"):
+            self._pipeline.reset_tracking()
+        self._last_sighting.clear()
+
     # -- stills (enrollment captures and photo imports) ---------------------------------------------------------
     @Slot(int, object)
     def analyze_still(self, request_id: int, image: object) -> None:
