@@ -48,7 +48,7 @@ WRITER = textwrap.dedent("""
         w.submit(Sighting(ids[n % 20], 0.8, ts=t0 + timedelta(minutes=6 * n)))
         n += 1
         if n % 50 == 0:
-            while w._q.qsize() > 20:
+            while w.pending > 20:
                 time.sleep(0.001)
 """)
 

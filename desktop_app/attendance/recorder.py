@@ -1,17 +1,19 @@
 """Turns voted identities into attendance events: each event is committed in its own transaction *before* anyone is
 told about it, so an event that was shown or printed is on disk.
 
-:class:`AttendanceRecorder` does one sighting synchronously (the CLI's loop, tests); :class:`EventWriter` is the
-single writer thread the GUI uses: sightings are queued, written in order, and ``on_event`` is called after commit.
+:class:`AttendanceRecorder` does one sighting synchronously (tests); :class:`EventWriter` is the single writer thread
+the GUI and ``fdface run`` use: sightings are queued, written in order (retried while the database is busy), and
+``on_event`` is called after commit.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
@@ -19,9 +21,12 @@ from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import PriorEvent, classify, day_of, day_start, resolve_zone
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery.store import AttendanceEvent, EventKind, Person, add_event, store_errors
+from desktop_app.gallery.store import AttendanceEvent, EventKind, Person, StoreError, add_event, store_errors
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 0.25  # first pause after "database busy"; doubles up to RETRY_MAX_S
+RETRY_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,37 +113,114 @@ class AttendanceRecorder:
 
 
 class EventWriter:
-    """The one thread that writes events. ``submit`` never blocks; ``on_event`` / ``on_error`` run on the writer
-    thread after the commit (a GUI re-emits them as signals)."""
+    """The one thread that writes events. ``submit`` never blocks and never loses a sighting: while the database
+    is busy (another program holds the write lock), unreachable or its disk is full, sightings wait in memory, in
+    order, and the writer tries again with back-off until they are written.
+
+    ``on_event`` / ``on_error`` / ``on_status`` run on the writer thread (a GUI re-emits them as signals):
+    ``on_event`` after each commit; ``on_error`` when a sighting cannot be recorded at all (not a passing
+    condition); ``on_status`` whenever :meth:`status` changes ("" again once everything waiting is written)."""
 
     def __init__(self, recorder: AttendanceRecorder, on_event: Callable[[RecordedEvent], None] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 on_status: Callable[[str], None] | None = None) -> None:
         self.recorder = recorder
         self.on_event = on_event
         self.on_error = on_error
-        self._q: queue.Queue[Sighting | None] = queue.Queue()
+        self.on_status = on_status
+        self._pending: deque[Sighting] = deque()
+        self._cv = threading.Condition()
+        self._closing = False
+        self._problem = ""  # the passing condition being waited out ("database busy"), "" when writing works
+        self._reported = ""  # the status text last given to on_status
         self._thread = threading.Thread(target=self._run, name="attendance-writer", daemon=True)
         self._thread.start()
 
     def submit(self, sighting: Sighting) -> None:
-        self._q.put(sighting)
+        """Queue a sighting; its time is fixed now (not when it is written, which may be much later)."""
+        if sighting.ts is None:
+            sighting = replace(sighting, ts=self.recorder.clock())
+        with self._cv:
+            self._pending.append(sighting)
+            self._cv.notify_all()
+
+    @property
+    def pending(self) -> int:
+        """Sightings submitted and not yet written (or given up)."""
+        with self._cv:
+            return len(self._pending)
+
+    def status(self) -> str:
+        """"" while writing works; else what is wrong and how much waits, e.g. "database busy, 3 sightings
+        waiting"."""
+        with self._cv:
+            return self._status_locked()
+
+    def _status_locked(self) -> str:
+        if not self._problem:
+            return ""
+        n = len(self._pending)
+        return f"{self._problem}, {n} sighting{'' if n == 1 else 's'} waiting"
+
+    def _report_status(self) -> None:
+        text = self.status()
+        if text != self._reported:
+            self._reported = text
+            if self.on_status:
+                self.on_status(text)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before the next try, keeping the status's count up to date as sightings arrive."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            with self._cv:
+                self._cv.wait(left)
+            self._report_status()
 
     def _run(self) -> None:
+        delay = RETRY_FIRST_S
         while True:
-            item = self._q.get()
-            if item is None:
-                return
+            with self._cv:
+                while not self._pending and not self._closing:
+                    self._cv.wait()
+                if not self._pending:
+                    return  # closing, everything written
+                item = self._pending[0]
             try:
                 ev = self.recorder.record(item.person_id, item.similarity, item.ts, item.snapshot_jpeg, item.station)
-            except Exception as exc:  # keep writing later events; say what went wrong
+            except StoreError as exc:
+                if exc.transient:  # keep the sighting; try again later
+                    with self._cv:
+                        first = not self._problem
+                        self._problem = exc.transient
+                    if first:
+                        log.warning("attendance writer: %s; sightings wait and are retried", exc)
+                    self._report_status()
+                    self._pause(delay)
+                    delay = min(2 * delay, RETRY_MAX_S)
+                    continue
+                ev = self._give_up(item, exc)
+            except Exception as exc:  # not a database condition that passes: say so, go on with the next sighting
                 log.exception("could not record attendance")
-                if self.on_error:
-                    self.on_error(str(exc))
-                continue
+                ev = self._give_up(item, exc)
+            with self._cv:
+                self._pending.popleft()
+                self._problem = ""  # written (or given up): the database answers again
+            delay = RETRY_FIRST_S
+            self._report_status()
             if ev is not None and self.on_event:
                 self.on_event(ev)
 
-    def close(self, timeout: float | None = 30.0) -> None:
-        """Write everything queued, then stop."""
-        self._q.put(None)
+    def _give_up(self, item: Sighting, exc: BaseException) -> None:
+        if self.on_error:
+            self.on_error(f"a sighting of person #{item.person_id} was not recorded: {exc}")
+        return None
+
+    def close(self, timeout: float | None = 30.0) -> int:
+        """Write everything queued, then stop. Returns how many sightings are still waiting after ``timeout``
+        (0: all written); the writer keeps trying them in the background until the process ends."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
         self._thread.join(timeout)
+        return self.pending

@@ -61,7 +61,15 @@ SCHEMA_HEAD = "0001"  # the newest migration; bump with every new revision file
 
 
 class StoreError(RuntimeError):
-    """A database problem a person can act on; the message says what happened and what to do."""
+    """A database problem a person can act on; the message says what happened and what to do.
+
+    ``transient`` names a condition that passes without anyone changing the data ("database busy", "database
+    unreachable", "disk full"): the attendance writer keeps the sighting and tries again instead of dropping it.
+    Empty for everything else."""
+
+    def __init__(self, message: str, transient: str = "") -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 # --------------------------------------------------------------------------------------------- types and models
@@ -282,11 +290,17 @@ def open_engine(url: str, **kw: Any) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration, but only when it is behind: checking is a plain read, so
+    opening an up-to-date database does not need the write lock (``people list`` and ``export`` work while a
+    kiosk is writing)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if schema_version(engine) == ScriptDirectory.from_config(cfg).get_current_head():
+        return
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
@@ -306,9 +320,13 @@ def friendly_error(exc: BaseException, url: str | None = None) -> StoreError:
     text = " ".join(str(getattr(exc, "orig", None) or exc).split())  # one line (drivers add hints on new lines)
     text = text.split(" (Background on this error at:")[0]
     low = text.lower()
-    if "locked" in low or "busy" in low:
+    if "locked" in low or "busy" in low or "deadlock" in low or "could not serialize" in low:
         return StoreError(f"the database is busy{where}: another program is writing to it and did not finish "
-                          f"within {SQLITE_BUSY_TIMEOUT_MS // 1000} s; close other copies of the app and try again")
+                          f"within {SQLITE_BUSY_TIMEOUT_MS / 1000:g} s; close other copies of the app and try again",
+                          transient="database busy")
+    if "disk is full" in low or "no space left" in low:
+        return StoreError(f"the disk holding the database is full{where}: {text}; free some space",
+                          transient="disk full")
     if "readonly" in low or "read-only" in low or "permission denied" in low:
         return StoreError(f"the database cannot be written{where}: {text}; fix its permissions or choose another "
                           "location (--db / storage.database_url)")
@@ -318,8 +336,11 @@ def friendly_error(exc: BaseException, url: str | None = None) -> StoreError:
     if "not a database" in low or "malformed" in low:
         return StoreError(f"the file is not an FDFace database or is damaged{where}: {text}; restore a backup or "
                           "choose another location")
-    if "could not connect" in low or "connection refused" in low or "could not translate host" in low:
-        return StoreError(f"cannot reach the database server{where}: {text}")
+    lost = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if (lost or "could not connect" in low or "connection refused" in low or "could not translate host" in low
+            or "server closed the connection" in low or "connection is closed" in low
+            or "terminating connection" in low or "connection timed out" in low):
+        return StoreError(f"cannot reach the database server{where}: {text}", transient="database unreachable")
     return StoreError(f"database error{where}: {text}")
 
 
