@@ -184,3 +184,32 @@ def test_a_misspelt_key_keeps_every_other_setting_and_is_named_with_the_file(tmp
         assert any("treshold" in r.getMessage() and str(f) in r.getMessage() for r in caplog.records)
     finally:
         ctl.shutdown()
+
+
+# --------------------------------------------------------------------------- 4. --db is for this session only
+def test_a_db_given_on_the_command_line_is_not_written_to_the_settings_file(tmp_path, qtbot, monkeypatch):
+    f = tmp_path / "settings.toml"
+    f.write_text('[storage]\ndatabase_url = "sqlite:////srv/attendance/kiosk.db"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    ctl, _ = gui(["--settings", str(f), "--db", "session.db"], qtbot, monkeypatch)  # a relative file path
+    try:
+        assert ctl.settings.storage.resolved_url() == f"sqlite:///{tmp_path / 'session.db'}"
+        dlg = ctl.show_settings()
+        assert dlg.session_note.isVisible() and "--db" in dlg.session_note.text()
+        dlg.set_field("attendance", "station", "door-3")
+        dlg.accept()
+        saved = Settings.load(f)
+        assert saved.attendance.station == "door-3"  # the edit is saved...
+        assert saved.storage.database_url == "sqlite:////srv/attendance/kiosk.db"  # ...the one-off --db is not
+        assert ctl.settings.storage.database_url == f"sqlite:///{tmp_path / 'session.db'}"  # still in use
+    finally:
+        ctl.shutdown()
+
+
+@pytest.mark.parametrize("given", ["~/att.db", "att.db", "sqlite:///{tmp}/att.db", "{tmp}/att.db"])
+def test_the_gui_takes_a_database_file_path_or_url(given, tmp_path, monkeypatch):
+    from desktop_app.ui.settings_dialog import database_url_from_text
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert database_url_from_text(given.format(tmp=tmp_path)) == f"sqlite:///{tmp_path / 'att.db'}"

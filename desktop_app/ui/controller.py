@@ -138,6 +138,7 @@ class AppController(QObject):
         super().__init__(parent)
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else config_path()
+        self.db_override: tuple[str, str] | None = None  # (--db's URL, the file's): for this session, never saved
         self.initial_source = source if source is not None else settings.capture.source
         self._entry_override = embedder_entry
         self.entry, self.model_notice = (embedder_entry, None) if embedder_entry else resolve_model(settings)
@@ -449,6 +450,8 @@ class AppController(QObject):
         except Exception:  # no manifest: the field still accepts "auto"
             pass
         dlg = SettingsDialog(self.settings, models, self.cameras, str(self.settings_path), self.window)
+        if self.db_override is not None:
+            dlg.note_session_database(self.db_override[1])
         dlg.settingsAccepted.connect(self.apply_settings)
         self._dialogs["settings"] = dlg
         dlg.open()
@@ -462,8 +465,14 @@ class AppController(QObject):
         old = self.settings
         keys = changed_keys(old, new)
         self.settings = new
+        to_save = new
+        if self.db_override is not None:
+            if new.storage.database_url == self.db_override[0]:  # --db stays this session's: the file keeps its own
+                to_save = new.with_changes("storage", database_url=self.db_override[1])
+            else:
+                self.db_override = None  # a database chosen in the dialog is saved like any setting
         try:
-            new.save(self.settings_path)
+            to_save.save(self.settings_path)
         except OSError as exc:
             QMessageBox.warning(self.window, "Settings", f"The settings apply now but could not be saved to "
                                 f"{self.settings_path}: {exc}")
@@ -704,9 +713,12 @@ def create_app(args) -> tuple[QApplication, AppController]:
     app.setApplicationName("FDFace Attendance")
     app.setOrganizationName("FDFace")
     settings, problem = load_settings(args.settings)
+    saved_url = settings.storage.database_url
     if args.db:
         settings = settings.with_changes("storage", database_url=database_url_from_text(args.db))
     ctl = AppController(settings, args.settings, source=args.source)
+    if args.db:
+        ctl.db_override = (settings.storage.database_url, saved_url)
     if problem:
         QTimer.singleShot(0, lambda: QMessageBox.warning(ctl.window, "Settings", problem))
     app.aboutToQuit.connect(ctl.shutdown)

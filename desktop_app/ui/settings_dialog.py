@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QLocale, Qt, Signal, Slot
@@ -146,11 +147,12 @@ class NumberField(QLineEdit):
 
 
 def database_url_from_text(text: str) -> str:
-    """A path typed or browsed becomes a SQLite URL; a URL or empty stays as it is."""
+    """A path typed or browsed (``~`` and relative ones too, made absolute: a URL must not depend on the folder the
+    app was started from) becomes a SQLite URL; a URL or empty stays as it is."""
     t = text.strip()
     if not t or "://" in t:
         return t
-    return f"sqlite:///{t}"
+    return f"sqlite:///{Path(t).expanduser().resolve()}"
 
 
 class SettingsDialog(QDialog):
@@ -180,6 +182,10 @@ class SettingsDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c0392b;")
         self.error.hide()
+        self.session_note = QLabel()
+        self.session_note.setObjectName("sessionNote")
+        self.session_note.setWordWrap(True)
+        self.session_note.hide()
         where = QLabel(f"Saved to {settings_path}" if settings_path else "")
         where.setStyleSheet("color: gray;")
         where.setWordWrap(True)
@@ -192,6 +198,7 @@ class SettingsDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(tabs)
         lay.addWidget(self.error)
+        lay.addWidget(self.session_note)
         lay.addWidget(where)
         lay.addWidget(self.buttons)
 
@@ -304,6 +311,13 @@ class SettingsDialog(QDialog):
             w.setCurrentText(str(value))
         else:
             w.setText(str(value))
+
+    def note_session_database(self, saved_url: str) -> None:
+        """The database was given on the command line (--db): say that it is for this session only."""
+        self.session_note.setText(
+            f"The database was given on the command line (--db) for this session only; the settings file keeps "
+            f"{saved_url or 'the default database'}. Choose another database here to save it.")
+        self.session_note.show()
 
     def number_problems(self) -> list[str]:
         """One line per number field whose text is not a number, naming the field by its label."""
