@@ -311,6 +311,24 @@ def test_deleting_a_person_takes_a_deliberate_choice_and_the_next_is_not_lined_u
         assert st.count_people(s) == 2
 
 
+def test_people_search_matches_part_of_a_name_an_external_id_or_a_group(make_app):
+    ctl = make_app(source="")
+    ann, = add_people(ctl, "Ann Lee", external_id="E-10023", group="Physics Lab")
+    bob, = add_people(ctl, "Bob Ray", external_id="S_77", group="Chemistry")
+    people = ctl.show_people()
+
+    def found(text: str) -> set[int]:
+        people.search.setText(text)
+        return {r.id for r in people.rows}
+
+    assert found("lee") == {ann}  # part of a name, any case
+    assert found("1002") == {ann}  # part of an external id
+    assert found("phys") == {ann} and found("CHEM") == {bob}  # part of a group
+    assert found(f"#{bob}") == {bob}
+    assert found("_") == {bob} and found("%") == set()  # typed literally, not as wildcards
+    assert found("") == {ann, bob}
+
+
 def enroll_elsewhere(ctl: AppController, name: str, seed: int) -> tuple[int, np.ndarray]:
     """Enrol ``name`` as another station sharing the database would, on its own connection: a person and one
     template of the active model (a made-up unit embedding) with a kept crop."""

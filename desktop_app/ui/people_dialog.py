@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from desktop_app.gallery import store as st
@@ -55,11 +55,26 @@ class TemplateRow:
     jpeg: bytes | None
 
 
+def search_condition(query: str) -> ColumnElement[bool] | None:
+    """What the search field finds: any part of a name, an external id or a group (any case), or ``#id``."""
+    q = query.strip()
+    if not q:
+        return None
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    cond = or_(*(col.ilike(like, escape="\\") for col in (st.Person.name, st.Person.external_id, st.Person.group)))
+    if q.startswith("#") and q[1:].isdigit():
+        cond = cond | (st.Person.id == int(q[1:]))
+    return cond
+
+
 def list_people(s: Session, query: str = "") -> list[PersonRow]:
     counts = {pid: n for pid, n in s.execute(select(st.Template.person_id, func.count(st.Template.id))
                                              .group_by(st.Template.person_id))}
-    return [PersonRow(p.id, p.name, p.external_id, p.group, p.active, counts.get(p.id, 0))
-            for p in st.find_people(s, query or None)]
+    stmt = select(st.Person).order_by(st.Person.name, st.Person.id)
+    cond = search_condition(query)
+    if cond is not None:
+        stmt = stmt.where(cond)
+    return [PersonRow(p.id, p.name, p.external_id, p.group, p.active, counts.get(p.id, 0)) for p in s.scalars(stmt)]
 
 
 def person_templates(s: Session, person_id: int) -> list[TemplateRow]:
@@ -80,7 +95,7 @@ class PeopleDialog(QDialog):
         self.resize(1000, 600)
         self.rows: list[PersonRow] = []
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search by name, external id or #number")
+        self.search.setPlaceholderText("Search by name, external id, group (any part) or #number")
         self.search.setClearButtonEnabled(True)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Name", "External id", "Group", "Active", "Templates"])
