@@ -329,6 +329,24 @@ def test_people_search_matches_part_of_a_name_an_external_id_or_a_group(make_app
     assert found("") == {ann, bob}
 
 
+def test_a_reversed_date_range_in_the_log_shows_and_exports_nothing(make_app, qtbot):
+    from datetime import timedelta
+
+    ctl = make_app(source="")
+    ann, = add_people(ctl, "Ann")
+    ctl.writer.submit(CoreSighting(ann, 0.9))
+    qtbot.waitUntil(lambda: len(ctl.events_shown) == 1, timeout=WAIT_MS)
+    log = ctl.show_log()
+    first, last = log.range()
+    assert log.events.rowCount() == 1 and log.export_events_btn.isEnabled()
+    log.set_range(last, last - timedelta(days=3))
+    assert log.events.rowCount() == 0 and log.summary.rowCount() == 0 and not log.rows and not log.chart.data
+    assert not log.export_events_btn.isEnabled() and not log.export_summary_btn.isEnabled()
+    assert "reversed" in log.status.text() and str(last - timedelta(days=3)) in log.status.text()
+    log.set_range(first, last)
+    assert log.events.rowCount() == 1 and log.export_events_btn.isEnabled() and log.export_summary_btn.isEnabled()
+
+
 def enroll_elsewhere(ctl: AppController, name: str, seed: int) -> tuple[int, np.ndarray]:
     """Enrol ``name`` as another station sharing the database would, on its own connection: a person and one
     template of the active model (a made-up unit embedding) with a kept crop."""

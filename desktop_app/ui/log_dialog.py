@@ -205,8 +205,16 @@ class LogDialog(QDialog):
     @Slot()
     def refresh(self) -> None:
         first, last = self.range()
-        if last < first:
-            self.status.setText("The range ends before it starts.")
+        reversed_range = last < first
+        self.export_events_btn.setEnabled(not reversed_range)
+        self.export_summary_btn.setEnabled(not reversed_range)
+        if reversed_range:  # nothing is shown that the range does not select, and nothing can be exported
+            self.rows, self.days = [], []
+            self._fill_events()
+            self._fill_summary()
+            self.chart.set_data([])
+            self.status.setText(f"The range is reversed: 'to' ({last}) is before 'from' ({first}). Pick an end "
+                                "date on or after the start.")
             return
         a = self.controller.settings.attendance
         try:
