@@ -19,7 +19,49 @@ APP_NAME = "FDFaceAttendance"
 
 
 class ConfigError(ValueError):
-    """A settings file or value that cannot be used; the message says which key and why."""
+    """A settings file or value that cannot be used. ``str()`` names the field by its label and its key (what a
+    settings file or the command line needs); ``plain`` only by its label (what the settings dialog shows)."""
+
+    def __init__(self, reason: str, key: str = "") -> None:
+        self.key = key
+        self.plain = f"{field_label(key)}: {reason}" if key else reason
+        super().__init__(f"{field_label(key)} ({key}): {reason}" if key else reason)
+
+
+# The name a person sees for each field: the settings dialog's label, and the first words of every message about
+# it (the key follows in brackets only where a settings file or the command line needs it).
+LABELS: dict[str, str] = {
+    "capture.source": "Source",
+    "capture.width": "Width (px)",
+    "capture.height": "Height (px)",
+    "capture.reconnect_seconds": "Retry a lost camera every (s)",
+    "detector.detect_scale": "Detection scale",
+    "detector.score_threshold": "Detection threshold",
+    "detector.nms_threshold": "Overlap threshold",
+    "detector.min_face_px": "Smallest face (px)",
+    "detector.max_side": "Largest detection side (px)",
+    "recognition.model": "Recognition model",
+    "recognition.threshold": "Match threshold",
+    "recognition.margin": "Margin",
+    "recognition.vote_frames": "Frames to agree",
+    "recognition.recheck_frames": "Re-check every (frames)",
+    "attendance.dedupe_minutes": "Ignore repeats for (min)",
+    "attendance.day_boundary_hour": "Day starts at (hour)",
+    "attendance.timezone": "Time zone",
+    "attendance.station": "Station name",
+    "attendance.keep_crops": "Keep face crops",
+    "attendance.keep_snapshots": "Keep a snapshot with each event",
+    "attendance.erase_events_on_delete": "Deleting a person erases their events",
+    "storage.database_url": "Database",
+    "storage.hnsw_above": "Graph search above (templates)",
+    "storage.hnsw_ef_search": "Graph search effort",
+    "performance.threads": "Inference threads",
+}
+
+
+def field_label(key: str) -> str:
+    """The label of ``section.key`` (the key itself for one without a label)."""
+    return LABELS.get(key, key)
 
 
 def data_dir() -> Path:
@@ -92,7 +134,8 @@ class AttendanceSettings:
             try:
                 ZoneInfo(self.timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(f"attendance.timezone: unknown time zone {self.timezone!r}") from None
+                raise ConfigError(f"unknown time zone {self.timezone!r}: use an IANA name such as Europe/Paris, "
+                                  f"or local", "attendance.timezone") from None
 
 
 @dataclass(frozen=True)
@@ -232,7 +275,7 @@ def _section(name: str, typ: type, value: Any) -> Any:
         if want is float and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
         if not isinstance(v, want) or (want is int and isinstance(v, bool)):
-            raise ConfigError(f"{name}.{k} must be {want.__name__}, not {type(v).__name__} ({v!r})")
+            raise ConfigError(f"{v!r} is not {_KINDS.get(want, want.__name__)}", f"{name}.{k}")
         out[k] = v
     return typ(**out)
 
@@ -242,9 +285,12 @@ def _did_you_mean(word: str, known: Any) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+_KINDS = {float: "a number", int: "a whole number", bool: "true or false", str: "text"}
+
+
 def _rng(key: str, v: float, lo: float, hi: float) -> None:
     if not lo <= v <= hi:
-        raise ConfigError(f"{key} = {v!r} is out of range [{lo}, {hi}]")
+        raise ConfigError(f"{v!r} is out of range; use a value from {lo} to {hi}", key)
 
 
 def _to_toml(d: dict[str, Any]) -> str:

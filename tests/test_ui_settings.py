@@ -213,3 +213,62 @@ def test_the_gui_takes_a_database_file_path_or_url(given, tmp_path, monkeypatch)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     assert database_url_from_text(given.format(tmp=tmp_path)) == f"sqlite:///{tmp_path / 'att.db'}"
+
+
+# ------------------------------------------------------------------- 5. labels, messages that follow the values
+def test_messages_name_the_field_by_its_label_in_the_cli_and_the_dialog(tmp_path, capsys, dialog):
+    from desktop_app.cli import main
+
+    # the command line (an empty settings file: no user settings involved)
+    (tmp_path / "s.toml").write_text("", encoding="utf-8")
+    rc = main(["run", str(tmp_path), "--threshold", "7.0", "--config", str(tmp_path / "s.toml"),
+               "--db", f"sqlite:///{tmp_path / 'a.db'}"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Match threshold" in err and "0.2" in err and "Traceback" not in err
+    assert not err.lstrip().startswith("recognition.threshold")
+    # a settings file names the key too (that is what the file holds)
+    (tmp_path / "s.toml").write_text("[recognition]\nvote_frames = 2.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        Settings.load(tmp_path / "s.toml")
+    assert "Frames to agree (recognition.vote_frames)" in str(e.value) and "whole number" in str(e.value)
+    # the dialog: the label only
+    dlg = dialog()
+    dlg.set_field("capture", "width", 10)
+    dlg.accept()
+    assert dlg.error.text() == "Not saved: Width (px): 10 is out of range; use a value from 64 to 7680"
+
+
+def test_the_red_message_goes_once_the_value_is_corrected(qtbot, dialog):
+    dlg = dialog()
+    dlg.set_field("attendance", "timezone", "Europe/Pariss")
+    dlg.accept()
+    assert dlg.error.isVisible() and "Time zone" in dlg.error.text() and "Europe/Pariss" in dlg.error.text()
+    dlg.set_field("capture", "width", 10)  # still wrong, now twice: the message follows the values
+    assert dlg.error.isVisible() and dlg.error.text().startswith("Not saved: ")
+    dlg.set_field("capture", "width", 640)
+    tz = dlg.widgets[("attendance", "timezone")]
+    tz.lineEdit().clear()
+    qtbot.keyClicks(tz.lineEdit(), "Europe/Paris")
+    assert not dlg.error.isVisible() and dlg.error.text() == ""  # corrected: gone before OK is pressed
+
+
+def test_saved_to_is_said_only_after_the_file_is_written(tmp_path, qtbot, monkeypatch):
+    f = tmp_path / "settings.toml"
+    ctl, _ = gui(["--settings", str(f)], qtbot, monkeypatch)
+    try:
+        dlg = ctl.show_settings()
+        assert "Saved to" not in dlg.where.text() and str(f) in dlg.where.text() and not f.exists()
+        dlg.set_field("attendance", "station", "door-9")
+        dlg.accept()
+        assert f.exists() and ctl.window.statusBar().currentMessage().startswith(f"Settings saved to {f}")
+        assert "Station name" in ctl.window.statusBar().currentMessage()  # the label, not attendance.station
+
+        f.unlink()
+        f.mkdir()  # cannot be written now
+        dlg = ctl.show_settings()
+        dlg.set_field("attendance", "station", "door-10")
+        dlg.accept()
+        msg = ctl.window.statusBar().currentMessage()
+        assert "NOT saved" in msg and "saved to" not in msg
+    finally:
+        ctl.shutdown()

@@ -28,7 +28,7 @@ from desktop_app.attendance.recorder import Sighting as CoreSighting
 from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, list_cameras
-from desktop_app.config import ConfigError, Settings, config_path
+from desktop_app.config import ConfigError, Settings, config_path, field_label
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.gallery.store import (
@@ -473,7 +473,9 @@ class AppController(QObject):
                 self.db_override = None  # a database chosen in the dialog is saved like any setting
         try:
             to_save.save(self.settings_path)
+            said = f"Settings saved to {self.settings_path}"  # only now: the dialog said it before anything was
         except OSError as exc:
+            said = f"Settings NOT saved (they apply until the app closes): {exc}"
             QMessageBox.warning(self.window, "Settings", f"The settings apply now but could not be saved to "
                                 f"{self.settings_path}: {exc}")
         emit(self._applySettings, new)
@@ -493,8 +495,8 @@ class AppController(QObject):
             self.open_source(self.current_source)
         if "capture.source" in keys and new.capture.source != self.current_source:
             self.open_source(new.capture.source)
-        if keys:
-            self.window.statusBar().showMessage(f"Settings saved and applied: {', '.join(keys)}", 8000)
+        changed = f"; applied: {', '.join(field_label(k) for k in keys)}" if keys else "; nothing changed"
+        self.window.statusBar().showMessage(said + changed, 8000)
         return keys
 
     # -- enrollment (the dialog's requests) --------------------------------------------------------------------------

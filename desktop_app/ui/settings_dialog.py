@@ -28,47 +28,48 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.capture import CameraInfo
-from desktop_app.config import CALIBRATED_THRESHOLD, FAR_FROM_CALIBRATED, ConfigError, Settings
+from desktop_app.config import CALIBRATED_THRESHOLD, FAR_FROM_CALIBRATED, ConfigError, Settings, field_label
 from desktop_app.ui.qtcompat import emit
 
 RESOLUTIONS = [(640, 480), (640, 360), (1280, 720), (1920, 1080)]
 
-# (section, key): (label, tooltip, extra widget options). Order is the form order.
-FIELDS: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = {
-    ("capture", "source"): ("Source", "Camera index (0, 1…), video file, image folder or rtsp:// URL", {}),
-    ("capture", "width"): ("Width (px)", "Camera resolution asked for (the camera may pick the nearest)", {}),
-    ("capture", "height"): ("Height (px)", "", {}),
-    ("capture", "reconnect_seconds"): ("Retry a lost camera every (s)", "", {"step": 0.5, "decimals": 1}),
-    ("detector", "detect_scale"): ("Detection scale", "Frames are detected at this fraction of their size: lower "
-                                   "is faster but misses small faces", {"step": 0.05, "decimals": 2}),
-    ("detector", "score_threshold"): ("Detection threshold", "", {"step": 0.05, "decimals": 2}),
-    ("detector", "min_face_px"): ("Smallest face (px)", "Smaller faces are ignored", {}),
-    ("detector", "max_side"): ("Largest detection side (px)", "", {}),
-    ("recognition", "model"): ("Recognition model", "A model of models/manifest.json, or auto", {}),
-    ("recognition", "threshold"): ("Match threshold", "Cosine similarity a face needs to be named",
-                                   {"step": 0.01, "decimals": 3}),
-    ("recognition", "margin"): ("Margin", "How much the best person must beat the next best",
-                                {"step": 0.01, "decimals": 3}),
-    ("recognition", "vote_frames"): ("Frames to agree", "Frames a face must be recognised in before it counts", {}),
-    ("recognition", "recheck_frames"): ("Re-check every (frames)", "", {}),
-    ("attendance", "dedupe_minutes"): ("Ignore repeats for (min)", "A person seen again within this window makes "
-                                       "no new event", {"step": 1.0, "decimals": 1}),
-    ("attendance", "day_boundary_hour"): ("Day starts at (hour)", "Local hour at which a new attendance day begins",
-                                          {}),
-    ("attendance", "timezone"): ("Time zone", "IANA name such as Europe/Paris, or local", {}),
-    ("attendance", "station"): ("Station name", "Recorded with every event (which door / kiosk)", {}),
-    ("attendance", "keep_crops"): ("Keep face crops", "Lets templates be recomputed when the model changes", {}),
-    ("attendance", "keep_snapshots"): ("Keep a snapshot with each event", "", {}),
-    ("attendance", "erase_events_on_delete"): ("Deleting a person erases their events",
-                                               "Otherwise past events keep a pseudonymous reference", {}),
-    ("storage", "database_url"): ("Database", "Empty: SQLite in the user's data folder; or a file, or a "
-                                  "SQLAlchemy URL (postgresql+psycopg://…)", {}),
-    ("storage", "hnsw_above"): ("Graph search above (templates)", "Larger galleries are searched through a graph "
-                                "of persons (approximate, much faster)", {}),
-    ("storage", "hnsw_ef_search"): ("Graph search effort", "Higher finds the best match more often, but slower",
-                                    {}),
-    ("performance", "threads"): ("Inference threads", "0: all cores", {}),
+# (section, key): (tooltip, extra widget options). Order is the form order; labels are config.LABELS (the messages
+# about a field use the same words).
+FIELDS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("capture", "source"): ("Camera index (0, 1…), video file, image folder or rtsp:// URL", {}),
+    ("capture", "width"): ("Camera resolution asked for (the camera may pick the nearest)", {}),
+    ("capture", "height"): ("", {}),
+    ("capture", "reconnect_seconds"): ("", {"step": 0.5, "decimals": 1}),
+    ("detector", "detect_scale"): ("Frames are detected at this fraction of their size: lower is faster but misses "
+                                   "small faces", {"step": 0.05, "decimals": 2}),
+    ("detector", "score_threshold"): ("", {"step": 0.05, "decimals": 2}),
+    ("detector", "min_face_px"): ("Smaller faces are ignored", {}),
+    ("detector", "max_side"): ("", {}),
+    ("recognition", "model"): ("A model of models/manifest.json, or auto", {}),
+    ("recognition", "threshold"): ("Cosine similarity a face needs to be named", {"step": 0.01, "decimals": 3}),
+    ("recognition", "margin"): ("How much the best person must beat the next best", {"step": 0.01, "decimals": 3}),
+    ("recognition", "vote_frames"): ("Frames a face must be recognised in before it counts", {}),
+    ("recognition", "recheck_frames"): ("", {}),
+    ("attendance", "dedupe_minutes"): ("A person seen again within this window makes no new event",
+                                       {"step": 1.0, "decimals": 1}),
+    ("attendance", "day_boundary_hour"): ("Local hour at which a new attendance day begins", {}),
+    ("attendance", "timezone"): ("IANA name such as Europe/Paris, or local", {}),
+    ("attendance", "station"): ("Recorded with every event (which door / kiosk)", {}),
+    ("attendance", "keep_crops"): ("Lets templates be recomputed when the model changes", {}),
+    ("attendance", "keep_snapshots"): ("", {}),
+    ("attendance", "erase_events_on_delete"): ("Otherwise past events keep a pseudonymous reference", {}),
+    ("storage", "database_url"): ("Empty: SQLite in the user's data folder; or a file, or a SQLAlchemy URL "
+                                  "(postgresql+psycopg://…)", {}),
+    ("storage", "hnsw_above"): ("Larger galleries are searched through a graph of persons (approximate, much "
+                                "faster)", {}),
+    ("storage", "hnsw_ef_search"): ("Higher finds the best match more often, but slower", {}),
+    ("performance", "threads"): ("0: all cores", {}),
 }
+
+
+def label_of(section: str, key: str) -> str:
+    return field_label(f"{section}.{key}")
+
 
 TABS = [("Camera", "capture"), ("Detection", "detector"), ("Recognition", "recognition"),
         ("Attendance", "attendance"), ("Storage", "storage"), ("Performance", "performance")]
@@ -169,13 +170,13 @@ class SettingsDialog(QDialog):
         for title, section in TABS:
             page = QWidget()
             form = QFormLayout(page)
-            for (sec, key), (label, tip, opts) in FIELDS.items():
+            for (sec, key), (tip, opts) in FIELDS.items():
                 if sec != section:
                     continue
                 w = self._make_widget(sec, key, getattr(getattr(settings, sec), key), opts, models, cameras)
                 w.setToolTip(tip)
                 self.widgets[(sec, key)] = w
-                form.addRow(label, self._with_browse(sec, key, w))
+                form.addRow(label_of(sec, key), self._with_browse(sec, key, w))
             tabs.addTab(page, title)
         self.error = QLabel()
         self.error.setObjectName("settingsError")
@@ -186,9 +187,11 @@ class SettingsDialog(QDialog):
         self.session_note.setObjectName("sessionNote")
         self.session_note.setWordWrap(True)
         self.session_note.hide()
-        where = QLabel(f"Saved to {settings_path}" if settings_path else "")
-        where.setStyleSheet("color: gray;")
-        where.setWordWrap(True)
+        # where OK will save (the controller says "Saved to ..." once it has); nothing is saved while this is open
+        self.where = QLabel(f"Settings file: {settings_path}" if settings_path else "")
+        self.where.setStyleSheet("color: gray;")
+        self.where.setWordWrap(True)
+        self.where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                         | QDialogButtonBox.StandardButton.RestoreDefaults)
         self.buttons.accepted.connect(self.accept)
@@ -199,7 +202,10 @@ class SettingsDialog(QDialog):
         lay.addWidget(tabs)
         lay.addWidget(self.error)
         lay.addWidget(self.session_note)
-        lay.addWidget(where)
+        lay.addWidget(self.where)
+        for w in self.widgets.values():  # a message about a value goes (or changes) as soon as the value is edited
+            sig = {QCheckBox: "toggled", QComboBox: "currentTextChanged"}.get(type(w), "textChanged")
+            getattr(w, sig).connect(self._revalidate)
         lay.addWidget(self.buttons)
 
     # -- widgets ---------------------------------------------------------------------------------------------------
@@ -231,7 +237,6 @@ class SettingsDialog(QDialog):
         if isinstance(value, int | float):  # Settings.validate owns the ranges and says them
             w = NumberField(isinstance(value, int), opts.get("decimals", 2), opts.get("step", 1))
             w.setValue(value)
-            w.textEdited.connect(self._number_edited)
             return w
         w = QLineEdit(str(value))
         return w
@@ -321,31 +326,38 @@ class SettingsDialog(QDialog):
 
     def number_problems(self) -> list[str]:
         """One line per number field whose text is not a number, naming the field by its label."""
-        return [f"{FIELDS[k][0]}: {p}" for k, w in self.widgets.items()
+        return [f"{label_of(*k)}: {p}" for k, w in self.widgets.items()
                 if isinstance(w, NumberField) and (p := w.problem())]
 
-    def _number_edited(self) -> None:
-        """Say at once which number field cannot be read, and take the message away once it can."""
-        problems = self.number_problems()
-        if problems:
-            self.error.setText("\n".join(problems))
-            self.error.show()
-        elif self.error.text() and not self.error.text().startswith("Not saved"):
-            self.error.hide()
-            self.error.setText("")
+    def problem(self) -> str:
+        """What stops these values from being saved, naming fields by their labels; empty when nothing does."""
+        if problems := self.number_problems():
+            return "\n".join(problems)
+        try:
+            self.settings()
+        except ConfigError as exc:
+            return exc.plain
+        return ""
+
+    def _show_problem(self, text: str, refused: bool) -> None:
+        self.error.setText(f"Not saved: {text}" if refused else text)
+        self.error.setVisible(bool(text))
+
+    def _revalidate(self) -> None:
+        """After an edit: a number that cannot be read is said at once; a message shown before is updated, or
+        taken away once the values are right (it stayed after the value was corrected)."""
+        if problems := self.number_problems():
+            self._show_problem("\n".join(problems), False)
+        elif not self.error.isHidden():
+            text = self.problem()
+            self._show_problem(text, refused=bool(text))
 
     def accept(self) -> None:
-        if problems := self.number_problems():
-            self.error.setText("Not saved: " + "\n".join(problems))
-            self.error.show()
+        if text := self.problem():
+            self._show_problem(text, True)
             return
-        try:
-            s = self.settings()
-        except ConfigError as exc:
-            self.error.setText(f"Not saved: {exc}")
-            self.error.show()
-            return
-        self.error.hide()
+        s = self.settings()
+        self._show_problem("", False)
         if (question := threshold_warning(s.recognition.threshold, self._base.recognition.threshold)) is not None:
             self._ask(question, s)
             return
