@@ -426,29 +426,6 @@ class StillCamera(FrameSource):
         return self.image.copy()
 
 
-def test_a_paused_source_is_marked_paused_in_the_view_and_the_status(make_app, qtbot):
-    scene = np.full((360, 640, 3), 120, np.uint8)
-    ctl = make_app(source="", source_factory=lambda spec, w, h: StillCamera(scene))
-    w = ctl.window
-    ctl.open_source("0")
-    qtbot.waitUntil(lambda: ctl.frames_seen >= 3 and w.source_status.text() == "camera 0: running", timeout=WAIT_MS)
-    live = w.view.grab().toImage()
-    w.act_pause.trigger()  # the toolbar's Pause (Space)
-    assert w.act_pause.text() == "Resume" and w.view.paused
-    assert w.source_status.text() == "camera 0: paused"
-    qtbot.wait(300)
-    shown = ctl.frames_seen
-    qtbot.wait(500)
-    assert ctl.frames_seen == shown, "nothing is read or analysed while paused"
-    paused = w.view.grab().toImage()
-    corner = (0, 0, 160, 60)  # the mark is drawn over the top-left corner of the picture
-    assert paused.copy(*corner) != live.copy(*corner)
-    w.act_pause.trigger()
-    qtbot.waitUntil(lambda: ctl.frames_seen > shown + 2, timeout=WAIT_MS)
-    assert not w.view.paused and w.source_status.text() == "camera 0: running"
-    assert w.view.grab().toImage().copy(*corner) == live.copy(*corner)
-
-
 def test_a_face_erased_on_another_station_loses_its_name_on_this_screen(make_app, qtbot, base_settings):
     import cv2
 
