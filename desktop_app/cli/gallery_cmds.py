@@ -194,6 +194,7 @@ def cmd_people_remove(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
     from desktop_app.gallery import store as st
+    from desktop_app.gallery.service import erase_person
 
     s = _settings(args)
     erase = s.attendance.erase_events_on_delete if args.events == "setting" else args.events == "erase"
@@ -205,8 +206,8 @@ def cmd_people_remove(args: argparse.Namespace) -> int:
                 pid, name = p.id, p.name
             if not _confirm(f"Delete {name} (#{pid}), their face templates and snapshots?", args.yes):
                 raise CliError(f"not deleted: {name} (#{pid}); use --yes to confirm")
-            with st.store_errors(), Session(engine) as sess, sess.begin():
-                er = _store_call(st.delete_person, sess, pid, erase_events=erase)
+            # the person, their saved index entries and the database's log copies, in one operation
+            er = _store_call(erase_person, engine, s.storage.resolved_url(), pid, erase_events=erase)
             events = (f"{er.events_deleted} event(s) deleted" if erase
                       else f"{er.events_pseudonymised} past event(s) kept under a pseudonym")
             print(f"deleted {name} (#{pid}): {er.templates} template(s), {er.snapshots} snapshot(s), {events}")

@@ -613,7 +613,9 @@ class GalleryIndex:
     # ---------------------------------------------------------------- persistence (a cache only)
     def save(self, path: str | Path, fingerprint: str) -> None:
         """Write the templates to ``path``, the person graph (if any) to ``path.graph`` and the ids to
-        ``path.npz``, atomically, tagged with the store's fingerprint."""
+        ``path.npz``, atomically, tagged with the store's fingerprint. A graph that still has nodes of removed
+        people is not written (they hold the centroid of an erased person's embeddings): the file then says
+        "exact" and :meth:`load` has the graph rebuilt in the background."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         side, graph_path = _sidecar(path), _graph_file(path)
@@ -623,13 +625,15 @@ class GalleryIndex:
         with self._lock:
             faiss.write_index(self._flat, str(tmp))
             g = self._graph
+            if g is not None and not g.alive.all():
+                g = None
             extra: dict[str, np.ndarray] = {}
             if g is not None:
                 faiss.write_index(g.index, str(graph_tmp))
                 extra = {"graph_pids": g.node_pids, "graph_alive": g.alive,
                          "graph_stale": np.array(sorted(g.stale), np.int64),
                          "graph_proj": g.proj if g.proj is not None else np.zeros((0, 0), np.float32)}
-            meta = json.dumps({"format": INDEX_FORMAT, "dim": self.dim, "kind": self.kind,
+            meta = json.dumps({"format": INDEX_FORMAT, "dim": self.dim, "kind": "hnsw" if g is not None else "exact",
                                "fingerprint": fingerprint})
             np.savez(side_tmp, meta=np.array(meta), template_ids=self._tids, person_ids=self._pids, **extra)
         os.replace(tmp, path)
@@ -674,6 +678,7 @@ class GalleryIndex:
             self._clear()
             self._flat, self._tids, self._pids, self._graph = index, tids, pids, graph
             self._counts = _counts(pids)
+            self._maybe_rebuild()  # a large index saved without its graph: build one (in the background)
         return True
 
 

@@ -8,8 +8,10 @@ can be recomputed from their kept crops (:meth:`Gallery.recompute`) and which pe
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +52,55 @@ def default_index_path(url: str, model_id: str) -> Path:
         return db.with_name(f"{db.name}.{safe}.faiss")
     key = hashlib.sha1(u.render_as_string(hide_password=True).encode()).hexdigest()[:12]
     return data_dir() / "index" / f"{key}.{safe}.faiss"
+
+
+def index_files(url: str) -> list[Path]:
+    """Every saved index file of the database at ``url``, of any model (with their graph, id and temporary
+    files)."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if not u.database or u.database == ":memory:":
+            return []
+        db = Path(u.database).expanduser()
+        folder, prefix = db.parent, db.name
+    else:
+        folder = data_dir() / "index"
+        prefix = hashlib.sha1(u.render_as_string(hide_password=True).encode()).hexdigest()[:12]
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"{glob.escape(prefix)}.*.faiss*") if p.is_file())
+
+
+def wipe_file(path: Path) -> None:
+    """Overwrite a file with zeros, flush it to disk, then delete it (its bytes do not linger in free blocks of
+    most file systems; copy-on-write file systems and SSD wear levelling may still keep old blocks)."""
+    try:
+        with open(path, "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(0)
+            block = b"\0" * (1 << 20)
+            while size > 0:
+                fh.write(block[:min(size, len(block))])
+                size -= len(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        log.warning("could not overwrite %s before deleting it: %s", path, exc)
+    path.unlink(missing_ok=True)
+
+
+def erase_person(engine: Engine, url: str, person_id: int, erase_events: bool = False) -> st.Erasure:
+    """Right to erasure, complete in one operation: the person goes from the store (:func:`store.delete_person`),
+    the SQLite log is scrubbed, and every saved index file of this database is wiped, since each still holds the
+    person's embeddings and ids (an open :class:`Gallery` saves its updated index again; otherwise the next start
+    rebuilds it from the store)."""
+    with st.store_errors(url), Session(engine) as s, s.begin():
+        er = st.delete_person(s, person_id, erase_events=erase_events)
+    for f in index_files(url):
+        wipe_file(f)
+    with st.store_errors(url):
+        st.scrub(engine)
+    return er
 
 
 @dataclass(frozen=True)
@@ -110,6 +161,10 @@ class Gallery:
             if self.index_path is not None and self.index.load(self.index_path, fp):
                 self.load_source = "file"
             else:
+                if self.index_path is not None and self.index_path.exists():
+                    # out of date: it may hold people erased since (by another kiosk); not kept a moment longer
+                    for f in self.index_path.parent.glob(glob.escape(self.index_path.name) + "*"):
+                        wipe_file(f)
                 arr = st.load_templates(s, self.model_id, self.dim)
                 self.index.reset(arr.template_ids, arr.person_ids, arr.embeddings)
                 self.load_source = "store"
@@ -185,10 +240,11 @@ class Gallery:
         self._note_change()
 
     def delete_person(self, person_id: int, erase_events: bool = False) -> st.Erasure:
-        with st.store_errors(self.url), Session(self.engine) as s, s.begin():
-            er = st.delete_person(s, person_id, erase_events=erase_events)
+        """:func:`erase_person`, then the index in memory, and its file saved again without the person."""
+        er = erase_person(self.engine, self.url, person_id, erase_events)
         self.index.remove_person(person_id)
         self._note_change()
+        self.save_index()
         return er
 
     def delete_templates(self, template_ids: Sequence[int]) -> int:

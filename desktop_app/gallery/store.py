@@ -235,6 +235,8 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys = ON")
+    # deleted rows and freed pages are overwritten with zeros (right to erasure), whatever this SQLite's default
+    cur.execute("PRAGMA secure_delete = ON")
     mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()
     if mode and str(mode[0]).lower() not in ("wal", "memory"):
         log.warning("SQLite journal mode is %s, not WAL (a network drive?)", mode[0])
@@ -468,6 +470,22 @@ def delete_person(s: Session, person_id: int, erase_events: bool = False) -> Era
     s.execute(delete(Person).where(Person.id == person_id))
     s.expunge(person)
     return Erasure(person_id, n_t, n_s, n_del, n_ps)
+
+
+def scrub(engine: Engine) -> bool:
+    """After an erasure: make the deleted data unreadable on disk too. On SQLite (secure_delete zeroes the rows and
+    pages in the database file) the write-ahead log still holds earlier copies of the changed pages: checkpoint it
+    and truncate it to nothing. False when another connection kept the log in use (it is truncated at a later
+    checkpoint); other engines: nothing to do here."""
+    if not _is_sqlite(engine):
+        return True
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        log.warning("after an erasure the SQLite write-ahead log could not be truncated (another connection is "
+                    "reading); it still holds earlier page copies until the next checkpoint")
+    return not busy
 
 
 def count_people(s: Session) -> int:
