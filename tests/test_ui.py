@@ -426,6 +426,31 @@ class StillCamera(FrameSource):
         return self.image.copy()
 
 
+def test_a_paused_source_is_marked_paused_in_the_view_and_the_status(make_app, qtbot):
+    scene = np.full((360, 640, 3), 120, np.uint8)
+    ctl = make_app(source="", source_factory=lambda spec, w, h: StillCamera(scene))
+    w = ctl.window
+    ctl.open_source("0")
+    qtbot.waitUntil(lambda: ctl.frames_seen >= 3 and w.source_status.text() == "camera 0: running", timeout=WAIT_MS)
+    live = w.view.grab().toImage()
+    w.act_pause.trigger()  # the toolbar's Pause (Space)
+    assert w.act_pause.text() == "Resume" and w.view.paused
+    assert w.source_status.text() == "camera 0: paused"
+    qtbot.wait(300)
+    shown = ctl.frames_seen
+    qtbot.wait(500)
+    assert ctl.frames_seen == shown, "nothing is read or analysed while paused"
+    paused = w.view.grab().toImage()
+    scale = min(live.width() / 640, live.height() / 360)  # the picture is centred in the view, letterboxed
+    corner = (int((live.width() - 640 * scale) / 2), int((live.height() - 360 * scale) / 2), 160, 60)
+    # the mark is drawn over the picture's top-left corner (same frame: nothing else differs there)
+    assert paused.copy(*corner) != live.copy(*corner)
+    w.act_pause.trigger()
+    qtbot.waitUntil(lambda: ctl.frames_seen > shown + 2, timeout=WAIT_MS)
+    assert not w.view.paused and w.source_status.text() == "camera 0: running"
+    assert w.view.grab().toImage().copy(*corner) == live.copy(*corner)
+
+
 def test_a_face_erased_on_another_station_loses_its_name_on_this_screen(make_app, qtbot, base_settings):
     import cv2
 

@@ -163,6 +163,8 @@ class AppController(QObject):
         self._snapshots: dict[int, np.ndarray] = {}  # person -> crop of the latest sighting (keep_snapshots)
         self._dialogs: dict[str, Any] = {}
         self._shut = False
+        self.paused = False
+        self._source_state = ("", "")  # (source, state) as the capture reader last said
 
         self.window = MainWindow()
         self.tasks = TaskQueue("fdface-db")
@@ -207,7 +209,7 @@ class AppController(QObject):
     def _wire_window(self) -> None:
         w = self.window
         w.sourceRequested.connect(self.open_source)
-        w.pauseRequested.connect(self._pause)
+        w.pauseRequested.connect(self.set_paused)
         w.camerasRefreshRequested.connect(self.refresh_cameras)
         w.settingsRequested.connect(self.show_settings)
         w.aboutRequested.connect(self.show_about)
@@ -330,7 +332,7 @@ class AppController(QObject):
     def open_source(self, spec: str) -> None:
         self.current_source = spec
         self.window.set_current_source(spec)
-        self.window.set_source_status(f"opening {spec}…")
+        self._show_source_state(spec, "opening…")
         self.window.view.clear()
         self.window.view.set_message("Opening…", "")
         self.frames_seen = 0
@@ -357,9 +359,24 @@ class AppController(QObject):
         )
         self._camera_timer.start()
 
+    @Slot(bool)
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume reading and recognition (the toolbar's Pause, Space); the view and the status bar say
+        so."""
+        self.paused = paused
+        emit(self._pause, paused)
+        self.window.view.set_paused(paused)
+        self._show_source_state(*self._source_state)
+
+    def _show_source_state(self, source: str, state: str) -> None:
+        self._source_state = (source, state)
+        if self.paused:
+            state = "paused" if state in ("running", "") else f"{state}, paused"
+        self.window.set_source_status(f"{source}: {state}" if source else state or "no source")
+
     @Slot(object)
     def _on_capture_status(self, st: CaptureStatus) -> None:
-        self.window.set_source_status(f"{st.source}: {st.state.value}")
+        self._show_source_state(st.source, st.state.value)
         is_camera = self.current_source.strip().isdigit()
         if st.state is CaptureState.RUNNING:
             self._camera_timer.stop()
@@ -376,7 +393,7 @@ class AppController(QObject):
 
     @Slot(object)
     def _on_source_finished(self, st: CaptureStatus) -> None:
-        self.window.set_source_status(f"{st.source}: {st.state.value}")
+        self._show_source_state(st.source, st.state.value)
         if st.state is CaptureState.FAILED:
             self.current_source = ""
             self.window.set_current_source("")

@@ -41,6 +41,7 @@ class VideoView(QWidget):
         self._flash_timer.timeout.connect(self.update)
         self.show_stats = True
         self.frames_shown = 0
+        self._paused = False
 
     def sizeHint(self) -> QSize:
         return QSize(960, 540)
@@ -60,6 +61,16 @@ class VideoView(QWidget):
         visible, dimmed, under a message."""
         self._message, self._detail = message, detail
         self.update()
+
+    @Slot(bool)
+    def set_paused(self, paused: bool) -> None:
+        """Mark the picture as paused (a still frame must not pass for a live one)."""
+        self._paused = paused
+        self.update()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def clear(self) -> None:
         self._packet, self._image = None, None
@@ -130,7 +141,31 @@ class VideoView(QWidget):
             self._paint_message(p)
         if self.flash_text:
             self._paint_flash(p, target)
+        if self._paused:
+            self._paint_paused(p, target)
         p.end()
+
+    def _paint_paused(self, p: QPainter, target: QRectF) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(14)
+        font.setBold(True)
+        p.setFont(font)
+        fm = p.fontMetrics()
+        text = "Paused"
+        bar_w, gap, pad = 5, 4, 10
+        w, h = pad + 2 * bar_w + gap + 8 + fm.horizontalAdvance(text) + pad, fm.height() + 12
+        box = QRectF(max(target.x(), 0) + 10, max(target.y(), 0) + 10, w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 180))
+        p.drawRoundedRect(box, 6, 6)
+        p.setBrush(QColor(255, 255, 255))
+        bar_h = fm.ascent()
+        top = box.center().y() - bar_h / 2
+        p.drawRect(QRectF(box.x() + pad, top, bar_w, bar_h))
+        p.drawRect(QRectF(box.x() + pad + bar_w + gap, top, bar_w, bar_h))
+        p.setPen(QColor(255, 255, 255))
+        p.drawText(QRectF(box.x() + pad + 2 * bar_w + gap + 8, box.y(), w, h),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
 
     def _paint_faces(self, p: QPainter, target: QRectF, s: float) -> None:
         font = QFont(self.font())
