@@ -272,3 +272,30 @@ def test_saved_to_is_said_only_after_the_file_is_written(tmp_path, qtbot, monkey
         assert "NOT saved" in msg and "saved to" not in msg
     finally:
         ctl.shutdown()
+
+
+# ------------------------------------------------------------------------------------------------------ 6. About
+def test_about_reports_the_installed_pyside6_and_wraps_long_lines(qtbot):
+    """PySide6 is installed as the PySide6-Essentials distribution: About said "not installed". Long values (paths,
+    checksums) were cut at the window's edge: they wrap, and the text can be selected."""
+    import PySide6
+    from PySide6.QtCore import Qt
+
+    from desktop_app.ui.about_dialog import AboutDialog, versions
+
+    found = dict(versions())["PySide6"]
+    assert found != "not installed" and found.startswith(PySide6.__version__)
+    long_path = "/very/long/" + "folder-name-that-goes-on/" * 20 + "attendance.db"
+    checksum = "ab" * 64  # one word, no space to break at
+    dlg = AboutDialog([("Data", [("Database file", long_path), ("sha256", checksum)]),
+                       ("Versions", versions())])
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    view = dlg.view
+    text = view.toPlainText()
+    assert long_path in text.replace("\u2029", "").replace("\n", "") and checksum in text
+    assert view.horizontalScrollBar().maximum() == 0  # nothing runs past the right edge
+    assert view.document().size().width() <= view.viewport().width() + 1
+    assert view.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+    assert f"Database file: {long_path}" in dlg.text()  # the copied report is whole as well

