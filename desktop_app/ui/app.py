@@ -13,7 +13,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fdface-gui", description="FDFace Attendance desktop app")
     p.add_argument("--source", help="camera index, video file, image folder or rtsp:// URL (default: the settings')")
     p.add_argument("--settings", help="settings file (default: the user's settings.toml)")
-    p.add_argument("--db", help="database URL or SQLite file (default: the settings')")
+    p.add_argument("--db", help="database URL or SQLite file, for this session only: not written to the settings "
+                              "file (default: the settings')")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
