@@ -175,6 +175,13 @@ def test_a_second_kiosk_sees_new_enrollments_on_refresh(pg) -> None:
 
 def test_concurrent_kiosks_record_one_check_in_per_person(pg_kiosk) -> None:
     """Eight kiosks (engines) deciding at the same instant: one check-in, one check-out (was one per kiosk)."""
-    from test_attendance_concurrency import race_recorders
+    from tests.test_attendance_concurrency import race_recorders
 
     race_recorders(pg_kiosk)
+
+
+def test_field_limits_are_checked_before_postgres_refuses_them(pg) -> None:
+    """Long station / external id / group: a StoreError naming the field (was a DataError at the first face)."""
+    from tests.test_gallery_fields import check_field_limits
+
+    check_field_limits(pg)

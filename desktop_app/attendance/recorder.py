@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import PriorEvent, classify, day_of, day_start, resolve_zone
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery.store import AttendanceEvent, EventKind, Person, StoreError, add_event, store_errors
+from desktop_app.gallery.store import (
+    AttendanceEvent,
+    EventKind,
+    Person,
+    StoreError,
+    add_event,
+    check_station,
+    store_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ class AttendanceRecorder:
                  clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
         self.settings = settings or AttendanceSettings()
+        self.station = check_station(self.settings.station)  # a StoreError naming the field, before any face
         self.tz, self.tz_name = resolve_zone(self.settings.timezone)
         self.dedupe = timedelta(minutes=self.settings.dedupe_minutes)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -74,7 +83,7 @@ class AttendanceRecorder:
         last = self._last.get(person_id)
         if last is not None and abs(now - last) < self.dedupe:
             return None
-        station = station or self.settings.station
+        station = check_station(station) if station else self.station
         today_start = day_start(day_of(now, self.tz, self.settings.day_boundary_hour), self.tz,
                                 self.settings.day_boundary_hour)
         with store_errors(), Session(self.engine) as s, s.begin():

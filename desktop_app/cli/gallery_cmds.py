@@ -116,6 +116,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from desktop_app.gallery.enroll import Enroller, EnrollmentError
 
     s = _settings(args)
+    _store_call(st.check_person_fields, None if args.add_to else args.name, args.id, args.group)  # before photos
     missing = [p for p in args.images if not Path(p).exists()]
     if missing:
         raise CliError(f"not found: {', '.join(missing)}")
@@ -268,9 +269,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
     from desktop_app.capture.sources import FolderSource, SourceError, open_source
-    from desktop_app.gallery.store import StoreError
+    from desktop_app.gallery.store import StoreError, check_station
 
     s = _settings(args)
+    _store_call(check_station, s.attendance.station)  # not at the first recognised face
     try:
         source = open_source(args.source, s.capture.width, s.capture.height)
         source.open()

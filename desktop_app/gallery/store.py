@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for another writer before "database is locked"
 NAME_MAX = 200
+TEXT_MAX = 100  # external id, group, station: the columns' length (PostgreSQL enforces it, SQLite does not)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SCHEMA_HEAD = "0001"  # the newest migration; bump with every new revision file
 
@@ -357,20 +358,46 @@ def store_errors(url: str | None = None) -> Iterator[None]:
         raise friendly_error(exc, url) from None
 
 
+# --------------------------------------------------------------------------------------------- text fields
+def check_text(label: str, value: str | None, limit: int = TEXT_MAX) -> str | None:
+    """``value`` as stored: trimmed, or None when empty; :class:`StoreError` naming ``label`` when it is longer
+    than its column. Checked here for every engine, so that a value SQLite would take does not fail later on
+    PostgreSQL (at the first recognised face, for a station name)."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if len(text) > limit:
+        raise StoreError(f"the {label} is too long ({len(text)} characters, at most {limit}): shorten it")
+    return text
+
+
+def check_station(station: str) -> str:
+    """A station name as recorded with every event (setting ``attendance.station`` or ``--station``)."""
+    text = check_text("station name", station)
+    if text is None:
+        raise StoreError("the station name is empty: give the station a name (Settings > Attendance or --station)")
+    return text
+
+
+def check_person_fields(name: str | None = None, external_id: str | None = None,
+                        group: str | None = None) -> tuple[str | None, str | None, str | None]:
+    """Name, external id and group as they would be stored (None where not given or empty), or a
+    :class:`StoreError` naming the field: before any photo is processed."""
+    return (check_text("name", name, NAME_MAX), check_text("external id", external_id),
+            check_text("group", group))
+
+
 # --------------------------------------------------------------------------------------------- people
 def add_person(s: Session, name: str, external_id: str | None = None, group: str | None = None,
                active: bool = True) -> Person:
-    name = (name or "").strip()
+    name, external_id, group = check_person_fields(name, external_id, group)
     if not name:
         raise StoreError("a person needs a name")
-    if len(name) > NAME_MAX:
-        raise StoreError(f"name too long ({len(name)} characters, at most {NAME_MAX})")
-    external_id = (external_id or "").strip() or None
     if external_id is not None:
         other = s.scalar(select(Person).where(Person.external_id == external_id))
         if other is not None:
             raise StoreError(f"id {external_id!r} already belongs to {other.name} (person #{other.id})")
-    p = Person(name=name, external_id=external_id, group=(group or "").strip() or None, active=active)
+    p = Person(name=name, external_id=external_id, group=group, active=active)
     s.add(p)
     s.flush()
     return p
@@ -420,18 +447,19 @@ def resolve_person(s: Session, ref: str) -> Person:
 def update_person(s: Session, person: Person, *, name: str | None = None, external_id: str | None = None,
                   group: str | None = None, active: bool | None = None) -> Person:
     if name is not None:
-        if not name.strip():
+        new_name = check_text("name", name, NAME_MAX)
+        if not new_name:
             raise StoreError("a person needs a name")
-        person.name = name.strip()
+        person.name = new_name
     if external_id is not None:
-        ext = external_id.strip() or None
+        ext = check_text("external id", external_id)
         if ext is not None:
             other = s.scalar(select(Person).where(Person.external_id == ext, Person.id != person.id))
             if other is not None:
                 raise StoreError(f"id {ext!r} already belongs to {other.name} (person #{other.id})")
         person.external_id = ext
     if group is not None:
-        person.group = group.strip() or None
+        person.group = check_text("group", group)
     if active is not None:
         person.active = active
     s.flush()

@@ -1,0 +1,71 @@
+"""Text fields are checked in the core, the same on every engine: a station name, external id or group longer than
+its column is refused up front with a message naming the field (PostgreSQL used to fail at the first recognised
+face; SQLite stored it). PostgreSQL runs the same checks in test_gallery_postgres.py."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from desktop_app.attendance.recorder import AttendanceRecorder
+from desktop_app.config import AttendanceSettings
+from desktop_app.gallery import store as st
+
+LONG = "x" * 101
+
+
+def check_field_limits(engine: Engine) -> None:
+    with pytest.raises(st.StoreError, match=r"station name is too long \(101 characters, at most 100\)"):
+        AttendanceRecorder(engine, AttendanceSettings(station=LONG))
+    for field, kw in (("external id", {"external_id": LONG}), ("group", {"group": LONG}),
+                      ("name", {"name": "n" * 201})):
+        with pytest.raises(st.StoreError, match=f"the {field} is too long"), Session(engine) as s, s.begin():
+            st.add_person(s, **{"name": "Ada", **kw})
+    with Session(engine) as s, s.begin():
+        p = st.add_person(s, "Ada", external_id="x" * 100, group="g" * 100)  # at the limit: fine
+        pid = p.id
+    for field, kw in (("external id", {"external_id": LONG}), ("group", {"group": LONG})):
+        with pytest.raises(st.StoreError, match=f"the {field} is too long"), Session(engine) as s, s.begin():
+            st.update_person(s, s.get(st.Person, pid), **kw)
+    rec = AttendanceRecorder(engine, AttendanceSettings(station="s" * 100))
+    with pytest.raises(st.StoreError, match="station name is too long"):
+        rec.record(pid, 0.9, station=LONG)
+    assert rec.record(pid, 0.9) is not None
+    with Session(engine) as s:
+        assert s.scalar(select(func.count(st.AttendanceEvent.id))) == 1
+
+
+def test_field_limits_on_sqlite(tmp_path) -> None:
+    engine = st.open_engine(f"sqlite:///{tmp_path / 'f.db'}")
+    try:
+        check_field_limits(engine)
+    finally:
+        engine.dispose()
+
+
+def _cli(capsys, argv: list[str]) -> tuple[int, str]:
+    from desktop_app.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["run", "0", "--station", LONG], "station name"),
+    (["enroll", "Ada", "missing.jpg", "--id", LONG], "external id"),
+    (["enroll", "Ada", "missing.jpg", "--group", LONG], "group"),
+])
+def test_cli_refuses_long_fields_before_any_work(tmp_path, capsys, argv: list[str], field: str) -> None:
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text("")
+    code, err = _cli(capsys, [*argv, "--db", f"sqlite:///{tmp_path / 'c.db'}", "--config", str(cfg)])
+    assert code == 2 and f"the {field} is too long (101 characters, at most 100)" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_long_station_in_the_settings_file_is_named(tmp_path, capsys) -> None:
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text(f'[attendance]\nstation = "{LONG}"\n')
+    code, err = _cli(capsys, ["run", "0", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--config", str(cfg)])
+    assert code == 2 and "station name is too long" in err, err
