@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -359,13 +360,35 @@ def store_errors(url: str | None = None) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------------------------- text fields
+# Text-direction controls: U+202E turns "Ada" into "adA" on screen and in every table that shows it.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+
+
+def printable_text(value: str) -> str:
+    """``value`` fit for one cell of a table: NFC-normalised; line breaks, tabs and other white space become one
+    space; control characters, text-direction controls and lone surrogates are removed; trimmed. Joiners
+    (U+200C/U+200D) stay: some scripts and emoji need them."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFC", value):
+        if ch.isspace():
+            if out and out[-1] != " ":
+                out.append(" ")
+        elif ch not in _BIDI_CONTROLS and unicodedata.category(ch) not in ("Cc", "Cs"):
+            out.append(ch)
+    return "".join(out).strip()
+
+
 def check_text(label: str, value: str | None, limit: int = TEXT_MAX) -> str | None:
-    """``value`` as stored: trimmed, or None when empty; :class:`StoreError` naming ``label`` when it is longer
-    than its column. Checked here for every engine, so that a value SQLite would take does not fail later on
-    PostgreSQL (at the first recognised face, for a station name)."""
-    text = (value or "").strip()
-    if not text:
+    """``value`` as stored (:func:`printable_text`), or None when empty; :class:`StoreError` naming ``label`` when
+    nothing printable is left or it is longer than its column. Checked here for every engine, so that a value
+    SQLite would take does not fail later on PostgreSQL (at the first recognised face, for a station name)."""
+    raw = (value or "").strip()
+    if not raw:
         return None
+    text = printable_text(raw)
+    if not text:
+        raise StoreError(f"the {label} {raw!r} has nothing left once control and text-direction characters are "
+                         "removed: type it again with letters or digits")
     if len(text) > limit:
         raise StoreError(f"the {label} is too long ({len(text)} characters, at most {limit}): shorten it")
     return text
