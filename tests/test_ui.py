@@ -610,28 +610,92 @@ def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_pa
 
 def enroll_from_clip(ctl: AppController, qtbot, name: str, frames: range, min_size: float, want: int,
                      largest: bool = False) -> EnrollDialog:
-    """Open the dialog while the clip plays and capture, as a person in front of the camera would, whenever the
-    live guidance says ready inside ``frames``; save once the clip has moved past them."""
+    """Open the dialog while the clip plays (it pauses the clip) and step through it frame by frame, capturing
+    whenever the guidance says ready inside ``frames``; save once past them (closing plays the clip on)."""
     dlg = ctl.show_enrollment()
+    assert ctl.paused and dlg.next_btn.isEnabled()
     dlg.name.setText(name)
     dlg.largest.setChecked(largest)
     taken: list[int] = []
-
-    def on_packet(pk) -> None:
-        if pk.index in frames and len(taken) < want and dlg.ready and not dlg.busy:
-            big = [f for f in pk.faces if f.quality is not None and f.quality.size >= min_size]
-            if big:
-                taken.append(pk.index)
-                dlg.capture()
-
-    ctl.packetShown.connect(on_packet)
-    qtbot.waitUntil(lambda: ctl.last_packet is not None and ctl.last_packet.index > frames.stop, timeout=WAIT_MS)
-    ctl.packetShown.disconnect(on_packet)
+    while ctl.last_packet is None or ctl.last_packet.index <= frames.stop:
+        pk = ctl.last_packet
+        big = pk is not None and any(f.quality is not None and f.quality.size >= min_size for f in pk.faces)
+        if big and pk.index in frames and len(taken) < want and dlg.ready and not dlg.busy:
+            taken.append(pk.index)
+            dlg.capture()
+            qtbot.waitUntil(lambda: not dlg.busy, timeout=WAIT_MS)
+        shown = ctl.frames_seen
+        dlg.next_btn.click()
+        qtbot.waitUntil(lambda shown=shown: ctl.frames_seen > shown, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not dlg.busy, timeout=WAIT_MS)
     assert dlg.usable, f"{name}: captures at frames {taken} were all refused: {dlg.messages.text()}"
     with qtbot.waitSignal(dlg.enrolled, timeout=WAIT_MS):
         dlg.save_btn.click()
     return dlg
+
+
+def write_video(path: Path, frames: int = 150, fps: int = 10) -> str:
+    """A small video file whose frames differ (a counter on a changing background)."""
+    import cv2
+
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for i in range(frames):
+        img = np.full((240, 320, 3), (i * 7) % 200 + 30, np.uint8)
+        cv2.putText(img, str(i), (90, 150), cv2.FONT_HERSHEY_SIMPLEX, 3, (255, 255, 255), 5)
+        out.write(img)
+    out.release()
+    return str(path)
+
+
+def test_enrolling_from_a_video_pauses_it_and_steps_frame_by_frame(make_app, qtbot, tmp_path):
+    video = write_video(tmp_path / "door.avi")
+    ctl = make_app(source="", pace=None)  # the file at its own pace, 10 frames a second
+    w = ctl.window
+    ctl.open_source(video)
+    qtbot.waitUntil(lambda: ctl.frames_seen >= 3, timeout=WAIT_MS)
+    dlg = ctl.show_enrollment()
+    # the video waits for the person enrolling: nothing moves on while the dialog is open
+    assert ctl.paused and w.view.paused and w.act_pause.isChecked() and w.source_status.text().endswith("paused")
+    assert dlg.play_btn.isVisible() and dlg.play_btn.text() == "▶ Play" and dlg.next_btn.isEnabled()
+    qtbot.wait(500)
+    shown = ctl.frames_seen
+    qtbot.wait(500)
+    assert ctl.frames_seen == shown
+    # one frame at a time, and the dialog captures the frame stepped to
+    for _ in range(2):
+        at = ctl.last_packet.index
+        dlg.next_btn.click()
+        qtbot.waitUntil(lambda at=at: ctl.last_packet.index > at, timeout=WAIT_MS)
+        qtbot.wait(300)
+        assert ctl.frames_seen == shown + 1 and dlg._packet is ctl.last_packet
+        shown = ctl.frames_seen
+    # play on, pause again from the dialog
+    dlg.play_btn.click()
+    assert not ctl.paused and dlg.play_btn.text() == "❚❚ Pause" and not dlg.next_btn.isEnabled()
+    qtbot.waitUntil(lambda: ctl.frames_seen > shown + 2, timeout=WAIT_MS)
+    dlg.play_btn.click()
+    assert ctl.paused and w.view.paused
+    dlg.reject()  # closing puts the video back as it was before the dialog: playing
+    assert not ctl.paused and not w.view.paused and not w.act_pause.isChecked()
+    shown = ctl.frames_seen
+    qtbot.waitUntil(lambda: ctl.frames_seen > shown + 2, timeout=WAIT_MS)
+    # paused before the dialog: still paused after it
+    w.act_pause.trigger()
+    dlg = ctl.show_enrollment()
+    dlg.reject()
+    assert ctl.paused and w.view.paused
+
+
+def test_enrolling_from_a_camera_does_not_pause_it(make_app, qtbot):
+    ctl = make_app(source="", source_factory=lambda spec, w, h: StillCamera(np.full((240, 320, 3), 99, np.uint8)))
+    ctl.open_source("0")
+    qtbot.waitUntil(lambda: ctl.frames_seen >= 3, timeout=WAIT_MS)
+    dlg = ctl.show_enrollment()
+    assert not ctl.paused and not dlg.play_btn.isVisible() and not dlg.next_btn.isVisible()
+    shown = ctl.frames_seen
+    qtbot.waitUntil(lambda: ctl.frames_seen > shown + 2, timeout=WAIT_MS)
+    dlg.reject()
+    assert not ctl.paused
 
 
 def test_enroll_two_people_from_the_clip_then_they_are_named_and_logged(make_app, qtbot, tmp_path, monkeypatch):

@@ -127,6 +127,7 @@ class AppController(QObject):
     _openSource = Signal(str)
     _closeSource = Signal()
     _pause = Signal(bool)
+    _step = Signal()
     _applySettings = Signal(object)
     _shutdownWorker = Signal()
     _forgetIdentities = Signal()  # the gallery changed: tracks vote afresh
@@ -193,6 +194,7 @@ class AppController(QObject):
         self._openSource.connect(self.worker.open_source)
         self._closeSource.connect(self.worker.close_source)
         self._pause.connect(self.worker.set_paused)
+        self._step.connect(self.worker.step)
         self._applySettings.connect(self.worker.apply_settings)
         self._shutdownWorker.connect(self.worker.shutdown)
         self._forgetIdentities.connect(self.worker.forget_identities)
@@ -367,6 +369,16 @@ class AppController(QObject):
         emit(self._pause, paused)
         self.window.view.set_paused(paused)
         self._show_source_state(*self._source_state)
+
+    def step_frame(self) -> None:
+        """While paused: the next frame of the source, analysed and shown."""
+        emit(self._step)
+
+    @property
+    def source_is_live(self) -> bool:
+        """A camera or a network stream (it goes on whether or not it is watched), not a file or a folder."""
+        spec = self.current_source.strip()
+        return spec.isdigit() or "://" in spec
 
     def _show_source_state(self, source: str, state: str) -> None:
         self._source_state = (source, state)

@@ -137,6 +137,13 @@ class EnrollDialog(QDialog):
         controller.worker.stillAnalyzed.connect(self._on_analyzed)
         if controller.last_packet is not None:
             self._on_packet(controller.last_packet)
+        # a video file or an image folder waits while someone enrols from it (the face on screen stays there);
+        # a camera or a stream goes on. Closing the dialog puts the source back as it was.
+        self._was_paused = bool(controller.paused)
+        self.pausable = bool(controller.current_source) and not controller.source_is_live
+        if self.pausable and not controller.paused:
+            self.set_video_paused(True)
+        self._update_video_controls()
 
     # -- layout ------------------------------------------------------------------------------------------------------
     def _build(self, replace: bool) -> None:
@@ -175,9 +182,21 @@ class EnrollDialog(QDialog):
         self.capture_btn.setAutoDefault(False)
         self.import_btn = QPushButton("Import photos…")
         self.import_btn.setAutoDefault(False)
+        self.play_btn = QPushButton()
+        self.play_btn.setAutoDefault(False)
+        self.next_btn = QPushButton("Next frame ▸")
+        self.next_btn.setAutoDefault(False)
+        self.video_note = QLabel()
+        self.video_note.setWordWrap(True)
+        self.video_note.setStyleSheet("color: gray;")
         live = QGroupBox("Camera")
         lv = QVBoxLayout(live)
         lv.addWidget(self.preview, 1)
+        video = QHBoxLayout()
+        video.addWidget(self.play_btn)
+        video.addWidget(self.next_btn)
+        video.addWidget(self.video_note, 1)
+        lv.addLayout(video)
         lv.addWidget(self.hints)
         row = QHBoxLayout()
         row.addWidget(self.capture_btn)
@@ -224,6 +243,8 @@ class EnrollDialog(QDialog):
         lay.addLayout(bottom)
 
         self.capture_btn.clicked.connect(self.capture)
+        self.play_btn.clicked.connect(lambda: self.set_video_paused(not self.controller.paused))
+        self.next_btn.clicked.connect(self.controller.step_frame)
         self.import_btn.clicked.connect(self.ask_photos)
         self.remove_btn.clicked.connect(self.remove_selected)
         self.save_btn.clicked.connect(self.save)
@@ -232,6 +253,23 @@ class EnrollDialog(QDialog):
         self.largest.toggled.connect(self._reverdict)
         self._update_buttons()
         self._show_hints([])
+
+    # -- the source while enrolling --------------------------------------------------------------------------------
+    def set_video_paused(self, paused: bool) -> None:
+        """Pause or play the main window's video (its Pause button and mark follow)."""
+        self.controller.window.act_pause.setChecked(paused)
+        if self.controller.paused != paused:  # the action was already in that state
+            self.controller.set_paused(paused)
+        self._update_video_controls()
+
+    def _update_video_controls(self) -> None:
+        paused = bool(self.controller.paused)
+        for w in (self.play_btn, self.next_btn, self.video_note):
+            w.setVisible(self.pausable)
+        self.play_btn.setText("▶ Play" if paused else "❚❚ Pause")
+        self.next_btn.setEnabled(paused)
+        self.video_note.setText("The video waits while you enrol: capture this frame, step to the next one, or "
+                                "play on." if paused else "Pause where the face is clear, then capture.")
 
     # -- live guidance ------------------------------------------------------------------------------------------------
     @Slot(object)
@@ -426,6 +464,8 @@ class EnrollDialog(QDialog):
                           (self.controller.worker.stillAnalyzed, self._on_analyzed)):
             with contextlib.suppress(RuntimeError, TypeError):
                 sig.disconnect(slot)
+        if self.pausable and self.controller.paused != self._was_paused:
+            self.set_video_paused(self._was_paused)  # the source goes on as it was before the dialog
         super().done(r)
 
 

@@ -231,6 +231,18 @@ class VisionWorker(QObject):
             self._pipeline.reset_tracking()
         self._last_sighting.clear()
 
+    @Slot()
+    def step(self) -> None:
+        """While paused: read, analyse and show the next frame (choosing a frame of a video to enrol from)."""
+        if not self._paused:
+            return
+        deadline = time.monotonic() + 1.0  # a paced file has its next frame queued already; a slow one gets 1 s
+        while self._reader is not None and not self._stopping and time.monotonic() < deadline:
+            before = self.frames_processed
+            self._tick()
+            if self.frames_processed > before:
+                return
+
     # -- stills (enrollment captures and photo imports) ---------------------------------------------------------
     @Slot(int, object)
     def analyze_still(self, request_id: int, image: object) -> None:
