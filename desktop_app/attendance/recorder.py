@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -175,8 +176,7 @@ class EventWriter:
         text = self.status()
         if text != self._reported:
             self._reported = text
-            if self.on_status:
-                self.on_status(text)
+            _call(self.on_status, text)
 
     def _pause(self, seconds: float) -> None:
         """Wait before the next try, keeping the status's count up to date as sightings arrive."""
@@ -217,12 +217,11 @@ class EventWriter:
                 self._problem = ""  # written (or given up): the database answers again
             delay = RETRY_FIRST_S
             self._report_status()
-            if ev is not None and self.on_event:
-                self.on_event(ev)
+            if ev is not None:
+                _call(self.on_event, ev)
 
     def _give_up(self, item: Sighting, exc: BaseException) -> None:
-        if self.on_error:
-            self.on_error(f"a sighting of person #{item.person_id} was not recorded: {exc}")
+        _call(self.on_error, f"a sighting of person #{item.person_id} was not recorded: {exc}")
         return None
 
     def close(self, timeout: float | None = 30.0) -> int:
@@ -233,3 +232,13 @@ class EventWriter:
             self._cv.notify_all()
         self._thread.join(timeout)
         return self.pending
+
+
+def _call(callback: Callable[[Any], None] | None, arg: Any) -> None:
+    """A listener's failure (a closed window, a closed pipe) must not stop the writer: logged, then go on."""
+    if callback is None:
+        return
+    try:
+        callback(arg)
+    except Exception:
+        log.exception("attendance writer: a listener failed")

@@ -86,13 +86,15 @@ def _confirm(question: str, assume_yes: bool) -> bool:
         return False
 
 
-def _parse_day(text: str | None, default: date) -> date:
+def _parse_day(text: str | None, today: date, default: date | None = None) -> date:
+    """A day from YYYY-MM-DD, 'today' or 'yesterday' (relative to ``today``); ``default`` (else today) when
+    none is given."""
     if not text:
-        return default
+        return today if default is None else default
     if text == "today":
-        return default
+        return today
     if text == "yesterday":
-        return default - timedelta(days=1)
+        return today - timedelta(days=1)
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -265,6 +267,7 @@ def _snapshot(frame: Any, face: Any) -> bytes | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import contextlib
     import time
 
     from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
@@ -293,7 +296,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def on_event(ev: Any) -> None:  # on the writer thread, after the commit
         printed.append(ev.id)
-        print(_event_line(ev, args.json), flush=True)
+        with contextlib.suppress(BrokenPipeError):  # the reader went away (`| head`): the event is recorded
+            print(_event_line(ev, args.json), flush=True)
 
     def on_status(text: str) -> None:  # a busy database: the sightings wait, nothing is dropped
         print(f"note: {text}; retrying" if text else "note: the database answers again", file=sys.stderr,
@@ -363,7 +367,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     tz, _ = resolve_zone(a.timezone)
     today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
     first = _parse_day(args.date_from or args.day, today)
-    last = _parse_day(args.date_to or args.day, first if (args.date_from or args.day) else today)
+    last = _parse_day(args.date_to or args.day, today, default=first)
     if last < first:
         raise CliError(f"--to {last} is before --from {first}")
     engine = _engine(s)
