@@ -146,6 +146,19 @@ def test_no_camera_state_offers_a_video_and_plays_it(make_app, qtbot, monkeypatc
     assert ctl.current_source == video
 
 
+def test_an_unreachable_network_stream_is_named_with_the_reason(make_app, qtbot):
+    ctl = make_app(source="7")  # no camera 7 here: the "No camera found" page first
+    w = ctl.window
+    qtbot.waitUntil(lambda: w.showing_no_source, timeout=WAIT_MS)
+    assert "camera 7" in w.no_source.detail.text()
+    ctl.open_source("rtsp://kiosk:secret@127.0.0.1:1/door")  # nothing listens on port 1
+    qtbot.waitUntil(lambda: w.showing_no_source and "network stream" in w.no_source.title.text(), timeout=WAIT_MS)
+    detail = w.no_source.detail.text()
+    assert "rtsp://***@127.0.0.1:1/door" in detail and "cannot connect" in detail, detail
+    assert "camera" not in w.no_source.title.text() and "camera 7" not in detail
+    assert not any("secret" in t for t in (detail, w.source_status.text(), w.source_box.currentText()))
+
+
 def test_camera_listing_fills_the_picker_and_a_lost_camera_is_announced(make_app, qtbot):
     cams = [CameraInfo(0, "Integrated Camera"), CameraInfo(2, "USB Cam")]
     ctl = make_app(source=clip(), cameras=cams)

@@ -27,7 +27,7 @@ from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Rec
 from desktop_app.attendance.recorder import Sighting as CoreSighting
 from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
-from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, list_cameras
+from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, list_cameras, redact_url
 from desktop_app.config import ConfigError, Settings, config_path, field_label
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
@@ -334,9 +334,10 @@ class AppController(QObject):
     def open_source(self, spec: str) -> None:
         self.current_source = spec
         self.window.set_current_source(spec)
-        self._show_source_state(spec, "opening…")
+        self._show_source_state(redact_url(spec), "opening…")
         self.window.view.clear()
         self.window.view.set_message("Opening…", "")
+        self.window.show_view()  # no page of an earlier source stays up (e.g. "No camera found - camera 0")
         self.frames_seen = 0
         emit(self._openSource, spec)
 
@@ -397,6 +398,11 @@ class AppController(QObject):
         elif st.state is CaptureState.RECONNECTING:
             if self.frames_seen == 0 and is_camera:
                 self._no_camera(st.message)
+            elif self.frames_seen == 0 and self.source_is_live:  # a network stream that never answered
+                self.window.show_no_source(
+                    "Cannot reach the network stream",
+                    f"{st.source}\n\n{st.message}\n\nThe app keeps trying. Check the address, the user name and "
+                    "password, the network and the camera, or open another source.")
             else:
                 self.window.view.set_message(f"{st.source} disconnected", st.message + " Recognition resumes when it "
                                              "comes back.")

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.capture import CameraInfo
+from desktop_app.capture import CameraInfo, redact_url
 from desktop_app.capture.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from desktop_app.ui.qtcompat import emit
 from desktop_app.ui.side_panel import EventsPanel
@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
         spec = self._current_spec
         i = box.findData(spec) if spec else -1
         if i < 0 and spec:
-            label = spec if len(spec) < 60 else "…" + spec[-58:]
+            shown = redact_url(spec)  # a stream's password is never on screen
+            label = shown if len(shown) < 60 else "…" + shown[-58:]
             box.insertItem(0, f"▶ {label}", spec)
             i = 0
         box.setCurrentIndex(max(i, 0))
