@@ -50,7 +50,7 @@ def test_events_in_range_with_filters(populated) -> None:
     with Session(e) as s:
         rows = events_in_range(s, DAY, DAY, TZ, 4)
         assert [r.name for r in rows] == ["Ada", "=HYPERLINK(\"http://x\")", "Ada", "Ada", "Cy"]
-        assert [r.kind for r in rows if r.name == "Ada"] == ["check-in", "seen", "check-out"]
+        assert [r.kind for r in rows if r.name == "Ada"] == ["check-in", "check-out", "check-out"]
         assert rows[0].local_ts.isoformat() == "2026-06-10T08:55:00-04:00"
         assert all(r.day == DAY for r in rows)
         assert [r.name for r in events_in_range(s, DAY, DAY, TZ, 4, group="ops")] == ["Cy"]

@@ -56,7 +56,7 @@ def test_resolve_zone() -> None:
 
 def test_first_sighting_is_a_check_in() -> None:
     d = classify(T0, [], today_start=T0 - timedelta(hours=3))
-    assert d.kind == st.EventKind.CHECK_IN and d.demote is None
+    assert d.kind == st.EventKind.CHECK_IN
 
 
 def test_sightings_inside_the_dedupe_window_make_no_event() -> None:
@@ -71,20 +71,18 @@ def test_sightings_inside_the_dedupe_window_make_no_event() -> None:
     assert classify(T0 - timedelta(minutes=2), prior, start).kind is None
 
 
-def test_later_sightings_check_out_and_demote_the_previous_check_out() -> None:
+def test_every_later_sighting_is_a_check_out() -> None:
     start = T0 - timedelta(hours=3)
     prior = [PriorEvent(1, T0, "check-in"), PriorEvent(2, T0 + timedelta(hours=1), "check-out")]
-    d = classify(T0 + timedelta(hours=2), prior, start)
-    assert d.kind == st.EventKind.CHECK_OUT and d.demote == 2
-    d2 = classify(T0 + timedelta(hours=1), prior[:1], start)
-    assert d2.kind == st.EventKind.CHECK_OUT and d2.demote is None
+    assert classify(T0 + timedelta(hours=2), prior, start) == classify(T0 + timedelta(hours=1), prior[:1], start)
+    assert classify(T0 + timedelta(hours=2), prior, start).kind == st.EventKind.CHECK_OUT
 
 
 def test_yesterdays_events_do_not_count_for_today() -> None:
     start = T0 - timedelta(hours=3)
     prior = [PriorEvent(1, start - timedelta(hours=5), "check-out")]
     d = classify(T0, prior, start)
-    assert d.kind == st.EventKind.CHECK_IN and d.demote is None
+    assert d.kind == st.EventKind.CHECK_IN
     # ...but the dedupe window still spans the day boundary
     just_before = [PriorEvent(1, start - timedelta(minutes=1), "check-out")]
     assert classify(start + timedelta(minutes=1), just_before, start).kind is None
@@ -108,7 +106,7 @@ def _kinds(engine) -> list[tuple[int | None, str]]:
         return [(e.person_id, e.kind) for e in s.scalars(select(st.AttendanceEvent).order_by(st.AttendanceEvent.ts))]
 
 
-def test_recorder_writes_check_in_seen_check_out(engine) -> None:
+def test_recorder_writes_check_in_then_check_outs(engine) -> None:
     ada = _person(engine, "Ada")
     rec = AttendanceRecorder(engine, AttendanceSettings(timezone="Europe/Paris", station="door-2"))
     e1 = rec.record(ada, 0.8, ts=T0)
@@ -117,8 +115,8 @@ def test_recorder_writes_check_in_seen_check_out(engine) -> None:
     assert rec.record(ada, 0.9, ts=T0 + timedelta(minutes=3)) is None  # dedupe
     e2 = rec.record(ada, 0.7, ts=T0 + timedelta(hours=4))
     e3 = rec.record(ada, 0.7, ts=T0 + timedelta(hours=9))
-    assert (e2.kind, e3.kind, e3.demoted) == ("check-out", "check-out", e2.id)
-    assert _kinds(engine) == [(ada, "check-in"), (ada, "seen"), (ada, "check-out")]
+    assert (e2.kind, e3.kind, e3.demoted) == ("check-out", "check-out", None)
+    assert _kinds(engine) == [(ada, "check-in"), (ada, "check-out"), (ada, "check-out")]  # e2 was not rewritten
     # next day starts with a check-in again
     e4 = rec.record(ada, 0.7, ts=T0 + timedelta(days=1))
     assert e4.kind == "check-in"
@@ -159,3 +157,32 @@ def test_event_writer_reports_only_committed_events_in_order(engine) -> None:
         w.submit(Sighting(p, 0.8, ts=T0 + timedelta(minutes=10 * i)))
     w.close()
     assert seen == [(ada, "check-in"), (bob, "check-in"), (ada, "check-out"), (ada, "check-out")]
+
+
+def test_recorded_events_are_final_so_exports_taken_at_different_times_agree(engine) -> None:
+    """An export at noon and one in the evening list the morning's events identically; the evening one has more
+    rows (README, "Attendance rules")."""
+    from desktop_app.attendance.export import events_csv, summary_csv
+    from desktop_app.attendance.reports import daily_summary, events_in_range
+
+    ada = _person(engine, "Ada")
+    rec = AttendanceRecorder(engine, AttendanceSettings(timezone="UTC", day_boundary_hour=0))
+    day = T0.date()
+
+    def export() -> tuple[list[str], list[str]]:
+        with Session(engine) as s:
+            events = events_csv(events_in_range(s, day, day, UTC, 0)).splitlines()
+            summary = summary_csv(daily_summary(s, day, day, UTC, 0)).splitlines()
+        return events, summary
+
+    rec.record(ada, 0.8, ts=T0)  # 07:00 in
+    rec.record(ada, 0.8, ts=T0 + timedelta(hours=5))  # 12:00 out for lunch
+    noon, noon_summary = export()
+    rec.record(ada, 0.8, ts=T0 + timedelta(hours=6))  # 13:00 back
+    rec.record(ada, 0.8, ts=T0 + timedelta(hours=10))  # 17:00 home
+    evening, evening_summary = export()
+    assert len(noon) == 3 and evening[:3] == noon  # header + the two events, unchanged
+    assert [row.split(",")[10] for row in evening[1:]] == ["check-in", "check-out", "check-out", "check-out"]
+    # the day's summary is as of the export: the last check-out moves as the day goes on
+    assert noon_summary[1].split(",")[7].endswith("T12:00:00+00:00")
+    assert evening_summary[1].split(",")[7].endswith("T17:00:00+00:00")

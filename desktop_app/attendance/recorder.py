@@ -17,14 +17,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import PriorEvent, classify, day_of, day_start, resolve_zone
 from desktop_app.config import AttendanceSettings
 from desktop_app.gallery.store import (
     AttendanceEvent,
-    EventKind,
     Person,
     StoreError,
     add_event,
@@ -52,7 +51,7 @@ class RecordedEvent:
     station: str
     kind: str
     similarity: float
-    demoted: int | None = None  # earlier check-out turned into "seen"
+    demoted: int | None = None  # always None: recorded events are never changed (see rules.py); kept for callers
 
 
 @dataclass(frozen=True)
@@ -106,13 +105,10 @@ class AttendanceRecorder:
                 if rows:
                     self._last[person_id] = max(r[1] for r in rows)
                 return None
-            if decision.demote is not None:
-                s.execute(update(AttendanceEvent).where(AttendanceEvent.id == decision.demote)
-                          .values(kind=str(EventKind.SEEN)))
             snap = snapshot_jpeg if self.settings.keep_snapshots else None
             ev = add_event(s, person, now, self.tz_name, station, decision.kind, similarity, snap)
             out = RecordedEvent(ev.id, person.id, person.name, person.external_id, now, now.astimezone(self.tz),
-                                self.tz_name, station, str(decision.kind), float(similarity), decision.demote)
+                                self.tz_name, station, str(decision.kind), float(similarity))
         # committed: only now is the event reported
         self._last[person_id] = now
         return out

@@ -3,8 +3,11 @@
 - A *day* runs from ``day_boundary_hour`` local time to the same hour the next day (a night shift ending at 02:00
   still belongs to the evening it started with the default boundary of 04:00).
 - A sighting less than the dedupe window after the person's last event makes no new event.
-- The first event of a person's day is a check-in; a later one is a check-out, and the check-out it supersedes
-  becomes "seen": the stored day always reads check-in, seen..., check-out (the last event is the check-out).
+- The first event of a person's day is a check-in; every later one is a check-out, and the day's last check-out
+  is when they left (the daily summary's ``last_out``).
+- A recorded event is never changed afterwards: its kind is final the moment it is committed, so exports taken at
+  different times agree on every event they share (a later one only has more rows). Events recorded as "seen" by
+  earlier versions (a check-out rewritten when a later one came) stay as they are.
 """
 
 from __future__ import annotations
@@ -34,11 +37,9 @@ class PriorEvent:
 
 @dataclass(frozen=True)
 class Decision:
-    """What a sighting becomes: ``kind`` None means no event (``reason`` says why); ``demote`` is the id of the
-    earlier check-out that becomes "seen"."""
+    """What a sighting becomes: ``kind`` None means no event (``reason`` says why)."""
 
     kind: EventKind | None
-    demote: int | None = None
     reason: str = ""
 
 
@@ -104,9 +105,6 @@ def classify(now: datetime, recent: Sequence[PriorEvent], today_start: datetime,
         if gap < dedupe:
             return Decision(None, reason=f"seen {gap.total_seconds():.0f} s after the last event "
                                          f"(dedupe window {dedupe.total_seconds() / 60:g} min)")
-    today = [e for e in recent if e.ts >= today_start]
-    if not today:
+    if not any(e.ts >= today_start for e in recent):
         return Decision(EventKind.CHECK_IN)
-    outs = [e for e in today if e.kind == EventKind.CHECK_OUT]
-    demote = max(outs, key=lambda e: (e.ts, e.id)).id if outs else None
-    return Decision(EventKind.CHECK_OUT, demote=demote)
+    return Decision(EventKind.CHECK_OUT)  # earlier events keep their kind (recorded events are final)

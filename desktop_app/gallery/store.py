@@ -99,7 +99,7 @@ def utcnow() -> datetime:
 class EventKind(enum.StrEnum):
     CHECK_IN = "check-in"
     CHECK_OUT = "check-out"
-    SEEN = "seen"
+    SEEN = "seen"  # written by earlier versions only (a check-out rewritten later); events are now final
 
 
 class Base(DeclarativeBase):
