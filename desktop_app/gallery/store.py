@@ -2,7 +2,7 @@
 
 SQLite by default (``Settings.storage.resolved_url()``) with WAL, foreign keys, a busy timeout and full fsync on
 commit; any SQLAlchemy URL works (PostgreSQL for several kiosks sharing one gallery). The schema is created and
-upgraded by Alembic migrations (``desktop_app/gallery/migrations``) every time :func:`open_engine` runs.
+upgraded by Alembic migrations (``desktop_app/gallery/migrations``) when :func:`open_engine` finds it behind.
 
 Functions take a :class:`~sqlalchemy.orm.Session`; the caller opens one per user action or worker task::
 
