@@ -3,8 +3,8 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--video CLIP] [--display :N]
 
 What it does, as a person would: starts Xvfb (unless --display is given), opens the main window on the sample
-clip with a fresh temporary database, enrols the singer through the enrollment dialog from captures taken while
-the live guidance is green, waits until he is named and checked in, and saves:
+clip with a fresh temporary database, enrols the singer through the enrollment dialog (it pauses the clip) from
+frames stepped to while the guidance is green, waits until he is named and checked in, and saves:
 
 - main.png: the live view (boxes, name and similarity, FPS and per-stage ms) and today's events;
 - enroll.png: the enrollment dialog during captures (guidance, thumbnails, a refused photo with its reason);
@@ -140,23 +140,24 @@ def take(app, ctl, settings, args, wait, shot) -> int:
     wait(lambda: ready, 60, "the database")
     ctl.open_source(args.video)
 
-    # enrol the singer from live captures (frames ~85-120: he faces the camera from the third second on)
+    # enrol the singer (frames ~85-120: he faces the camera from the third second on); the dialog pauses the clip,
+    # and the person enrolling steps through it frame by frame, capturing while the guidance is green
     dlg = ctl.show_enrollment()
     dlg.move(60, 40)
     dlg.name.setText("Lin-Manuel Miranda")
     dlg.external_id.setText("S-1001")
     dlg.group.setCurrentText("Performers")
     taken: list[int] = []
-
-    def on_packet(pk) -> None:
-        spaced = pk.index - max(taken, default=0) > 6
-        if 85 <= pk.index <= 125 and len(taken) < 4 and dlg.ready and not dlg.busy and spaced:
+    while len(taken) < 4 and (ctl.last_packet is None or ctl.last_packet.index <= 125):
+        pk = ctl.last_packet
+        spaced = pk is not None and pk.index - max(taken, default=0) > 6
+        if pk is not None and 85 <= pk.index <= 125 and dlg.ready and not dlg.busy and spaced:
             taken.append(pk.index)
             dlg.capture()
-
-    ctl.packetShown.connect(on_packet)
-    wait(lambda: len(taken) >= 4 or (ctl.last_packet is not None and ctl.last_packet.index > 125), 120, "captures")
-    ctl.packetShown.disconnect(on_packet)
+            wait(lambda: not dlg.busy, 60, "a capture's analysis")
+        shown = ctl.frames_seen
+        dlg.next_btn.click()
+        wait(lambda shown=shown: ctl.frames_seen > shown, 60, "the next frame")
     if args.photos and Path(args.photos).exists():
         dlg.import_photos([args.photos])
     wait(lambda: not dlg.busy, 60, "the captures' analysis")

@@ -401,8 +401,8 @@ class AppController(QObject):
             elif self.frames_seen == 0 and self.source_is_live:  # a network stream that never answered
                 self.window.show_no_source(
                     "Cannot reach the network stream",
-                    f"{st.source}\n\n{st.message}\n\nThe app keeps trying. Check the address, the user name and "
-                    "password, the network and the camera, or open another source.")
+                    f"{st.source}\n\n{st.message}\n\nThe app keeps trying in the background (a wrong user name or "
+                    "password looks the same). Or open another source:")
             else:
                 self.window.view.set_message(f"{st.source} disconnected", st.message + " Recognition resumes when it "
                                              "comes back.")
