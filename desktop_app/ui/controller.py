@@ -70,7 +70,7 @@ class Opened:
     engine: Engine
     gallery: Gallery | None
     enrolled: int
-    thumbnails: dict[int, bytes]
+    thumbnails: dict[int, QImage]
     today: list[Any]
 
 
@@ -250,7 +250,7 @@ class AppController(QObject):
             engine = gallery.engine if gallery is not None else open_engine(url)
             with store_errors(url), Session(reader(engine)) as s:
                 enrolled = count_people(s)
-                thumbs = first_crops(s)
+                thumbs = thumbnails_of(first_crops(s))
                 today = day_of(datetime.now(UTC), tz, boundary)
                 rows = events_in_range(s, today, today, tz, boundary)
             return Opened(engine, gallery, enrolled, thumbs, rows)
@@ -267,7 +267,7 @@ class AppController(QObject):
             self.tasks.submit(old_gallery.close)
         elif old_engine is not None and old_engine is not o.engine:
             old_engine.dispose()
-        self.thumbnails = {pid: q for pid, b in o.thumbnails.items() if (q := jpeg_to_qimage(b)) is not None}
+        self.thumbnails = o.thumbnails
         self.writer = EventWriter(AttendanceRecorder(o.engine, self.settings.attendance),
                                   on_event=emitter(self.eventRecorded), on_error=emitter(self.writerError))
         self.worker.matcher = self._match if self.index is not None else None
@@ -586,13 +586,14 @@ class AppController(QObject):
         def job():
             with store_errors(), Session(reader(engine)) as s:
                 today = day_of(datetime.now(UTC), tz, boundary)
-                return count_people(s), first_crops(s), events_in_range(s, today, today, tz, boundary)
+                crops, rows = first_crops(s), events_in_range(s, today, today, tz, boundary)
+                return count_people(s), thumbnails_of(crops), rows
 
         def done(out) -> None:
             if engine is not self.engine:
                 return  # another database was opened meanwhile
             self.enrolled = out[0]
-            self.thumbnails = {pid: q for pid, b in out[1].items() if (q := jpeg_to_qimage(b)) is not None}
+            self.thumbnails = out[1]
             emit(self._forgetIdentities)
             self._show_today(out[2])
             self._update_counts()
@@ -725,6 +726,12 @@ class AppController(QObject):
         elif self.engine is not None:
             self.tasks.submit(self.engine.dispose)
         self.tasks.stop()
+
+
+def thumbnails_of(crops: dict[int, bytes]) -> dict[int, QImage]:
+    """The crops decoded (on the task thread: a QImage, unlike a QPixmap, may be made off the GUI thread; a
+    thousand people would otherwise stall the window at every gallery change)."""
+    return {pid: q for pid, b in crops.items() if (q := jpeg_to_qimage(b)) is not None}
 
 
 def first_crops(s: Session) -> dict[int, bytes]:
