@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from desktop_app.capture.sources import Frame, FrameSource, SourceError
+from desktop_app.capture.sources import Frame, FrameSource, SkippedFile, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ class CaptureStatus:
     message: str
     source: str
     attempts: int = 0  # reconnection attempts since the source was last running
+    skipped: tuple[SkippedFile, ...] = ()  # files of an image folder that could not be read so far, with why
+
+
+def describe_skipped(skipped: tuple[SkippedFile, ...] | list[SkippedFile], at_most: int = 5) -> str:
+    """'a.jpg: empty file; b.png: ...' for a status line, the first ``at_most`` and a count of the rest."""
+    text = "; ".join(str(s) for s in skipped[:at_most])
+    return text + (f"; and {len(skipped) - at_most} more" if len(skipped) > at_most else "")
 
 
 class CaptureReader:
@@ -110,7 +117,7 @@ class CaptureReader:
 
     # -- the reader thread -----------------------------------------------------------------------------
     def _set_status(self, state: CaptureState, message: str = "", attempts: int = 0) -> None:
-        st = CaptureStatus(state, message, self.source.description, attempts)
+        st = CaptureStatus(state, message, self.source.description, attempts, self.source.skipped)
         with self._status_lock:
             changed = (self._status.state, self._status.message) != (st.state, st.message)
             self._status = st
@@ -135,6 +142,18 @@ class CaptureReader:
                 log.exception("closing %s failed", self.source.description)
             if self._status.state not in (CaptureState.ENDED, CaptureState.FAILED):
                 self._set_status(CaptureState.STOPPED, "")
+
+    @staticmethod
+    def _end_message(src: FrameSource, delivered: int) -> tuple[CaptureState, str]:
+        """ENDED, or FAILED when not one file could be read; the skipped files are named either way."""
+        skipped = src.skipped
+        if not skipped:
+            return CaptureState.ENDED, f"end of {src.description}"
+        if delivered == 0:
+            return CaptureState.FAILED, (f"none of the {len(skipped)} image(s) in {src.description} could be read: "
+                                         f"{describe_skipped(skipped)}")
+        return CaptureState.ENDED, (f"end of {src.description}: {delivered} image(s) read, {len(skipped)} skipped "
+                                    f"({describe_skipped(skipped)})")
 
     def _loop(self) -> None:
         src = self.source
@@ -162,10 +181,17 @@ class CaptureReader:
             attempts = 0
             period = 1.0 / src.fps if (self.pace and src.fps) else 0.0
             next_due = time.monotonic()
+            delivered = skips = 0
             while not self._stop.is_set():
                 img = src.read()
+                if len(src.skipped) > skips:  # say which file was passed over and why, as it happens
+                    new = src.skipped[skips:]
+                    skips = len(src.skipped)
+                    if img is not None:
+                        self._set_status(CaptureState.RUNNING, f"skipped {describe_skipped(new)}")
                 if img is None:
                     break
+                delivered += 1
                 now = time.monotonic()
                 pos = src.position_s
                 frame = Frame(img, index, pos if pos is not None else now - self._t0, time.time(), src.origin())
@@ -193,7 +219,7 @@ class CaptureReader:
             if self._stop.is_set():
                 return
             if not src.live:
-                self._set_status(CaptureState.ENDED, f"end of {src.description}")
+                self._set_status(*self._end_message(src, delivered))
                 return
             attempts = 1
             self._set_status(

@@ -18,10 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# the one set of media suffixes and the one guarded image reader live in vision.media (re-exported here)
+from desktop_app.vision.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, read_image  # noqa: F401
+
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -84,6 +85,22 @@ class FrameSource(ABC):
 
     def origin(self) -> str:
         return self.description
+
+    @property
+    def skipped(self) -> tuple[SkippedFile, ...]:
+        """Files of this source that could not be read, in the order met (image folders; empty otherwise)."""
+        return ()
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file a source passed over: ``reason`` in the user's words, without the name ("empty file", ...)."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name}: {self.reason}"
 
 
 class _CvCaptureSource(FrameSource):
@@ -232,7 +249,9 @@ class StreamSource(_CvCaptureSource):
 
 
 class FolderSource(FrameSource):
-    """The images of a folder (or one image file) in name order; unreadable files are skipped with a warning."""
+    """The images of a folder (or one image file) in name order. Each file goes through the guarded reader
+    (``vision.media.read_image``); an unreadable one is skipped, logged and listed in :attr:`skipped` with the
+    reason, and the next one is read."""
 
     kind = SourceKind.FOLDER
     live = False
@@ -243,6 +262,7 @@ class FolderSource(FrameSource):
         self._files: list[Path] = []
         self._i = 0
         self._current = ""
+        self._skipped: list[SkippedFile] = []
 
     @property
     def description(self) -> str:
@@ -265,18 +285,26 @@ class FolderSource(FrameSource):
             raise SourceError(f"image folder not found: {self.path}")
         if not files:
             raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.path}")
-        self._files, self._i = files, 0
+        self._files, self._i, self._skipped = files, 0, []
 
     def read(self) -> np.ndarray | None:
         while self._i < len(self._files):
             p = self._files[self._i]
             self._i += 1
-            img = read_image(p)
-            if img is not None:
-                self._current = str(p)
-                return img
-            log.warning("skipping unreadable image %s", p)
+            try:
+                img = read_image(p)
+            except MediaError as exc:
+                skip = SkippedFile(p, getattr(exc, "reason", str(exc)))
+                self._skipped.append(skip)
+                log.info("skipped %s", skip)
+                continue
+            self._current = str(p)
+            return img
         return None
+
+    @property
+    def skipped(self) -> tuple[SkippedFile, ...]:
+        return tuple(self._skipped)
 
     @property
     def position_s(self) -> float | None:
@@ -284,18 +312,6 @@ class FolderSource(FrameSource):
 
     def origin(self) -> str:
         return self._current or self.description
-
-
-def read_image(path: str | Path) -> np.ndarray | None:
-    """BGR uint8 image of a file (any path, unicode included), or None when it is not a readable image."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return img if img is not None and img.size else None
 
 
 def redact_url(url: str) -> str:

@@ -308,13 +308,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     writer = EventWriter(recorder, on_event=on_event, on_error=on_error, on_status=on_status)
     stills = isinstance(source, FolderSource)  # unrelated photos: no tracking, each photo is a sighting
-    frames = events = 0
+    frames = events = skipped = 0
     last_refresh = time.monotonic()
     print(f"running on {source.description}: {len(gallery.index.person_ids)} people enrolled, station "
           f"{s.attendance.station}; Ctrl-C stops", file=sys.stderr)
     try:
         while args.max_frames is None or frames < args.max_frames:
             img = source.read()
+            for skip in source.skipped[skipped:]:  # an image folder's unreadable files: which one, and why
+                print(f"skipped {skip.path}: {skip.reason}", file=sys.stderr)
+            skipped = len(source.skipped)
             if img is None:
                 if source.live:
                     time.sleep(0.05)
@@ -350,8 +353,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{frames} frame(s), {events} event(s); {left} sighting(s) NOT recorded ({writer.status()})",
               file=sys.stderr)
         return 1
-    print(f"{frames} frame(s), {events} event(s)", file=sys.stderr)
-    return 0
+    print(f"{frames} frame(s), {events} event(s)" + (f", {skipped} unreadable file(s) skipped" if skipped else ""),
+          file=sys.stderr)
+    return 1 if skipped else 0
 
 
 # ----------------------------------------------------------------------------------------------- export

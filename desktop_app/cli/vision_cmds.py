@@ -92,7 +92,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         try:
             img = read_image(path)
         except MediaError as exc:
-            print(f"fdface detect: {exc}", file=sys.stderr)
+            print(f"fdface detect: skipped {exc}", file=sys.stderr)
             failed += 1
             continue
         d = det.infer(img)
@@ -113,6 +113,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
             _write_image(target, _draw(img, faces))
     if args.json:
         print(json.dumps(rows, indent=None))
+    if failed:
+        print(f"fdface detect: {failed} of {len(args.images)} image(s) could not be read (named above)",
+              file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -138,7 +141,7 @@ def enroll_folder(pipe: Any, people_dir: Path, log: Any = None) -> tuple[Any, di
                 r = pipe.analyze_still(read_image(img_path))
             except MediaError as exc:
                 if log:
-                    log(f"skipped {img_path}: {exc}")
+                    log(f"skipped {exc}")
                 continue
             if r.error or not r.faces:
                 if log:
@@ -208,10 +211,14 @@ def cmd_identify(args: argparse.Namespace) -> int:
             raise CliError(f"{src} holds no image")
         for p in images:
             try:
-                show_still(str(p), read_image(p))
+                img = read_image(p)
             except MediaError as exc:
-                note(str(exc))
+                note(f"skipped {exc}")
                 failed += 1
+                continue
+            show_still(str(p), img)
+        if failed:
+            note(f"{failed} of {len(images)} image(s) could not be read (named above)")
     elif is_video(src) or (src.is_file() and not is_image(src)):
         tracks: dict[int, dict] = {}
         try:
@@ -240,9 +247,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
                       f"similarity {t['similarity']:.3f}")
     elif src.is_file():
         try:
-            show_still(str(src), read_image(src))
+            img = read_image(src)
         except MediaError as exc:
             raise CliError(str(exc)) from None
+        show_still(str(src), img)
     else:
         raise CliError(f"{src} not found")
     return 1 if failed else 0

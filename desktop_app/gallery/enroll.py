@@ -151,7 +151,8 @@ class Enroller:
 
     def prepare_files(self, paths: Sequence[str | Path], largest: bool = False,
                       person_id: int | None = None) -> EnrollmentPlan:
-        """Like :meth:`prepare` for image files; unreadable files are refusals, not errors."""
+        """Like :meth:`prepare` for image files, each read by the one guarded reader: unreadable files (empty,
+        damaged, too many pixels) are refusals that say why, not errors, and the other files still count."""
         from desktop_app.vision.media import MediaError, read_image
 
         images: list[tuple[str, np.ndarray]] = []
@@ -160,7 +161,7 @@ class Enroller:
             try:
                 images.append((Path(p).name, read_image(p)))
             except MediaError as exc:
-                unreadable.append(Refusal(Path(p).name, (str(exc),)))
+                unreadable.append(Refusal(Path(p).name, (getattr(exc, "reason", str(exc)),)))
         plan = self.prepare(images, largest, person_id)
         return EnrollmentPlan(plan.accepted, tuple(unreadable) + plan.refused, plan.resembles, person_id)
 
