@@ -113,8 +113,12 @@ def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
 def jpeg_to_qimage(data: bytes | None) -> QImage | None:
     if not data:
         return None
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if img is None else bgr_to_qimage(img)
+    from desktop_app.vision.media import MediaError, decode_image  # the one guarded image reader
+
+    try:
+        return bgr_to_qimage(decode_image(data, "snapshot"))
+    except MediaError:
+        return None
 
 
 class AppController(QObject):
