@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 from desktop_app import __version__
 
@@ -24,6 +25,21 @@ COMMAND_MODULES = (
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line."""
+
+
+def check_config_option(path: str | None) -> None:
+    """A ``--config`` that names no file stops the command: running on the defaults instead would, for
+    instance, record attendance into the default database without a word."""
+    if path is None:
+        return
+    if not path.strip():
+        raise CliError("--config was given no file name")
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise CliError(f"--config {path}: that is a folder; give the settings file (a .toml file) in it")
+    if not p.is_file():
+        raise CliError(f"--config {path}: settings file not found. Check the path, or leave out --config to use "
+                       "your own settings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_config_option(getattr(args, "config", None))
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe can still be handled, not at interpreter exit
         return code
