@@ -621,6 +621,40 @@ def test_image_folder_source_names_each_photo_on_its_own(make_app, qtbot, tmp_pa
     assert not ctl.window.panel.list.item(0).icon().isNull()
 
 
+def test_an_image_folder_says_which_files_it_skipped_and_why(make_app, qtbot, tmp_path):
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))
+    folder = tmp_path / "door"
+    folder.mkdir()
+    (folder / "a_good.jpg").write_bytes(jpeg.tobytes())
+    (folder / "b_empty.jpg").write_bytes(b"")
+    (folder / "c_notes.jpg").write_bytes(b"these are my holiday notes, not a photo\n")
+    (folder / "d_cut.jpg").write_bytes(jpeg.tobytes()[:200])
+    ctl = make_app(source="")
+    w = ctl.window
+    finished: list[CaptureStatus] = []
+    ctl.worker.sourceFinished.connect(finished.append)
+    ctl.open_source(str(folder))
+    qtbot.waitUntil(lambda: bool(finished) and w.view.message.startswith("End of"), timeout=WAIT_MS)
+    skipped = finished[0].skipped
+    assert sorted(x.path.name for x in skipped) == ["b_empty.jpg", "c_notes.jpg", "d_cut.jpg"]
+    detail = w.view.detail  # what the view paints under "End of door"
+    assert "3 file(s) skipped" in detail
+    assert all(f"{x.path.name}: {x.reason}" in detail and x.reason for x in skipped), detail
+    assert "b_empty.jpg" in w.statusBar().currentMessage()
+    # a folder where nothing can be read: the page says so, file by file
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("b_empty.jpg", "c_notes.jpg"):
+        (bad / name).write_bytes((folder / name).read_bytes())
+    ctl.open_source(str(bad))
+    qtbot.waitUntil(lambda: len(finished) == 2 and w.showing_no_source
+                    and w.no_source.title.text() == "Cannot open bad", timeout=WAIT_MS)
+    assert all(f"{x}" in w.no_source.detail.text() for x in finished[-1].skipped), w.no_source.detail.text()
+    assert "b_empty.jpg" in w.no_source.detail.text() and "c_notes.jpg" in w.no_source.detail.text()
+
+
 def enroll_from_clip(ctl: AppController, qtbot, name: str, frames: range, min_size: float, want: int,
                      largest: bool = False) -> EnrollDialog:
     """Open the dialog while the clip plays (it pauses the clip) and step through it frame by frame, capturing

@@ -27,7 +27,7 @@ from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Rec
 from desktop_app.attendance.recorder import Sighting as CoreSighting
 from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
-from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, list_cameras, redact_url
+from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
 from desktop_app.config import ConfigError, Settings, config_path, field_label
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
@@ -399,6 +399,8 @@ class AppController(QObject):
             self._camera_timer.stop()
             self.window.view.set_message("", "")
             self.window.show_view()
+            if st.skipped:  # an image folder passed over an unreadable file: which, and why, as it happens
+                self.window.statusBar().showMessage(f"{st.source}: {st.message}", 10_000)
         elif st.state is CaptureState.RECONNECTING:
             if self.frames_seen == 0 and is_camera:
                 self._no_camera(st.message)
@@ -419,10 +421,15 @@ class AppController(QObject):
         if st.state is CaptureState.FAILED:
             self.current_source = ""
             self.window.set_current_source("")
-            self.window.show_no_source(f"Cannot open {st.source}", st.message)
+            detail = (f"Not one of its {len(st.skipped)} image(s) could be read:\n{skipped_lines(st.skipped)}"
+                      if st.skipped else st.message)
+            self.window.show_no_source(f"Cannot open {st.source}", detail)
         else:
-            self.window.view.set_message(f"End of {st.source}", "Pick another source above, or open the same one "
-                                         "again to replay it.")
+            again = "Pick another source above, or open the same one again to replay it."
+            if st.skipped:
+                self.window.statusBar().showMessage(st.message)
+                again = f"{len(st.skipped)} file(s) skipped:\n{skipped_lines(st.skipped)}\n\n{again}"
+            self.window.view.set_message(f"End of {st.source}", again)
 
     @Slot(object)
     def _on_packet(self, packet: FramePacket) -> None:
@@ -730,6 +737,14 @@ class AppController(QObject):
         elif self.engine is not None:
             self.tasks.submit(self.engine.dispose)
         self.tasks.stop()
+
+
+def skipped_lines(skipped: tuple[SkippedFile, ...], at_most: int = 8) -> str:
+    """One 'file: reason' line per skipped file, the first ``at_most`` and a count of the rest."""
+    lines = [str(x) for x in skipped[:at_most]]
+    if len(skipped) > at_most:
+        lines.append(f"… and {len(skipped) - at_most} more")
+    return "\n".join(lines)
 
 
 def thumbnails_of(crops: dict[int, bytes]) -> dict[int, QImage]:

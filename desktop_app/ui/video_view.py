@@ -88,6 +88,10 @@ class VideoView(QWidget):
         return self._message
 
     @property
+    def detail(self) -> str:
+        return self._detail
+
+    @property
     def flash_text(self) -> str:
         if self._flash and self._flash[1] > time.monotonic():
             return self._flash[0]
