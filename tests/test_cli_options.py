@@ -34,3 +34,51 @@ def test_an_existing_config_file_is_used(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.delenv("FDFACE_DB", raising=False)
     code, out, _ = cli(capsys, "people", "list", "--config", str(cfg))
     assert code == 0 and "nobody enrolled" in out and (tmp_path / "from-config.db").exists()
+
+
+# ------------------------------------------------------------------------------------------------ --db
+def test_database_url_takes_a_url_as_it_is_and_a_path_as_a_sqlite_file(tmp_path, monkeypatch) -> None:
+    from desktop_app.dburl import database_url
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for url in ("sqlite:////srv/fdface/a.db", "sqlite://", "postgresql+psycopg://kiosk@db-host/attendance", ""):
+        assert database_url(url) == url
+    assert database_url(" /srv/fdface/a.db ") == "sqlite:////srv/fdface/a.db"
+    assert database_url("a.db") == f"sqlite:///{tmp_path.as_posix()}/a.db"
+    assert database_url("~/fdface/a.db") == f"sqlite:///{tmp_path.as_posix()}/home/fdface/a.db"
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("win"), reason="Windows paths on Windows")
+def test_database_url_takes_a_windows_path() -> None:  # pragma: no cover - runs on Windows
+    from desktop_app.dburl import database_url
+
+    assert database_url(r"C:\Users\ada\attendance.db") == "sqlite:///C:/Users/ada/attendance.db"
+    assert database_url("C:/Users/ada/attendance.db") == "sqlite:///C:/Users/ada/attendance.db"
+
+
+def test_db_option_environment_and_settings_take_a_plain_path(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text("")
+    for argv, made in [(("--db", str(tmp_path / "absolute.db")), "absolute.db"),
+                       (("--db", "relative.db"), "relative.db"),
+                       (("--db", f"sqlite:///{tmp_path / 'url.db'}"), "url.db")]:
+        code, out, err = cli(capsys, "people", "list", *argv, "--config", str(cfg))
+        assert code == 0 and "nobody enrolled" in out, err
+        assert (tmp_path / made).is_file()
+    monkeypatch.setenv("FDFACE_DB", "from-env.db")
+    assert cli(capsys, "export", "events", "--config", str(cfg))[0] == 0
+    assert (tmp_path / "from-env.db").is_file()
+    monkeypatch.delenv("FDFACE_DB")
+    cfg.write_text(f'[storage]\ndatabase_url = "{tmp_path / "from-settings.db"}"\n')  # hand-edited: a path
+    assert cli(capsys, "people", "list", "--config", str(cfg))[0] == 0
+    assert (tmp_path / "from-settings.db").is_file()
+
+
+def test_db_help_gives_posix_and_windows_examples(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["people", "list", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a SQLite file (/srv/fdface/attendance.db, C:\\fdface\\attendance.db) or a URL" in text

@@ -1,8 +1,9 @@
 """`fdface enroll`, `fdface people`, `fdface run`, `fdface export`, `fdface gallery`: the gallery and attendance core
 from the command line (the same code the GUI drives).
 
-Every command takes ``--db URL`` (default: the ``FDFACE_DB`` environment variable, else the settings' database,
-else SQLite in the user's data directory) and ``--config FILE``.
+Every command takes ``--db URL-OR-FILE`` (default: the ``FDFACE_DB`` environment variable, else the settings'
+database, else SQLite in the user's data directory; a plain path is a SQLite file, see ``desktop_app.dburl``) and
+``--config FILE``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ DB_ENV = "FDFACE_DB"
 # ----------------------------------------------------------------------------------------------- shared helpers
 def _settings(args: argparse.Namespace) -> Any:
     from desktop_app.config import ConfigError, Settings
+    from desktop_app.dburl import database_url
 
     try:
         s = Settings.load(getattr(args, "config", None))
-        db = getattr(args, "db", None) or os.environ.get(DB_ENV)
-        if db:
-            s = s.with_changes("storage", database_url=db)
+        db = getattr(args, "db", None) or os.environ.get(DB_ENV) or s.storage.database_url
+        if db:  # a URL as it is, a plain path as the URL of that SQLite file
+            s = s.with_changes("storage", database_url=database_url(db))
         if getattr(args, "threshold", None) is not None:
             s = s.with_changes("recognition", threshold=args.threshold)
         if getattr(args, "margin", None) is not None:
@@ -456,8 +458,10 @@ def _common(p: argparse.ArgumentParser, pipeline: bool = False, nested: bool = F
     """--db, --config (and --threads). ``nested``: a sub-action of a command that has them too; its defaults must
     not overwrite what was given before the action's name (``fdface people --db X remove ...``)."""
     kw: dict[str, Any] = {"default": argparse.SUPPRESS} if nested else {}
-    p.add_argument("--db", metavar="URL", help=f"database URL (default: ${DB_ENV}, else the settings, else SQLite in "
-                                               "the user's data folder)", **kw)
+    p.add_argument("--db", metavar="URL|FILE",
+                   help="database: a SQLite file (/srv/fdface/attendance.db, C:\\fdface\\attendance.db) or a URL "
+                        "(sqlite:////srv/fdface/attendance.db, postgresql+psycopg://kiosk@db-host/attendance); "
+                        f"default: ${DB_ENV}, else the settings, else SQLite in the user's data folder", **kw)
     p.add_argument("--config", help="settings file (default: the user's)", **kw)
     if pipeline:
         p.add_argument("--threads", type=int, help="ONNX Runtime threads (0: all cores)",
