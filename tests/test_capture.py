@@ -219,3 +219,43 @@ def test_linux_camera_listing_reads_sysfs(tmp_path):
 def test_capture_imports_without_qt():
     code = "import sys, desktop_app.capture; assert not any(m.startswith('PySide6') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+ABSENT_CAMERA = 97  # /dev/video97: no machine running these tests has that many
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="V4L2 (the warnings are Linux's)")
+def test_a_missing_camera_is_said_once_without_opencv_warnings(tmp_path):
+    """OpenCV prints two V4L2 warnings per attempt to open an absent camera (every retry of the reader): the app
+    silences them and says it once, in its own words."""
+    import os
+    from pathlib import Path
+
+    if Path(f"/dev/video{ABSENT_CAMERA}").exists():
+        pytest.skip(f"/dev/video{ABSENT_CAMERA} exists here")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
+    code = f"""
+import logging, time
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+from desktop_app.capture import CameraSource, CaptureReader, SourceError
+try:
+    CameraSource({ABSENT_CAMERA}).open()
+except SourceError as exc:
+    print("refused:", exc)
+reader = CaptureReader(CameraSource({ABSENT_CAMERA}), reconnect_seconds=0.05).start()
+time.sleep(0.6)
+print("attempts", reader.status.attempts)
+reader.stop()
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"refused: camera {ABSENT_CAMERA} is not available" in r.stdout
+    assert int(r.stdout.split("attempts")[1]) >= 3  # it did retry, quietly
+    assert "WARN" not in r.stderr.replace("WARNING", "") and "VIDEOIO" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and f"camera {ABSENT_CAMERA} is not available" in r.stderr, r.stderr
+    # the CLI: one line, exit 2
+    r = subprocess.run([sys.executable, "-c", "import sys; from desktop_app.cli import main; sys.exit(main())", "run",
+                        str(ABSENT_CAMERA), "--db", str(tmp_path / "a.db")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"fdface run: camera {ABSENT_CAMERA} is not available" in r.stderr

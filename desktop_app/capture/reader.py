@@ -122,7 +122,9 @@ class CaptureReader:
             changed = (self._status.state, self._status.message) != (st.state, st.message)
             self._status = st
         if changed:
-            log.info("capture %s: %s (%s)", st.source, st.state.value, st.message)
+            # a live source that went away is said once on the console (the retries repeat the same message)
+            level = logging.WARNING if state is CaptureState.RECONNECTING else logging.INFO
+            log.log(level, "capture %s: %s (%s)", st.source, st.state.value, st.message)
             if self._on_status is not None:
                 try:
                     self._on_status(st)

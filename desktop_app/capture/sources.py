@@ -9,8 +9,12 @@ a live source that stopped delivering (the reader then reconnects). Errors a per
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +28,35 @@ from desktop_app.vision.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError,
 log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+_cv_log_lock = threading.Lock()
+_cv_quiet_depth = 0
+_cv_saved_level: int | None = None
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log silenced while devices are probed and opened: a missing camera otherwise prints V4L2
+    warnings at every attempt (every retry of a reconnecting reader). The app says what is wrong in one line of its
+    own instead. Left alone when ``OPENCV_LOG_LEVEL`` is set: then the user asked to see OpenCV's messages."""
+    global _cv_quiet_depth, _cv_saved_level
+    log_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if os.environ.get("OPENCV_LOG_LEVEL") or log_api is None:
+        yield
+        return
+    with _cv_log_lock:
+        if _cv_quiet_depth == 0:
+            _cv_saved_level = log_api.getLogLevel()
+            log_api.setLogLevel(log_api.LOG_LEVEL_SILENT)
+        _cv_quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _cv_log_lock:
+            _cv_quiet_depth -= 1
+            if _cv_quiet_depth == 0 and _cv_saved_level is not None:
+                log_api.setLogLevel(_cv_saved_level)
 
 
 class SourceError(RuntimeError):
@@ -117,9 +150,12 @@ class _CvCaptureSource(FrameSource):
 
     def open(self) -> None:
         self.close()
-        cap = self._make_capture()
-        if not cap.isOpened():
-            cap.release()
+        with quiet_opencv():  # a missing device is said once, by _open_failed, not by OpenCV's warnings
+            cap = self._make_capture()
+            opened = cap.isOpened()
+            if not opened:
+                cap.release()
+        if not opened:
             raise self._open_failed()
         self._cap = cap
         self._after_open(cap)
@@ -361,13 +397,14 @@ def list_cameras(max_probe: int = 4) -> list[CameraInfo]:
     if sys.platform.startswith("linux"):
         return _linux_cameras(Path("/sys/class/video4linux"))
     found = []
-    for i in range(max_probe):
-        cap = cv2.VideoCapture(i)
-        try:
-            if cap.isOpened():
-                found.append(CameraInfo(i, ""))
-        finally:
-            cap.release()
+    with quiet_opencv():  # probing absent indices makes OpenCV warn about each one
+        for i in range(max_probe):
+            cap = cv2.VideoCapture(i)
+            try:
+                if cap.isOpened():
+                    found.append(CameraInfo(i, ""))
+            finally:
+                cap.release()
     return found
 
 
