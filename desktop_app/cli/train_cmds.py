@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,16 @@ def resolve_model(spec: str, manifest: str | None = None) -> ModelEntry:
                      "pass --manifest with an entry for it")
 
 
+def _progress_line(what: str):
+    """A progress callback printing "LFW: embedding 40 % (4,800 of 12,000)" lines to stderr (stdout stays the
+    result, JSON included)."""
+
+    def show(stage: str, done: int, total: int) -> None:
+        print(f"{what}: {stage} {100 * done // total} % ({done:,} of {total:,})", file=sys.stderr, flush=True)
+
+    return show
+
+
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     from desktop_app.train.evaluate import evaluate_lfw_entry
 
@@ -70,7 +81,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
         raise _cli_error(f"model file not found: {entry.path}")
     pack = Path(args.pack) if args.pack else None
     try:
-        res = evaluate_lfw_entry(entry, pack, flip=args.flip, threads=args.threads)
+        res = evaluate_lfw_entry(entry, pack, flip=args.flip, threads=args.threads, progress=_progress_line("LFW"))
     except OSError as exc:
         raise _cli_error(f"LFW pack unusable: {exc}") from None
     out = {"model": entry.name, "file": str(entry.path), "flip": args.flip, "accuracy": round(res.accuracy, 2),

@@ -5,6 +5,7 @@ Works on any embeddings, so the same code measures the student, the shipped ONNX
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,17 +51,29 @@ def ten_fold(sims: np.ndarray, same: np.ndarray, folds: int = 10) -> LfwResult:
     return LfwResult(100 * float(np.mean(accs)), 100 * float(np.std(accs)), float(np.mean(ths)), n)
 
 
-def load_lfw_pair_images(lfw_root: str | Path, pairs_file: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Progress = Callable[[str, int, int], None]  # (stage, done, total), called about every 10 % of a stage
+
+
+def _report(progress: Progress | None, stage: str, before: int, done: int, total: int) -> None:
+    """Calls ``progress`` when going from ``before`` to ``done`` crossed a tenth of ``total``."""
+    if progress is not None and total and done * 10 // total > before * 10 // total:
+        progress(stage, done, total)
+
+
+def load_lfw_pair_images(
+    lfw_root: str | Path, pairs_file: str | Path, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique BGR crops [M, 112, 112, 3], index pairs [P, 2] and same flags [P]."""
     pairs = read_lfw_pairs(pairs_file)
     names = sorted({p for a, b, _ in pairs for p in (a, b)})
     idx = {n: k for k, n in enumerate(names)}
     imgs = []
-    for n in names:
+    for k, n in enumerate(names, 1):
         im = cv2.imread(str(Path(lfw_root) / n))
         if im is None:
             raise OSError(f"missing LFW image {n}")
         imgs.append(im)
+        _report(progress, "loading faces", k - 1, k, len(names))
     ij = np.array([[idx[a], idx[b]] for a, b, _ in pairs])
     same = np.array([s for _, _, s in pairs])
     return np.stack(imgs), ij, same
@@ -122,12 +135,16 @@ def default_pack_root() -> Path:
 
 
 def evaluate_lfw_entry(entry, pack_root: str | Path | None = None, flip: bool = True, threads: int = 0,
-                       batch: int = 64) -> LfwResult:
-    """LFW View 2 of any ONNX embedder described by a manifest entry (ONNX Runtime only, no torch)."""
+                       batch: int = 64, progress: Progress | None = None) -> LfwResult:
+    """LFW View 2 of any ONNX embedder described by a manifest entry (ONNX Runtime only, no torch).
+    ``progress(stage, done, total)`` hears about loading and embedding the faces, about every 10 %."""
     from desktop_app.vision.embedder import Embedder
 
     root = Path(pack_root) if pack_root else default_pack_root()
-    imgs, ij, same = load_lfw_pair_images(root / "lfw", root / "lfw-pairs.txt")
+    imgs, ij, same = load_lfw_pair_images(root / "lfw", root / "lfw-pairs.txt", progress)
     emb = Embedder(entry, threads=threads, verify=bool(entry.sha256))
-    e = np.concatenate([emb.infer(imgs[i : i + batch], flip=flip) for i in range(0, len(imgs), batch)])
-    return lfw_from_embeddings(e, ij, same)
+    parts = []
+    for i in range(0, len(imgs), batch):
+        parts.append(emb.infer(imgs[i : i + batch], flip=flip))
+        _report(progress, "embedding faces", i, min(i + batch, len(imgs)), len(imgs))
+    return lfw_from_embeddings(np.concatenate(parts), ij, same)
