@@ -92,7 +92,7 @@ def test_enroll_list_run_export_remove(db, tmp_path, capsys) -> None:
 def test_user_errors_are_one_line(db, tmp_path, capsys) -> None:
     url, cfg = db
     cases = [
-        (["people", "--db", "not a url"], "is not valid"),
+        (["people", "--db", "nosuchdb://kiosk/attendance"], "cannot use"),  # (a plain text is a SQLite file path)
         (["people", "remove", "Nobody", "--yes"], "no person named"),
         (["export", "events", "--from", "2026-02-30"], "is not a date"),
         (["export", "events", "--from", "2026-03-02", "--to", "2026-03-01"], "before"),
