@@ -209,3 +209,48 @@ def test_run_keeps_recording_while_the_database_is_busy(tmp_path, monkeypatch, c
     assert result == [0], err
     assert '"name": "Amy"' in out and '"kind": "check-in"' in out, (out, err)
     assert "Traceback" not in err
+
+
+def test_sightings_waiting_when_the_writer_closes_are_kept_and_written_by_the_next_one(tmp_path, monkeypatch) -> None:
+    """A database busy for longer than the program runs: what waits goes to the spool, and the next writer on
+    the same database writes it first, with the original times, once; then the spool is gone."""
+    from desktop_app.attendance.recorder import read_spool, spool_path
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    db = tmp_path / "busy.db"
+    url = f"sqlite:///{db}"
+    engine = st.open_engine(url)
+    with Session(engine) as s, s.begin():
+        people = [st.add_person(s, f"person {i}").id for i in range(3)]
+    spool = spool_path(url, tmp_path / "data")
+    settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0)
+    w = EventWriter(AttendanceRecorder(engine, settings), spool=spool)
+    with Holder(db):
+        for i, pid in enumerate(people):
+            w.submit(Sighting(pid, 0.8 + i / 100, ts=T0 + timedelta(minutes=i), snapshot_jpeg=b"\xff\xd8jpeg%d" % i))
+        assert _wait_for(lambda: w.status().startswith("database busy"))
+        assert w.close(0.5) == 3 and w.spooled == 3  # the program ends while the database is still locked
+    kept = read_spool(spool)
+    assert [(k.person_id, k.ts, k.snapshot_jpeg) for k in kept] == \
+        [(pid, T0 + timedelta(minutes=i), b"\xff\xd8jpeg%d" % i) for i, pid in enumerate(people)]
+    assert spool_path(f"sqlite:///{tmp_path / 'other.db'}", tmp_path / "data") != spool
+    recorded: list = []
+    w2 = EventWriter(AttendanceRecorder(engine, settings), on_event=recorded.append, spool=spool)
+    assert w2.close(30) == 0
+    assert [(e.person_id, e.ts) for e in recorded] == [(pid, T0 + timedelta(minutes=i)) for i, pid in enumerate(people)]
+    assert not spool.exists()
+    w3 = EventWriter(AttendanceRecorder(engine, settings), spool=spool)  # nothing kept: nothing written twice
+    assert w3.pending == 0 and w3.close(5) == 0
+    with Session(engine) as s:
+        assert len(s.scalars(select(st.AttendanceEvent.id)).all()) == 3
+    engine.dispose()
+
+
+def test_a_damaged_spool_line_costs_only_itself(tmp_path) -> None:
+    from desktop_app.attendance.recorder import read_spool, write_spool
+
+    p = tmp_path / "s.jsonl"
+    write_spool(p, [Sighting(1, 0.9, T0), Sighting(2, 0.8, T0 + timedelta(seconds=1), None, "door")])
+    p.write_text(p.read_text() + '{"person_id": "x"\n')
+    got = read_spool(p)
+    assert [(g.person_id, g.station) for g in got] == [(1, None), (2, "door")]

@@ -868,3 +868,20 @@ def test_frames_reach_the_view_as_copies(make_app, qtbot):
     before = pk.image.pixelColor(10, 10)
     arr[:] = 0  # the GUI's image is its own copy
     assert pk.image.pixelColor(10, 10) == before
+
+
+def test_a_busy_database_is_said_in_the_status_bar_and_the_sighting_is_recorded_after(make_app, qtbot, tmp_path,
+                                                                                     monkeypatch):
+    from tests.test_attendance_busy import Holder
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)  # read when the store opens its engine
+    monkeypatch.setattr("desktop_app.ui.controller.data_dir", lambda: tmp_path / "data")
+    ctl = make_app(source="")
+    ann, _ = enroll_elsewhere(ctl, "Ann", seed=1)
+    bar = ctl.window.statusBar()
+    with Holder(tmp_path / "attendance.db"):
+        ctl.writer.submit(CoreSighting(ann, 0.9))
+        qtbot.waitUntil(lambda: "database busy, 1 sighting waiting" in bar.currentMessage(), timeout=WAIT_MS)
+        assert "nothing is lost" in bar.currentMessage() and ctl.writer.pending == 1
+    qtbot.waitUntil(lambda: "answers again" in bar.currentMessage(), timeout=WAIT_MS)
+    assert [e.person_id for e in store_events(ctl)] == [ann]

@@ -8,13 +8,18 @@ the GUI and ``fdface run`` use: sightings are queued, written in order (retried 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 0.25  # first pause after "database busy"; doubles up to RETRY_MAX_S
 RETRY_MAX_S = 5.0
+ABANDON_WAIT_S = 15.0  # on close: how long the attempt in flight may take before what waits is spooled
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,45 @@ class AttendanceRecorder:
         self._last.pop(person_id, None)
 
 
+def spool_path(database_url: str, folder: Path) -> Path:
+    """Where sightings that could not be written to this database wait between runs (one file per database:
+    person ids belong to their database)."""
+    return folder / f"pending-sightings-{hashlib.sha1(database_url.encode()).hexdigest()[:12]}.jsonl"
+
+
+def write_spool(path: Path, items: list[Sighting]) -> None:
+    """Atomically replace the spool with ``items`` (fsynced: it stands for attendance not yet recorded)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for it in items:
+            fh.write(json.dumps({
+                "person_id": it.person_id, "similarity": it.similarity,
+                "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
+                "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_spool(path: Path) -> list[Sighting]:
+    """The sightings a spool holds; a damaged line is logged and skipped, the others are kept."""
+    if not path.exists():
+        return []
+    out: list[Sighting] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            ts = datetime.fromisoformat(d["ts"]) if d.get("ts") else None
+            snap = base64.b64decode(d["snapshot"]) if d.get("snapshot") else None
+            out.append(Sighting(int(d["person_id"]), float(d["similarity"]), ts, snap, d.get("station")))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s line %d is damaged and was skipped: %s", path, n, exc)
+    return out
+
+
 class EventWriter:
     """The one thread that writes events. ``submit`` never blocks and never loses a sighting: while the database
     is busy (another program holds the write lock), unreachable or its disk is full, sightings wait in memory, in
@@ -125,18 +170,33 @@ class EventWriter:
 
     ``on_event`` / ``on_error`` / ``on_status`` run on the writer thread (a GUI re-emits them as signals):
     ``on_event`` after each commit; ``on_error`` when a sighting cannot be recorded at all (not a passing
-    condition); ``on_status`` whenever :meth:`status` changes ("" again once everything waiting is written)."""
+    condition); ``on_status`` whenever :meth:`status` changes ("" again once everything waiting is written).
+
+    ``spool``: a file (:func:`spool_path`) where sightings still waiting when the writer is closed are kept, so
+    that a database busy or unreachable for longer than the program runs loses nothing: the next writer on the same
+    database writes them first (their original times; the rules' dedupe makes a sighting written twice count
+    once), and removes the file once they are all written."""
 
     def __init__(self, recorder: AttendanceRecorder, on_event: Callable[[RecordedEvent], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
-                 on_status: Callable[[str], None] | None = None) -> None:
+                 on_status: Callable[[str], None] | None = None, spool: Path | None = None) -> None:
         self.recorder = recorder
         self.on_event = on_event
         self.on_error = on_error
         self.on_status = on_status
+        self.spool = spool
+        self.spooled = 0  # sightings kept in the spool by close()
         self._pending: deque[Sighting] = deque()
         self._cv = threading.Condition()
         self._closing = False
+        self._abandon = False  # close() gave up waiting: what is left goes to the spool
+        self._from_spool = 0  # sightings at the head of the queue that came from the spool
+        if spool is not None:
+            kept = read_spool(spool)
+            self._pending.extend(kept)
+            self._from_spool = len(kept)
+            if kept:
+                log.info("%d sighting(s) kept from an earlier run in %s are written first", len(kept), spool)
         self._problem = ""  # the passing condition being waited out ("database busy"), "" when writing works
         self._reported = ""  # the status text last given to on_status
         self._thread = threading.Thread(target=self._run, name="attendance-writer", daemon=True)
@@ -177,7 +237,7 @@ class EventWriter:
     def _pause(self, seconds: float) -> None:
         """Wait before the next try, keeping the status's count up to date as sightings arrive."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self._abandon:
             with self._cv:
                 self._cv.wait(left)
             self._report_status()
@@ -188,8 +248,8 @@ class EventWriter:
             with self._cv:
                 while not self._pending and not self._closing:
                     self._cv.wait()
-                if not self._pending:
-                    return  # closing, everything written
+                if not self._pending or self._abandon:
+                    return  # closing, everything written; or close() spools what is left
                 item = self._pending[0]
             try:
                 ev = self.recorder.record(item.person_id, item.similarity, item.ts, item.snapshot_jpeg, item.station)
@@ -211,6 +271,10 @@ class EventWriter:
             with self._cv:
                 self._pending.popleft()
                 self._problem = ""  # written (or given up): the database answers again
+                spool_done = self._from_spool == 1
+                self._from_spool = max(0, self._from_spool - 1)
+            if spool_done and self.spool is not None and not self._abandon:
+                self.spool.unlink(missing_ok=True)  # everything kept from the earlier run is written now
             delay = RETRY_FIRST_S
             self._report_status()
             if ev is not None:
@@ -227,7 +291,28 @@ class EventWriter:
             self._closing = True
             self._cv.notify_all()
         self._thread.join(timeout)
+        if self._thread.is_alive() and self.spool is not None:
+            self.spool_now()
         return self.pending
+
+    def spool_now(self) -> int:
+        """Stop trying and keep every waiting sighting in the spool for the next writer on this database (the
+        attempt in flight may still commit; written twice, a sighting counts once). Returns how many were kept."""
+        with self._cv:
+            self._closing = self._abandon = True
+            self._cv.notify_all()
+        self._thread.join(ABANDON_WAIT_S)
+        with self._cv:
+            items = list(self._pending)
+        if self.spool is not None and (items or self._from_spool):
+            if items:
+                write_spool(self.spool, items)
+            else:
+                self.spool.unlink(missing_ok=True)
+            self.spooled = len(items)
+            if items:
+                log.warning("%d sighting(s) not yet recorded are kept in %s", len(items), self.spool)
+        return self.spooled
 
 
 def _call(callback: Callable[[Any], None] | None, arg: Any) -> None:

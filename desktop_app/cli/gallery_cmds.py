@@ -308,7 +308,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_error(text: str) -> None:
         print(f"error: {text}", file=sys.stderr, flush=True)
 
-    writer = EventWriter(recorder, on_event=on_event, on_error=on_error, on_status=on_status)
+    from desktop_app.attendance.recorder import spool_path
+    from desktop_app.config import data_dir
+
+    spool = spool_path(s.storage.resolved_url(), data_dir())
+    writer = EventWriter(recorder, on_event=on_event, on_error=on_error, on_status=on_status, spool=spool)
+    if writer.pending:
+        print(f"note: {writer.pending} sighting(s) kept from an earlier run are recorded first", file=sys.stderr)
     stills = isinstance(source, FolderSource)  # unrelated photos: no tracking, each photo is a sighting
     frames = events = skipped = 0
     last_refresh = time.monotonic()
@@ -347,13 +353,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         source.close()
         try:
             left = writer.close(timeout=None)  # every sighting written, however long the database stays busy
-        except KeyboardInterrupt:
-            left = writer.pending
+        except KeyboardInterrupt:  # a second Ctrl-C: keep what waits for the next run on this database
+            status = writer.status()
+            left = writer.spool_now()
+            if left:
+                print(f"{left} sighting(s) not yet recorded ({status}) are kept in {spool}; they are recorded "
+                      "when fdface run or the app next opens this database", file=sys.stderr)
         gallery.close()
     events = len(printed)
     if left:
-        print(f"{frames} frame(s), {events} event(s); {left} sighting(s) NOT recorded ({writer.status()})",
-              file=sys.stderr)
+        print(f"{frames} frame(s), {events} event(s); {left} sighting(s) waiting to be recorded", file=sys.stderr)
         return 1
     print(f"{frames} frame(s), {events} event(s)" + (f", {skipped} unreadable file(s) skipped" if skipped else ""),
           file=sys.stderr)

@@ -23,12 +23,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent
+from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent, spool_path
 from desktop_app.attendance.recorder import Sighting as CoreSighting
 from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
-from desktop_app.config import ConfigError, Settings, config_path, field_label
+from desktop_app.config import ConfigError, Settings, config_path, data_dir, field_label
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.gallery.store import (
@@ -54,6 +54,7 @@ from desktop_app.vision.types import FrameResult
 
 log = logging.getLogger(__name__)
 
+WRITER_CLOSE_S = 3.0  # switching databases: how long the GUI waits for the old one before spooling what waits
 CAMERA_POLL_MS = 3000  # how often the camera list is refreshed while no camera is running
 KIND_FLASH = {"check-in": "checked in", "check-out": "checked out", "seen": "seen"}
 
@@ -124,6 +125,7 @@ def jpeg_to_qimage(data: bytes | None) -> QImage | None:
 class AppController(QObject):
     eventRecorded = Signal(object)  # RecordedEvent (from the writer thread)
     writerError = Signal(str)
+    writerStatus = Signal(str)  # "database busy, 3 sightings waiting"; "" once they are written
     galleryChanged = Signal()  # people or templates changed: counts, dialogs and the index follow
     storeReady = Signal()
     packetShown = Signal(object)  # FramePacket, after the view took it (dialogs listen here)
@@ -177,6 +179,7 @@ class AppController(QObject):
         self._wire_window()
         self.eventRecorded.connect(self._on_event)
         self.writerError.connect(lambda m: self.window.statusBar().showMessage(f"Attendance not recorded: {m}"))
+        self.writerStatus.connect(self._writer_status)
         self._camera_timer = QTimer(self)
         self._camera_timer.setInterval(CAMERA_POLL_MS)
         self._camera_timer.timeout.connect(self.refresh_cameras)
@@ -263,8 +266,8 @@ class AppController(QObject):
 
     def _store_opened(self, o: Opened) -> None:
         old_writer, old_gallery, old_engine = self.writer, self.gallery, self.engine
-        if old_writer is not None:
-            old_writer.close()  # every queued event is written to the old store first
+        if old_writer is not None:  # every queued event is written to the old store first; if it is busy, what
+            old_writer.close(timeout=WRITER_CLOSE_S)  # waits is kept in its spool for the next time it is opened
         self.engine, self.gallery, self.enrolled, self.store_error = o.engine, o.gallery, o.enrolled, None
         self.index = o.gallery.index if o.gallery is not None else None
         if old_gallery is not None:
@@ -273,7 +276,9 @@ class AppController(QObject):
             old_engine.dispose()
         self.thumbnails = o.thumbnails
         self.writer = EventWriter(AttendanceRecorder(o.engine, self.settings.attendance),
-                                  on_event=emitter(self.eventRecorded), on_error=emitter(self.writerError))
+                                  on_event=emitter(self.eventRecorded), on_error=emitter(self.writerError),
+                                  on_status=emitter(self.writerStatus),
+                                  spool=spool_path(self.settings.storage.resolved_url(), data_dir()))
         self.worker.matcher = self._match if self.index is not None else None
         self.window.db_status.setText(describe_url(self.settings.storage.resolved_url()))
         self._show_today(o.today, keep_shown=False)
@@ -715,6 +720,15 @@ class AppController(QObject):
         self._dialogs["log"] = dlg
         dlg.open()
         return dlg
+
+    @Slot(str)
+    def _writer_status(self, text: str) -> None:
+        """A busy database: sightings wait and are retried; the status bar says so until they are written."""
+        bar = self.window.statusBar()
+        if text:
+            bar.showMessage(f"Attendance: {text}; retrying, nothing is lost")
+        else:
+            bar.showMessage("Attendance: the database answers again; every waiting sighting is recorded", 8000)
 
     # -- shutdown --------------------------------------------------------------------------------------------------
     @Slot()
