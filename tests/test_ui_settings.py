@@ -207,11 +207,14 @@ def test_a_db_given_on_the_command_line_is_not_written_to_the_settings_file(tmp_
 
 @pytest.mark.parametrize("given", ["~/att.db", "att.db", "sqlite:///{tmp}/att.db", "{tmp}/att.db"])
 def test_the_gui_takes_a_database_file_path_or_url(given, tmp_path, monkeypatch):
-    from desktop_app.ui.settings_dialog import database_url_from_text
+    from desktop_app import dburl
+    from desktop_app.ui import controller, settings_dialog
 
+    # one conversion for the GUI and the CLI
+    assert settings_dialog.database_url is dburl.database_url and controller.database_url is dburl.database_url
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    assert database_url_from_text(given.format(tmp=tmp_path)) == f"sqlite:///{tmp_path / 'att.db'}"
+    assert dburl.database_url(given.format(tmp=tmp_path)) == f"sqlite:///{tmp_path / 'att.db'}"
 
 
 # ------------------------------------------------------------------- 5. labels, messages that follow the values

@@ -29,6 +29,7 @@ from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
 from desktop_app.config import ConfigError, Settings, config_path, data_dir, field_label
+from desktop_app.dburl import database_url
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.gallery.store import (
@@ -45,7 +46,7 @@ from desktop_app.gallery.store import (
 from desktop_app.manifest import ModelEntry
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.qtcompat import emit, emitter
-from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys, database_url_from_text
+from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys
 from desktop_app.ui.side_panel import EventRow
 from desktop_app.ui.tasks import TaskQueue
 from desktop_app.ui.worker import FramePacket, Sighting, VisionWorker, bgr_to_qimage
@@ -792,7 +793,7 @@ def create_app(args) -> tuple[QApplication, AppController]:
     settings, problem = load_settings(args.settings)
     saved_url = settings.storage.database_url
     if args.db:
-        settings = settings.with_changes("storage", database_url=database_url_from_text(args.db))
+        settings = settings.with_changes("storage", database_url=database_url(args.db))
     ctl = AppController(settings, args.settings, source=args.source)
     if args.db:
         ctl.db_override = (settings.storage.database_url, saved_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QLocale, Qt, Signal, Slot
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.capture import CameraInfo
 from desktop_app.config import CALIBRATED_THRESHOLD, FAR_FROM_CALIBRATED, ConfigError, Settings, field_label
+from desktop_app.dburl import database_url
 from desktop_app.ui.qtcompat import emit
 
 RESOLUTIONS = [(640, 480), (640, 360), (1280, 720), (1920, 1080)]
@@ -147,15 +147,6 @@ class NumberField(QLineEdit):
         super().keyPressEvent(e)
 
 
-def database_url_from_text(text: str) -> str:
-    """A path typed or browsed (``~`` and relative ones too, made absolute: a URL must not depend on the folder the
-    app was started from) becomes a SQLite URL; a URL or empty stays as it is."""
-    t = text.strip()
-    if not t or "://" in t:
-        return t
-    return f"sqlite:///{Path(t).expanduser().resolve()}"
-
-
 class SettingsDialog(QDialog):
     settingsAccepted = Signal(object)  # Settings, validated
 
@@ -261,7 +252,7 @@ class SettingsDialog(QDialog):
         path, _ = QFileDialog.getSaveFileName(self, "Database file", "attendance.db", "SQLite database (*.db)",
                                               options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
-            self.widgets[("storage", "database_url")].setText(database_url_from_text(path))
+            self.widgets[("storage", "database_url")].setText(database_url(path))
 
     def _browse_source(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Video file")
@@ -285,7 +276,7 @@ class SettingsDialog(QDialog):
         d = self._base.to_dict()
         for (sec, key), w in self.widgets.items():
             d[sec][key] = self._value(w)
-        d["storage"]["database_url"] = database_url_from_text(d["storage"]["database_url"])
+        d["storage"]["database_url"] = database_url(d["storage"]["database_url"])
         return d
 
     def settings(self) -> Settings:
