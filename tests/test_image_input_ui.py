@@ -48,6 +48,7 @@ def test_photo_enrolment_refuses_hostile_files_with_the_reason(ctl, qtbot, bad_i
     refused = {r.source: " ".join(r.reasons) for r in dlg.refusals}
     for kind, path in bad_images.items():
         assert REASONS[kind] in refused[path.name], refused
+        assert str(path) not in refused[path.name]  # the list names the file; the reason does not repeat it
     assert [c.source for c in dlg.usable] == [FACE.name]
 
 

@@ -301,3 +301,15 @@ def test_about_reports_the_installed_pyside6_and_wraps_long_lines(qtbot):
     assert view.document().size().width() <= view.viewport().width() + 1
     assert view.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
     assert f"Database file: {long_path}" in dlg.text()  # the copied report is whole as well
+
+
+def test_a_settings_file_that_is_not_toml_is_kept_aside_before_the_defaults_are_used(tmp_path):
+    from desktop_app.ui.controller import load_settings
+
+    f = tmp_path / "settings.toml"
+    written = '[storage]\ndatabase_url = "sqlite:////srv/kiosk.db"\n[recognition\nthreshold = 0.5\n'
+    f.write_text(written, encoding="utf-8")
+    s, message = load_settings(f)
+    assert s == Settings() and message is not None
+    kept = list(tmp_path.glob("settings.toml.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_text(encoding="utf-8") == written and str(kept[0]) in message

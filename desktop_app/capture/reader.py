@@ -174,8 +174,9 @@ class CaptureReader:
                     self._set_status(CaptureState.FAILED, str(exc))
                     return
                 attempts += 1
+                said = str(exc).rstrip(".")
                 self._set_status(
-                    CaptureState.RECONNECTING, f"{exc} Retrying every {self.reconnect_seconds:g} s.", attempts
+                    CaptureState.RECONNECTING, f"{said}. Retrying every {self.reconnect_seconds:g} s.", attempts
                 )
                 self._stop.wait(self.reconnect_seconds)
                 continue

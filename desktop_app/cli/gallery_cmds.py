@@ -310,6 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from desktop_app.attendance.recorder import spool_path
     from desktop_app.config import data_dir
+    from desktop_app.gallery.service import REFRESH_SECONDS
 
     spool = spool_path(s.storage.resolved_url(), data_dir())
     writer = EventWriter(recorder, on_event=on_event, on_error=on_error, on_status=on_status, spool=spool)
@@ -341,7 +342,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     continue
                 snap = _snapshot(img, f) if s.attendance.keep_snapshots else None
                 writer.submit(Sighting(int(f.person_id), float(f.similarity), snapshot_jpeg=snap))
-            if time.monotonic() - last_refresh > 30:  # other kiosks may have enrolled people
+            if time.monotonic() - last_refresh > REFRESH_SECONDS:  # other kiosks may have enrolled people
                 try:
                     gallery.refresh()
                 except StoreError as exc:  # tried again at the next refresh; recognition goes on meanwhile

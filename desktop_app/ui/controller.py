@@ -9,6 +9,7 @@ and camera listing. Views never touch the core; the controller never paints.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -102,7 +103,9 @@ def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
     try:
         settings, problems = Settings.load_keeping_valid(path)
     except ConfigError as exc:
-        return Settings(), f"{exc}. The defaults are used until the settings are saved again."
+        kept = keep_aside(Path(path) if path else config_path())
+        where = f" The file was kept as {kept}; saving the settings writes a new one." if kept else ""
+        return Settings(), f"{exc}. The defaults are used until the settings are saved again.{where}"
     for p in problems:
         log.warning("settings: %s (ignored)", p)
     if not problems:
@@ -110,6 +113,20 @@ def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
     return settings, ("These settings could not be used; their defaults apply and every other setting was read. "
                       "Correct them in Tools > Settings (saving drops the unknown ones) or in the file:\n\n"
                       + "\n".join(f"- {p}" for p in problems))
+
+
+def keep_aside(path: Path) -> Path | None:
+    """Copy an unreadable settings file aside (``settings.toml.unreadable-20261204-153000``) before the defaults
+    are used, so that saving the settings later does not destroy what the person wrote."""
+    if not path.is_file():
+        return None
+    dst = path.with_name(f"{path.name}.unreadable-{datetime.now():%Y%m%d-%H%M%S}")
+    try:
+        shutil.copy2(path, dst)
+    except OSError as exc:
+        log.warning("could not keep a copy of %s: %s", path, exc)
+        return None
+    return dst
 
 
 def jpeg_to_qimage(data: bytes | None) -> QImage | None:

@@ -328,8 +328,8 @@ class EnrollDialog(QDialog):
             name = Path(p).name
             try:
                 img = read_image(p)
-            except MediaError as exc:
-                self._add_verdict(None, Refusal(name, (str(exc),)), None)
+            except MediaError as exc:  # the list names the file already: the reason alone
+                self._add_verdict(None, Refusal(name, (getattr(exc, "reason", None) or str(exc),)), None)
                 continue
             ids.append(self._analyze(name, img))
         return ids
