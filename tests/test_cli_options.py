@@ -29,11 +29,14 @@ def test_a_config_file_that_does_not_exist_stops_the_command(argv, tmp_path, cap
 
 
 def test_an_existing_config_file_is_used(tmp_path, capsys, monkeypatch) -> None:
+    from desktop_app.gallery.store import open_engine
+
     cfg = tmp_path / "settings.toml"
     cfg.write_text(f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "from-config.db"}"\n')
     monkeypatch.delenv("FDFACE_DB", raising=False)
+    open_engine(f"sqlite:///{tmp_path / 'from-config.db'}").dispose()
     code, out, _ = cli(capsys, "people", "list", "--config", str(cfg))
-    assert code == 0 and "nobody enrolled" in out and (tmp_path / "from-config.db").exists()
+    assert code == 0 and "nobody enrolled" in out
 
 
 # ------------------------------------------------------------------------------------------------ --db
@@ -58,23 +61,34 @@ def test_database_url_takes_a_windows_path() -> None:  # pragma: no cover - runs
 
 
 def test_db_option_environment_and_settings_take_a_plain_path(tmp_path, capsys, monkeypatch) -> None:
+    """Each form names the same kind of SQLite file; commands on people and events never create one (a mistyped
+    path would leave an empty database behind): they say there is none, naming the absolute path understood."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FDFACE_DB", raising=False)
     cfg = tmp_path / "settings.toml"
     cfg.write_text("")
-    for argv, made in [(("--db", str(tmp_path / "absolute.db")), "absolute.db"),
-                       (("--db", "relative.db"), "relative.db"),
-                       (("--db", f"sqlite:///{tmp_path / 'url.db'}"), "url.db")]:
-        code, out, err = cli(capsys, "people", "list", *argv, "--config", str(cfg))
-        assert code == 0 and "nobody enrolled" in out, err
-        assert (tmp_path / made).is_file()
+    forms = [(("--db", str(tmp_path / "absolute.db")), "absolute.db"), (("--db", "relative.db"), "relative.db"),
+             (("--db", f"sqlite:///{tmp_path / 'url.db'}"), "url.db"),
+             (("--db", str(tmp_path / "no" / "such" / "folder.db")), "no/such/folder.db")]
+    for argv, made in forms:
+        for cmd in (("people", "list"), ("export", "events"), ("people", "remove", "#1", "--yes")):
+            code, out, err = cli(capsys, *cmd, *argv, "--config", str(cfg))
+            assert code == 2 and f"there is no database at {tmp_path / made}" in err, err
+        assert not (tmp_path / made).exists() and not (tmp_path / "no").exists()
+    from desktop_app.gallery.store import open_engine
+
+    for made in ("relative.db", "from-env.db", "from-settings.db"):
+        open_engine(f"sqlite:///{tmp_path / made}").dispose()
+    code, out, err = cli(capsys, "people", "list", "--db", "relative.db", "--config", str(cfg))
+    assert code == 0 and "nobody enrolled" in out, err
     monkeypatch.setenv("FDFACE_DB", "from-env.db")
     assert cli(capsys, "export", "events", "--config", str(cfg))[0] == 0
-    assert (tmp_path / "from-env.db").is_file()
     monkeypatch.delenv("FDFACE_DB")
     cfg.write_text(f'[storage]\ndatabase_url = "{tmp_path / "from-settings.db"}"\n')  # hand-edited: a path
     assert cli(capsys, "people", "list", "--config", str(cfg))[0] == 0
-    assert (tmp_path / "from-settings.db").is_file()
+    cfg.write_text('[storage]\ndatabase_url = "elsewhere.db"\n')
+    code, _, err = cli(capsys, "people", "list", "--config", str(cfg))
+    assert code == 2 and f"no database at {tmp_path / 'elsewhere.db'}" in err
 
 
 def test_db_help_gives_posix_and_windows_examples(capsys) -> None:

@@ -21,6 +21,9 @@ def db(tmp_path, monkeypatch):
         pytest.skip("the CLI uses the installed model: models/fdfacenet.onnx is absent or does not match its manifest")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("FDFACE_DB", url)
+    from desktop_app.gallery.store import open_engine
+
+    open_engine(url).dispose()  # an installed app's database (listing and export do not create one)
     cfg = tmp_path / "settings.toml"
     cfg.write_text('[attendance]\ntimezone = "Europe/Paris"\nstation = "hall"\n')
     return url, cfg
@@ -106,10 +109,19 @@ def test_user_errors_are_one_line(db, tmp_path, capsys) -> None:
 
 
 def test_db_option_overrides_the_environment(db, tmp_path, capsys) -> None:
+    from sqlalchemy.orm import Session
+
+    from desktop_app.gallery import store as st
+
     other = f"sqlite:///{tmp_path / 'other.db'}"
+    engine = st.open_engine(other)
+    with Session(engine) as s, s.begin():
+        st.add_person(s, "Zed Only-In-Other")
+    engine.dispose()
     code, out, _ = run(capsys, "people", "--db", other)
+    assert code == 0 and "Zed Only-In-Other" in out
+    code, out, _ = run(capsys, "people")
     assert code == 0 and "nobody enrolled" in out
-    assert (tmp_path / "other.db").exists() and not (tmp_path / "cli.db").exists()
 
 
 def test_run_on_a_video_tracks_votes_and_dedupes(db, tmp_path, capsys) -> None:

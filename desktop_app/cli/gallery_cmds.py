@@ -42,11 +42,22 @@ def _settings(args: argparse.Namespace) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _engine(settings: Any) -> Any:
+def _engine(settings: Any, must_exist: bool = False) -> Any:
+    """The store's engine; with ``must_exist`` (listing, export, remove, set) no SQLite file is created, nor the
+    folders above it, where there is none (a mistyped ``--db`` would otherwise leave an empty database behind)."""
+    from sqlalchemy.engine import make_url
+
     from desktop_app.gallery.store import StoreError, open_engine
 
+    url = settings.storage.resolved_url()
+    if must_exist:
+        u = make_url(url)
+        if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
+                and not Path(u.database).exists():
+            raise CliError(f"there is no database at {u.database}: nobody has been enrolled and nothing recorded "
+                           "there yet (check --db, FDFACE_DB or storage.database_url)")
     try:
-        return open_engine(settings.storage.resolved_url())
+        return open_engine(url)
     except StoreError as exc:
         raise CliError(str(exc)) from None
 
@@ -166,7 +177,7 @@ def cmd_people_list(args: argparse.Namespace) -> int:
 
     from desktop_app.gallery import store as st
 
-    engine = _engine(_settings(args))
+    engine = _engine(_settings(args), must_exist=True)
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
             people = st.find_people(sess, args.query, group=args.group,
@@ -203,7 +214,7 @@ def cmd_people_remove(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     erase = s.attendance.erase_events_on_delete if args.events == "setting" else args.events == "erase"
-    engine = _engine(s)
+    engine = _engine(s, must_exist=True)
     try:
         for ref in args.people:
             with st.store_errors(), Session(engine) as sess:
@@ -228,7 +239,7 @@ def cmd_people_set(args: argparse.Namespace) -> int:
 
     from desktop_app.gallery import store as st
 
-    engine = _engine(_settings(args))
+    engine = _engine(_settings(args), must_exist=True)
     try:
         with st.store_errors(), Session(engine) as sess, sess.begin():
             p = _store_call(st.resolve_person, sess, args.person)
@@ -386,7 +397,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     last = _parse_day(args.date_to or args.day, today, default=first)
     if last < first:
         raise CliError(f"--to {last} is before --from {first}")
-    engine = _engine(s)
+    engine = _engine(s, must_exist=True)
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
             pid = _store_call(st.resolve_person, sess, args.person).id if args.person else None
