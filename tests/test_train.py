@@ -322,3 +322,43 @@ def test_second_teacher_cached_targets_follow_the_mirror(tmp_path: Path, monkeyp
     assert losses[-1] < losses[0]
     again = Trainer(load_recipe(rp), tmp_path / "run2")  # reuses the cached targets
     np.testing.assert_array_equal(again.targets2, t)
+
+
+def test_a_kept_checkpoint_continues_the_run_on_a_new_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop_app.cli import main
+    from desktop_app.train.loop import Trainer
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_folder(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    rp = tmp_path / "recipes" / "k.toml"
+    rp.write_text(f'name = "k"\nnet = "fdfacenet_relu"\nloss = "arcface"\nimage_folder = "{folder}"\nbatch = 8\n'
+                  'lr = 0.05\nsteps = 16\nthreads = 1\nbf16 = false\nchannels_last = false\nmixup = 0.0\n')
+    r = load_recipe(rp)
+    tr = Trainer(r, tmp_path / "run")
+    for _ in range(10):
+        tr.train_step(np.arange(8))
+    tr.step = 10
+    tr.save()
+    kept = tmp_path / "kept" / "k.pt"
+    assert main(["keep", str(tmp_path / "run"), "--recipe", str(rp), "--out", str(kept)]) == 0
+    full, small = (tmp_path / "run" / "last.pt").stat().st_size, kept.stat().st_size
+    assert small < 0.6 * full  # no optimizer state, fp16 weights
+
+    fresh = Trainer(r, tmp_path / "elsewhere")  # a new machine: no runs/ folder
+    fresh.load_kept(kept)
+    assert fresh.step == 10
+    for (name, a), b in zip(tr.model.state_dict().items(), fresh.model.state_dict().values(), strict=True):
+        assert a.dtype == b.dtype, name
+        if a.is_floating_point():
+            assert torch.allclose(a, b, rtol=2e-3, atol=1e-4), name
+    lr_before = fresh.lr_now()
+    assert abs(lr_before - tr.lr_now()) < 1e-12  # the same point of the same cosine curve
+    fresh2 = Trainer(r, tmp_path / "elsewhere2")
+    fresh2.run(kept=kept)
+    assert fresh2.step == 16 and (tmp_path / "elsewhere2" / "final.pt").exists()
+
+    other = tmp_path / "recipes" / "other.toml"
+    other.write_text(rp.read_text().replace('name = "k"', 'name = "other"'))
+    with pytest.raises(ValueError, match="not a kept checkpoint of recipe 'other'"):
+        Trainer(load_recipe(other), tmp_path / "o").load_kept(kept)

@@ -33,13 +33,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _cli_error(str(exc)) from None
     out = args.out or f"runs/{recipe.name}"
+    kept = Path(args.resume_from) if args.resume_from else None
+    if kept is not None and not kept.is_file():
+        raise _cli_error(f"--resume-from {kept}: no such file")
     tr = Trainer(recipe, out)
-    final = tr.run(resume=not args.fresh)
+    try:
+        final = tr.run(resume=not args.fresh, kept=kept)
+    except ValueError as exc:
+        raise _cli_error(str(exc)) from None
     if tr.stopped:
         print(f"stopped at step {tr.step} ({tr.elapsed / 60:.1f} of {recipe.minutes or '-'} min), checkpoint in "
               f"{Path(out) / 'last.pt'}; run the same command again to resume")
         return 0
     print(f"done: {final}")
+    return 0
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
+    """A committed copy of a paused run: runs/ lives outside git, a new machine would lose it."""
+    try:
+        import torch
+
+        from desktop_app.train.loop import kept_checkpoint
+        from desktop_app.train.recipe import load_recipe
+    except ImportError as exc:
+        raise _cli_error(f"keeping a run needs PyTorch ({exc}): pip install -e '.[train]'") from None
+    last = Path(args.run) / "last.pt"
+    if not last.is_file():
+        raise _cli_error(f"no checkpoint at {last}")
+    recipe = load_recipe(args.recipe)
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    if state.get("recipe") != recipe.name:
+        raise _cli_error(f"{last} is a checkpoint of {state.get('recipe')!r}, not of {recipe.name!r}")
+    kept = kept_checkpoint(state)
+    out = Path(args.out or Path(__file__).resolve().parents[2] / "checkpoints" / f"{recipe.name}.pt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    torch.save(kept, tmp)
+    tmp.replace(out)
+    print(f"kept step {kept['step']} of {recipe.name} in {out} ({out.stat().st_size / 1e6:.1f} MB); on a new machine: "
+          f"fdface train {args.recipe} --resume-from {out}")
     return 0
 
 
@@ -212,7 +245,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe")
     p.add_argument("--out", help="run directory (default runs/<recipe name>)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--resume-from", metavar="FILE",
+                   help="a kept checkpoint (fdface keep) to continue from when RUN/last.pt is absent (a new machine)")
     p.set_defaults(func=cmd_train)
+
+    k = sub.add_parser("keep", help="write a small copy of RUN/last.pt to commit (resume with train --resume-from)")
+    k.add_argument("run", help="run directory holding last.pt")
+    k.add_argument("--recipe", required=True, help="the recipe the run uses")
+    k.add_argument("--out", help="file to write (default checkpoints/<recipe name>.pt)")
+    k.set_defaults(func=cmd_keep)
 
     ev = sub.add_parser("eval", help="evaluate an embedder")
     evs = ev.add_subparsers(dest="eval_kind", metavar="KIND", required=True)

@@ -72,6 +72,19 @@ def native_bf16() -> bool:
         return True
 
 
+def kept_checkpoint(state: dict) -> dict:
+    """What a new machine needs to continue a run on the same curve, small enough to commit (from a full
+    checkpoint, ``Trainer.state()`` / RUN/last.pt): the weights of the net and the heads in fp16 (their rounding,
+    ~1e-3 relative, is far below one SGD step's change at the learning rates where a run is paused), the step and
+    the history. The optimizer's momentum and the random streams are left out (momentum rebuilds within ~10 steps
+    at 0.9; the data order restarts from a stream seeded by the step)."""
+    def half(sd: dict | None) -> dict | None:
+        return None if sd is None else {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+
+    return {"kept": 1, **{k: half(state.get(k)) for k in ("model", "distill_head", "distill_head2", "arcface")},
+            **{k: state[k] for k in ("step", "elapsed", "epoch", "history", "recipe", "net", "net_kwargs")}}
+
+
 class Trainer:
     def __init__(self, recipe: Recipe, out_dir: str | Path) -> None:
         self.r = recipe
@@ -171,6 +184,27 @@ class Trainer:
         torch.set_rng_state(st["torch_rng"])
         self.history = st["history"]
 
+    # -- kept checkpoints (committed between sessions) -------------------------------------------------------------
+    def kept_state(self) -> dict:
+        return kept_checkpoint(self.state())
+
+    def load_kept(self, path: Path) -> None:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        if st.get("kept") != 1 or st["recipe"] != self.r.name:
+            raise ValueError(f"{path} is not a kept checkpoint of recipe {self.r.name!r}")
+
+        def full(sd: dict, like: nn.Module) -> dict:
+            ref = like.state_dict()
+            return {k: v.to(ref[k].dtype) for k, v in sd.items()}
+
+        self.model.load_state_dict(full(st["model"], self.model))
+        for name in ("distill_head", "distill_head2", "arcface"):
+            mod = getattr(self, name)
+            if mod is not None and st.get(name):
+                mod.load_state_dict(full(st[name], mod))
+        self.step, self.elapsed, self.epoch, self.history = st["step"], st["elapsed"], st["epoch"], st["history"]
+        self.rng = np.random.default_rng([self.r.seed, self.step])  # a fresh stream, reproducible from the step
+
     # -- schedule ----------------------------------------------------------------------------------------------
     def progress(self) -> float:
         p = 0.0
@@ -244,11 +278,16 @@ class Trainer:
             return np.flatnonzero(self.train_set.labels >= 0)
         return np.arange(len(self.train_set))
 
-    def run(self, resume: bool = True, on_progress=None) -> dict[str, float]:
+    def run(self, resume: bool = True, on_progress=None, kept: Path | None = None) -> dict[str, float]:
+        """``kept``: a kept checkpoint (:meth:`kept_state`) to continue from when the run folder has no last.pt
+        (a new machine)."""
         last = self.out / "last.pt"
         if resume and last.exists():
             self.load(last)
             log.info("resumed from %s at step %d (%.1f min)", last, self.step, self.elapsed / 60)
+        elif kept is not None:
+            self.load_kept(kept)
+            log.info("continued from the kept checkpoint %s at step %d", kept, self.step)
         pool = self._sampling_pool()
         bs = self.r.batch
         logf = open(self.out / "log.jsonl", "a")  # noqa: SIM115 (closed at the end; a kill loses no line)
