@@ -202,7 +202,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
     if not ckpt.exists():
         raise _cli_error(f"no checkpoint at {ckpt}")
     recipe = load_recipe(args.recipe)
-    models = default_models_dir()
+    models = Path(args.out) if args.out else default_models_dir()
+    models.mkdir(parents=True, exist_ok=True)
     path, st = export_checkpoint(ckpt, models / f"{args.name}.onnx")
     vimg, vlab, pool = _val_faces(recipe)
     todo = [(args.name, path)]
@@ -227,6 +228,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--recipe", required=True, help="the recipe the run used")
     sp.add_argument("--ckpt", help="checkpoint (default RUN/final.pt)")
     sp.add_argument("--name", default="fdfacenet")
+    sp.add_argument("--out", metavar="DIR", help="write the model and a manifest there instead of models/ (to measure "
+                                                 "an intermediate checkpoint without shipping it)")
     sp.add_argument("--int8", action="store_true", help="also write NAME-int8.onnx (static QDQ)")
     sp.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
     sp.add_argument("--threads", type=int, default=0)
