@@ -262,3 +262,31 @@ def test_graph_search_effort_is_a_setting(tmp_path) -> None:
     cfg.write_text("[storage]\nhnsw_ef_search = 5\n")
     with pytest.raises(ConfigError, match="storage.hnsw_ef_search"):
         Settings.load(cfg)
+
+
+def test_store_takes_numpy_ids(engine) -> None:
+    """Ids straight from the index arrays (numpy int64) act like Python ints in every store function: SQLite would
+    bind an int64 as an 8-byte blob that matches no row, so the store would delete nothing while the index
+    removed the templates (issue 18)."""
+    with Session(engine) as s, s.begin():
+        p = st.add_person(s, "Ada")
+        q = st.add_person(s, "Bob")
+        st.add_templates(s, np.int64(p.id), [st.NewTemplate(vec(i), "m@1", crop_jpeg=b"c") for i in range(3)])
+        st.add_templates(s, q.id, [st.NewTemplate(vec(9), "m@1")])
+        st.add_event(s, q, datetime(2026, 3, 2, 8, 0, tzinfo=UTC), "UTC", "door", st.EventKind.CHECK_IN, 0.7)
+        pid, qid = p.id, q.id
+    with Session(engine) as s:
+        arr = st.load_templates(s, "m@1", 16)
+    ada = arr.template_ids[arr.person_ids == pid]
+    assert ada.dtype == np.int64
+    with Session(engine) as s, s.begin():
+        assert st.delete_templates(s, ada[:2]) == 2
+        assert st.delete_templates(s, iter([ada[2]])) == 1
+    with Session(engine) as s:
+        assert st.load_templates(s, "m@1", 16).person_ids.tolist() == [qid]
+        assert s.scalar(select(st.TemplateCrop.template_id)) is None
+        assert st.get_person(s, np.int64(pid)).name == "Ada"
+        since = datetime(2026, 3, 2, tzinfo=UTC)
+        assert len(st.events_of_person_since(s, np.int64(qid), since)) == 1
+    with Session(engine) as s, s.begin():
+        assert st.delete_person(s, np.int64(qid), erase_events=True).events_deleted == 1

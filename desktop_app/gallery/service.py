@@ -248,6 +248,7 @@ class Gallery:
         return er
 
     def delete_templates(self, template_ids: Sequence[int]) -> int:
+        template_ids = st.as_ids(template_ids)  # store and index drop the same rows, whatever the caller's int type
         with st.store_errors(self.url), Session(self.engine) as s, s.begin():
             n = st.delete_templates(s, template_ids)
         self.index.remove_templates(template_ids)
@@ -255,6 +256,7 @@ class Gallery:
         return n
 
     def set_active(self, person_id: int, active: bool) -> None:
+        person_id = st.as_id(person_id)
         with st.store_errors(self.url), Session(self.engine) as s, s.begin():
             p = s.get(st.Person, person_id)
             if p is None:
@@ -272,6 +274,7 @@ class Gallery:
         self._note_change()
 
     def rename(self, person_id: int, name: str) -> None:
+        person_id = st.as_id(person_id)
         with st.store_errors(self.url), Session(self.engine) as s, s.begin():
             p = s.get(st.Person, person_id)
             if p is None:

@@ -22,7 +22,7 @@ import os
 import secrets
 import sqlite3
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -410,6 +410,17 @@ def check_person_fields(name: str | None = None, external_id: str | None = None,
             check_text("group", group))
 
 
+# --------------------------------------------------------------------------------------------- ids
+def as_id(value: Any) -> int:
+    """A row id as a Python int. Ids often come from the index's numpy arrays, and SQLite binds a numpy int64 as an
+    8-byte blob that equals no row: a delete would quietly remove nothing while the index dropped the rows."""
+    return int(value)
+
+
+def as_ids(values: Iterable[Any]) -> list[int]:
+    return [int(v) for v in values]
+
+
 # --------------------------------------------------------------------------------------------- people
 def add_person(s: Session, name: str, external_id: str | None = None, group: str | None = None,
                active: bool = True) -> Person:
@@ -427,7 +438,7 @@ def add_person(s: Session, name: str, external_id: str | None = None, group: str
 
 
 def get_person(s: Session, person_id: int) -> Person | None:
-    return s.get(Person, person_id)
+    return s.get(Person, as_id(person_id))
 
 
 def find_people(s: Session, query: str | None = None, group: str | None = None,
@@ -503,6 +514,7 @@ class Erasure:
 def delete_person(s: Session, person_id: int, erase_events: bool = False) -> Erasure:
     """Right to erasure: the person, their templates, crops and event snapshots go; their past events are deleted
     (``erase_events``) or keep only the person's pseudonym."""
+    person_id = as_id(person_id)
     person = s.get(Person, person_id)
     if person is None:
         raise StoreError(f"no person #{person_id}")
@@ -565,6 +577,7 @@ def embedding_bytes(v: np.ndarray) -> bytes:
 
 def add_templates(s: Session, person_id: int, templates: Sequence[NewTemplate]) -> list[Template]:
     """Add templates (all in the caller's transaction: all or none)."""
+    person_id = as_id(person_id)
     if s.get(Person, person_id) is None:
         raise StoreError(f"no person #{person_id}")
     out = []
@@ -582,8 +595,9 @@ def add_templates(s: Session, person_id: int, templates: Sequence[NewTemplate]) 
     return out
 
 
-def delete_templates(s: Session, template_ids: Sequence[int]) -> int:
-    ids = list(template_ids)
+def delete_templates(s: Session, template_ids: Iterable[int]) -> int:
+    """How many templates (and their crops) were deleted."""
+    ids = as_ids(template_ids)
     if not ids:
         return 0
     s.execute(delete(TemplateCrop).where(TemplateCrop.template_id.in_(ids)))
@@ -654,7 +668,7 @@ def add_event(s: Session, person: Person, ts: datetime, tz: str, station: str, k
 def events_of_person_since(s: Session, person_id: int, since: datetime) -> list[AttendanceEvent]:
     """A person's events at or after ``since`` (UTC), oldest first (the rules use the day's events)."""
     return list(s.scalars(select(AttendanceEvent)
-                          .where(AttendanceEvent.person_id == person_id, AttendanceEvent.ts >= since)
+                          .where(AttendanceEvent.person_id == as_id(person_id), AttendanceEvent.ts >= since)
                           .order_by(AttendanceEvent.ts, AttendanceEvent.id)))
 
 
