@@ -189,7 +189,7 @@ def test_analyze_rejects_an_unknown_net(capsys) -> None:
 
 # --- eq. 4 fit and the benchmark report -------------------------------------------------------------------------
 
-from desktop_app.nets import bench  # noqa: E402
+from desktop_app.bench import nets as bench  # noqa: E402
 
 
 def test_f_distribution_tail_matches_tables() -> None:

@@ -48,9 +48,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_bench_nets(args: argparse.Namespace) -> int:
     _need_torch()
+    from desktop_app.bench.nets import main_log, render_markdown, run_bench, write_section
     from desktop_app.cli import CliError
     from desktop_app.nets import list_nets
-    from desktop_app.nets.bench import main_log, render_markdown, run_bench, write_section
 
     try:
         import onnxruntime  # noqa: F401
@@ -61,7 +61,7 @@ def cmd_bench_nets(args: argparse.Namespace) -> int:
         raise CliError(f"unknown net(s) {', '.join(unknown)}; known: {', '.join(list_nets())}")
     if args.repeats < 1 or args.warmup < 0 or not args.threads or min(args.threads) < 1:
         raise CliError("--repeats must be >= 1, --warmup >= 0 and --threads positive")
-    from desktop_app.nets.bench import DEFAULT_TEACHER
+    from desktop_app.bench.nets import DEFAULT_TEACHER
 
     teacher = None if args.no_teacher else (args.teacher or DEFAULT_TEACHER)
     res = run_bench(args.nets or None, threads=tuple(args.threads), repeats=args.repeats, warmup=args.warmup,
@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=_int_list, default=[1, 2], help="intra-op thread counts, comma-separated (1,2)")
     b.add_argument("--teacher", metavar="ONNX",
                    help="the real pretrained MobileFaceNet, timed as the reference when present "
-                        "(default: DEFAULT_TEACHER in desktop_app/nets/bench.py)")
+                        "(default: DEFAULT_TEACHER in desktop_app/bench/nets.py)")
     b.add_argument("--no-teacher", action="store_true", help="do not time the teacher")
     b.add_argument("--write", metavar="MD", help="replace this benchmark's section in MD (e.g. docs/BENCHMARKS.md)")
     b.add_argument("--provisional", action="store_true",

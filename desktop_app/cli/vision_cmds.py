@@ -260,7 +260,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from desktop_app.vision import bench
+    from desktop_app.bench import pipeline as bench
     from desktop_app.vision.media import MediaError
     from desktop_app.vision.pipeline import Pipeline
 
