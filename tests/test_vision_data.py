@@ -206,11 +206,11 @@ def test_video_tracking_votes_and_embeds_sparingly(pipe: Pipeline, people_embedd
         for f in res.faces:
             seen[f.track_id] = seen.get(f.track_id, 0) + 1
             faces += 1
-            embedded += bool(f.extra["embedded"])
-            assert f.name is None or f.extra["voted"]  # nobody is named before the vote
+            embedded += f.embedded
+            assert f.name is None or f.voted  # nobody is named before the vote
             if f.name:
                 named.add(f.name)
-            assert (f.embedding is not None) == f.extra["embedded"]
+            assert (f.embedding is not None) == f.embedded
     cap.release()
     assert fi >= 270
     assert max(seen.values()) >= 100, seen  # the singer's close-up is one track

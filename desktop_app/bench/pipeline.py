@@ -133,7 +133,7 @@ def run_once(pipe: Pipeline, video: str | Path, matcher: Matcher | None, max_fra
     for r in pipe.process_stream(_frames(video, max_frames, decode_thread, sums), matcher, workers=workers):
         for k in STAGES[1:]:
             sums[k] += r.timings_ms.get(k, 0.0)
-        counts.append((len(r.faces), sum(bool(f.extra.get("embedded")) for f in r.faces), len(r.named())))
+        counts.append((len(r.faces), sum(f.embedded for f in r.faces), len(r.named())))
         n += 1
     return n, time.perf_counter() - t_start, sums, counts
 

@@ -127,6 +127,7 @@ def enroll_folder(pipe: Any, people_dir: Path, log: Any = None) -> tuple[Any, di
     each image as a template)."""
     from desktop_app.gallery.index import GalleryIndex
     from desktop_app.vision.media import MediaError, list_images, read_image
+    from desktop_app.vision.types import largest_face
 
     folders = sorted(p for p in people_dir.iterdir() if p.is_dir()) if people_dir.is_dir() else []
     if not folders:
@@ -147,7 +148,7 @@ def enroll_folder(pipe: Any, people_dir: Path, log: Any = None) -> tuple[Any, di
                 if log:
                     log(f"skipped {img_path}: {r.error or 'no face found'}")
                 continue
-            face = max(r.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            face = largest_face(r.faces)
             tids.append(len(tids))
             pids.append(pid)
             embs.append(face.embedding)
@@ -166,7 +167,7 @@ def _face_row(source: str, f: Any, frame: int | None = None) -> dict:
            "track": f.track_id, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4)}
     if frame is not None:
         row["frame"] = frame
-        row["voted"] = bool(f.extra.get("voted"))
+        row["voted"] = bool(f.voted)
     return row
 
 
@@ -230,14 +231,14 @@ def cmd_identify(args: argparse.Namespace) -> int:
                 for f in res.faces:
                     t = tracks.setdefault(f.track_id, {"first": fi, "last": fi, "name": None, "similarity": 0.0})
                     t["last"] = fi
-                    changed = f.extra.get("voted") and f.name != t["name"]
-                    if f.extra.get("voted"):
+                    changed = f.voted and f.name != t["name"]
+                    if f.voted:
                         t["name"], t["similarity"] = f.name, f.similarity
                     if args.json and (args.every_frame or changed):
                         print(json.dumps(_face_row(str(src), f, fi)))
                     elif args.every_frame or changed:
                         print(f"frame {fi:>5}  track {f.track_id:>3}  {f.name or 'unknown':<16} "
-                              f"similarity {f.similarity:.3f}{'' if f.extra.get('voted') else '  (vote open)'}")
+                              f"similarity {f.similarity:.3f}{'' if f.voted else '  (vote open)'}")
         except MediaError as exc:
             raise CliError(str(exc)) from None
         if not args.json:

@@ -26,7 +26,7 @@ from desktop_app.config import Settings
 from desktop_app.gallery import store as st
 from desktop_app.gallery.service import Gallery
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
-from desktop_app.vision.types import Face, FrameResult
+from desktop_app.vision.types import Face, FrameResult, largest_face
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def choose_face(result: FrameResult, source: str, largest: bool = False,
     if len(faces) > 1 and not largest:
         return Refusal(source, (f"{len(faces)} faces in the photo: use a photo of this person alone, or choose "
                                 "to enroll the largest face",))
-    face = max(faces, key=lambda f: float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1])))
+    face = largest_face(faces)
     problems = gate.problems(face.quality) if face.quality is not None else ["face quality unknown"]
     if problems:
         return Refusal(source, tuple(problems))

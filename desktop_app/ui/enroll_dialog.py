@@ -39,7 +39,7 @@ from desktop_app.ui.qtcompat import emit
 from desktop_app.ui.worker import FramePacket, bgr_to_qimage
 from desktop_app.vision.media import MediaError, read_image
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
-from desktop_app.vision.types import Face
+from desktop_app.vision.types import Face, largest_face
 
 CENTRE_TOLERANCE = (0.22, 0.28)  # |face centre - frame centre| as a fraction of the frame's width, height
 THUMB = 96
@@ -62,7 +62,7 @@ def guidance(faces: tuple[Face, ...], frame_size: tuple[int, int], gate: Enrollm
     if len(faces) > 1 and not largest:
         return [Hint("One face", False, f"{len(faces)} faces in view: only the person enrolling should be in front "
                                          "of the camera (or tick 'use the largest face')")]
-    f = max(faces, key=lambda x: float((x.box[2] - x.box[0]) * (x.box[3] - x.box[1])))
+    f = largest_face(faces)
     w, h = frame_size
     cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
     dx, dy = (cx - w / 2) / max(w, 1), (cy - h / 2) / max(h, 1)
@@ -474,7 +474,7 @@ def _face_thumb(cap: Capture) -> QImage | None:
     img = cap.image
     faces = cap.result.faces if cap.result is not None else ()
     if faces:
-        f = max(faces, key=lambda x: float((x.box[2] - x.box[0]) * (x.box[3] - x.box[1])))
+        f = largest_face(faces)
         x1, y1, x2, y2 = (int(v) for v in f.box[:4])
         h, w = img.shape[:2]
         x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)

@@ -112,7 +112,7 @@ class VideoView(QWidget):
             return out
         for f in self._packet.faces:
             x1, y1, x2, y2 = (float(v) for v in f.box[:4])
-            voted = bool(f.extra.get("voted", False))
+            voted = f.voted
             if f.name is not None and voted:
                 label, colour = f"{f.name}  {f.similarity:.2f}", KNOWN
             elif voted:

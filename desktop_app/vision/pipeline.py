@@ -232,7 +232,7 @@ class Pipeline:
 
     def process(self, frame_bgr: Any, matcher: Matcher | None = None) -> FrameResult:
         """One frame of a stream. Faces carry a track id; ``name`` is set only once the track's vote is decided
-        (``extra["voted"]``); ``embedding`` only on frames where the track was embedded."""
+        (``Face.voted``); ``embedding`` only on frames where the track was embedded."""
         t: dict[str, float] = {}
         img, err = self._check(frame_bgr)
         det = None
@@ -347,7 +347,7 @@ class Pipeline:
                     quality=quals[i], embedding=embedded.get(i), track_id=ids[i],
                     name=tr.name if voted else None, person_id=tr.person_id if voted else None,
                     similarity=tr.similarity if voted else 0.0,
-                    extra={"voted": voted, "votes": len(tr.votes), "embedded": i in embedded},
+                    voted=voted, votes=len(tr.votes), embedded=i in embedded,
                 ))
             t["track"] += (time.perf_counter() - t0) * 1e3
         except Exception as exc:  # never let one frame take the stream down
@@ -385,7 +385,7 @@ class Pipeline:
                     box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i], crop=crops[i],
                     quality=quals[i], embedding=None if emb is None else emb[i], name=name, person_id=pid,
                     similarity=sim,
-                    extra={"voted": matcher is not None and emb is not None, "embedded": emb is not None},
+                    voted=matcher is not None and emb is not None, embedded=emb is not None,
                 ))
         except Exception as exc:
             log.exception("still image failed")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +42,9 @@ class Quality:
 @dataclass(frozen=True)
 class Face:
     """One face of a frame. ``crop`` uint8 [112, 112, 3] BGR aligned; ``embedding`` float32 [D] unit length
-    (None when this frame did not embed the face: its track kept an earlier embedding)."""
+    (None when this frame did not embed the face: its track kept an earlier embedding). ``voted``: the identity is
+    decided (the track's vote is in, or a still was matched) and ``name`` may be acted on; ``votes``: frames of the
+    track that voted so far; ``embedded``: this frame computed the embedding."""
 
     box: np.ndarray
     score: float
@@ -52,7 +56,25 @@ class Face:
     name: str | None = None
     person_id: int | None = None
     similarity: float = 0.0
-    extra: dict = field(default_factory=dict)
+    voted: bool = False
+    votes: int = 0
+    embedded: bool = False
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The flags as the untyped dict they once were (read-only; for callers not yet moved to the fields)."""
+        return {"voted": self.voted, "votes": self.votes, "embedded": self.embedded}
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+
+def largest_face(faces: Iterable[Face]) -> Face | None:
+    """The face with the largest box (the first of equals), None when there is none: the one rule by which a
+    photo or a camera frame with several faces gives the face to enrol or to show."""
+    return max(faces, key=lambda f: f.area, default=None)
 
 
 @dataclass(frozen=True)
@@ -74,4 +96,4 @@ class FrameResult:
 
     def named(self) -> tuple[Face, ...]:
         """Faces whose identity has been decided (voted over a track, or a still's match)."""
-        return tuple(f for f in self.faces if f.name is not None and f.extra.get("voted", False))
+        return tuple(f for f in self.faces if f.name is not None and f.voted)
