@@ -266,25 +266,16 @@ def _event_line(ev: Any, as_json: bool) -> str:
             f"similarity {ev.similarity:.3f}  {ev.station}")
 
 
-def _snapshot(frame: Any, face: Any) -> bytes | None:
-    import cv2
-
-    x1, y1, x2, y2 = (int(v) for v in face.box)
-    h, w = frame.shape[:2]
-    pad = int(0.3 * max(x2 - x1, y2 - y1))
-    crop = frame[max(0, y1 - pad):min(h, y2 + pad), max(0, x1 - pad):min(w, x2 + pad)]
-    if crop.size == 0:
-        return None
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return buf.tobytes() if ok else None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    """A thin driver of :class:`AttendanceSession` (the GUI's vision worker drives the same one): reads frames,
+    hands them over, refreshes the gallery when the session says it is due, prints what the writer committed."""
     import contextlib
     import time
 
-    from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
+    from desktop_app.attendance.recorder import spool_path
+    from desktop_app.attendance.session import AttendanceSession
     from desktop_app.capture.sources import FolderSource, SourceError, open_source
+    from desktop_app.config import data_dir
     from desktop_app.gallery.store import StoreError, check_station
 
     s = _settings(args)
@@ -297,14 +288,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipe, gallery = _pipeline_and_gallery(s, args.threads)
     if len(gallery.index) == 0:
         print("warning: nobody is enrolled with the current model; no event can be recorded", file=sys.stderr)
-    r = s.recognition
-    matcher = gallery.matcher(r.threshold, r.margin)
-    try:
-        recorder = AttendanceRecorder(gallery.engine, s.attendance)
-    except StoreError as exc:
-        source.close()
-        gallery.close()
-        raise CliError(str(exc)) from None
     printed: list[int] = []
 
     def on_event(ev: Any) -> None:  # on the writer thread, after the commit
@@ -319,17 +302,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     def on_error(text: str) -> None:
         print(f"error: {text}", file=sys.stderr, flush=True)
 
-    from desktop_app.attendance.recorder import spool_path
-    from desktop_app.config import data_dir
-    from desktop_app.gallery.service import REFRESH_SECONDS
-
+    session = AttendanceSession(s, pipe, on_event=on_event, on_error=on_error, on_status=on_status)
     spool = spool_path(s.storage.resolved_url(), data_dir())
-    writer = EventWriter(recorder, on_event=on_event, on_error=on_error, on_status=on_status, spool=spool)
+    try:
+        writer = session.attach(gallery.engine, gallery, spool=spool)
+    except StoreError as exc:
+        source.close()
+        gallery.close()
+        raise CliError(str(exc)) from None
     if writer.pending:
         print(f"note: {writer.pending} sighting(s) kept from an earlier run are recorded first", file=sys.stderr)
     stills = isinstance(source, FolderSource)  # unrelated photos: no tracking, each photo is a sighting
     frames = events = skipped = 0
-    last_refresh = time.monotonic()
     print(f"running on {source.description}: {len(gallery.index.person_ids)} people enrolled, station "
           f"{s.attendance.station}; Ctrl-C stops", file=sys.stderr)
     try:
@@ -344,27 +328,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                     continue
                 break
             frames += 1
-            res = pipe.analyze_still(img, matcher) if stills else pipe.process(img, matcher)
+            res = session.process(img, still=stills).result
             if res.error:
                 print(f"frame {frames}: {res.error}", file=sys.stderr)
                 continue
-            for f in res.named():
-                if f.person_id is None:
-                    continue
-                snap = _snapshot(img, f) if s.attendance.keep_snapshots else None
-                writer.submit(Sighting(int(f.person_id), float(f.similarity), snapshot_jpeg=snap))
-            if time.monotonic() - last_refresh > REFRESH_SECONDS:  # other kiosks may have enrolled people
-                try:
-                    gallery.refresh()
-                except StoreError as exc:  # tried again at the next refresh; recognition goes on meanwhile
-                    print(f"note: could not refresh the gallery: {exc}", file=sys.stderr)
-                last_refresh = time.monotonic()
+            try:
+                session.maybe_refresh()  # other kiosks may have enrolled people
+            except StoreError as exc:  # tried again at the next refresh; recognition goes on meanwhile
+                print(f"note: could not refresh the gallery: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
         source.close()
         try:
-            left = writer.close(timeout=None)  # every sighting written, however long the database stays busy
+            left = session.close(timeout=None)  # every sighting written, however long the database stays busy
         except KeyboardInterrupt:  # a second Ctrl-C: keep what waits for the next run on this database
             status = writer.status()
             left = writer.spool_now()

@@ -1,6 +1,7 @@
 """The controller: wires the views to the headless core and owns the threads.
 
-Threads: the GUI thread paints and reacts; one :class:`VisionWorker` thread captures and infers; the core's
+Threads: the GUI thread paints and reacts; one :class:`VisionWorker` thread captures and feeds the core's
+:class:`AttendanceSession` (the one ``fdface run`` drives too: matcher, throttle, snapshots, gallery refresh), whose
 :class:`EventWriter` thread writes attendance events (committed before they are shown); one :class:`TaskQueue`
 thread does the other database work (opening the store, building the index, saving enrollments, deleting people)
 and camera listing. Views never touch the core; the controller never paints.
@@ -16,18 +17,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent, spool_path
-from desktop_app.attendance.recorder import Sighting as CoreSighting
+from desktop_app.attendance.recorder import EventWriter, RecordedEvent, spool_path
 from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
+from desktop_app.attendance.session import AttendanceSession
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
 from desktop_app.config import ConfigError, Settings, config_path, data_dir, field_label
 from desktop_app.dburl import database_url
@@ -50,7 +50,7 @@ from desktop_app.ui.qtcompat import emit, emitter
 from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys
 from desktop_app.ui.side_panel import EventRow
 from desktop_app.ui.tasks import TaskQueue
-from desktop_app.ui.worker import FramePacket, Sighting, VisionWorker, bgr_to_qimage
+from desktop_app.ui.worker import FramePacket, VisionWorker, bgr_to_qimage
 from desktop_app.vision.pipeline import resolve_model
 from desktop_app.vision.types import FrameResult
 
@@ -159,7 +159,8 @@ class AppController(QObject):
 
     def __init__(self, settings: Settings, settings_path: str | Path | None = None, source: str | None = None,
                  embedder_entry: ModelEntry | None = None, pace: bool | None = None,
-                 camera_lister=list_cameras, source_factory=None, parent: QObject | None = None) -> None:
+                 camera_lister=list_cameras, source_factory=None, parent: QObject | None = None,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
         super().__init__(parent)
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else config_path()
@@ -172,7 +173,6 @@ class AppController(QObject):
         self.cameras: list[CameraInfo] = []
         self.engine: Engine | None = None
         self.index = None  # the gallery's GalleryIndex, searched from the vision thread
-        self.writer: EventWriter | None = None
         self.store_error: str | None = None
         self.enrolled = 0
         self.present_today: set[int] = set()
@@ -185,7 +185,6 @@ class AppController(QObject):
         self.gallery: Gallery | None = None
         self._requests = 0
         self.stage_ms: dict[str, float] = {}
-        self._snapshots: dict[int, np.ndarray] = {}  # person -> crop of the latest sighting (keep_snapshots)
         self._dialogs: dict[str, Any] = {}
         self._shut = False
         self.paused = False
@@ -193,6 +192,10 @@ class AppController(QObject):
 
         self.window = MainWindow()
         self.tasks = TaskQueue("fdface-db")
+        # the writer's callbacks run on its thread: re-emitted as signals (queued to the GUI thread)
+        self.attendance = AttendanceSession(settings, on_event=emitter(self.eventRecorded),
+                                         on_error=emitter(self.writerError), on_status=emitter(self.writerStatus),
+                                         refresh_seconds=refresh_seconds)
         self._start_worker(pace, source_factory)
         self._wire_window()
         self.eventRecorded.connect(self._on_event)
@@ -201,19 +204,26 @@ class AppController(QObject):
         self._camera_timer = QTimer(self)
         self._camera_timer.setInterval(CAMERA_POLL_MS)
         self._camera_timer.timeout.connect(self.refresh_cameras)
-        # other kiosks on a shared database enrol and erase people: caught up with as often as `fdface run` does
+        # other kiosks on a shared database enrol and erase people: caught up with on the session's period, as
+        # `fdface run` does (here on the task thread, so that the vision thread never waits for the database)
         self._gallery_timer = QTimer(self)
-        self._gallery_timer.setInterval(int(REFRESH_SECONDS * 1000))
+        self._gallery_timer.setInterval(int(self.attendance.refresh_seconds * 1000))
         self._gallery_timer.timeout.connect(self.refresh_gallery)
         self._refreshing = False
         self.gallery_refreshes = 0  # refreshes that found a change made elsewhere
         self.window.model_status.setText(self._model_text())
 
+    @property
+    def writer(self) -> EventWriter | None:
+        """The session's event writer (replaced when another database is opened)."""
+        return self.attendance.writer
+
     # -- construction --------------------------------------------------------------------------------------------
     def _start_worker(self, pace: bool | None, source_factory) -> None:
         self.worker_thread = QThread()
         self.worker_thread.setObjectName("fdface-vision")
-        self.worker = VisionWorker(self.settings, self._entry_override, pace=pace, source_factory=source_factory)
+        self.worker = VisionWorker(self.settings, self._entry_override, pace=pace, source_factory=source_factory,
+                                   session=self.attendance)
         self.worker.moveToThread(self.worker_thread)
         self.worker_thread.started.connect(self.worker.initialize)
         self._openSource.connect(self.worker.open_source)
@@ -229,8 +239,6 @@ class AppController(QObject):
         self.worker.sourceFinished.connect(self._on_source_finished)
         self.worker.pipelineReady.connect(self._on_pipeline_ready)
         self.worker.error.connect(lambda m: self.window.statusBar().showMessage(m))
-        # sightings go straight from the vision thread to the writer's queue (thread-safe, never blocks)
-        self.worker.sightings.connect(self._submit_sightings, Qt.ConnectionType.DirectConnection)
         self.worker_thread.start()
 
     def _wire_window(self) -> None:
@@ -283,9 +291,11 @@ class AppController(QObject):
         self.tasks.submit(job, self._store_opened, self._store_failed)
 
     def _store_opened(self, o: Opened) -> None:
-        old_writer, old_gallery, old_engine = self.writer, self.gallery, self.engine
-        if old_writer is not None:  # every queued event is written to the old store first; if it is busy, what
-            old_writer.close(timeout=WRITER_CLOSE_S)  # waits is kept in its spool for the next time it is opened
+        old_gallery, old_engine = self.gallery, self.engine
+        # every queued event is written to the old store first; if it is busy, what waits is kept in its spool for
+        # the next time it is opened; from now on faces are named from the new gallery and recorded in it
+        self.attendance.attach(o.engine, o.gallery, spool=spool_path(self.settings.storage.resolved_url(), data_dir()),
+                            close_timeout=WRITER_CLOSE_S)
         self.engine, self.gallery, self.enrolled, self.store_error = o.engine, o.gallery, o.enrolled, None
         self.index = o.gallery.index if o.gallery is not None else None
         if old_gallery is not None:
@@ -293,11 +303,6 @@ class AppController(QObject):
         elif old_engine is not None and old_engine is not o.engine:
             old_engine.dispose()
         self.thumbnails = o.thumbnails
-        self.writer = EventWriter(AttendanceRecorder(o.engine, self.settings.attendance),
-                                  on_event=emitter(self.eventRecorded), on_error=emitter(self.writerError),
-                                  on_status=emitter(self.writerStatus),
-                                  spool=spool_path(self.settings.storage.resolved_url(), data_dir()))
-        self.worker.matcher = self._match if self.index is not None else None
         self.window.db_status.setText(describe_url(self.settings.storage.resolved_url()))
         self._show_today(o.today, keep_shown=False)
         self._update_counts()
@@ -331,17 +336,10 @@ class AppController(QObject):
 
     def _store_failed(self, message: str) -> None:
         self.store_error = message
-        self.worker.matcher = None
+        self.attendance.detach_gallery()
         self.window.db_status.setText("no database")
         QMessageBox.warning(self.window, "Database", f"{message}\n\nFaces are shown but no attendance is recorded "
                             "until a database can be opened (Tools > Settings > Storage).")
-
-    def _match(self, embeddings: np.ndarray) -> list:
-        """The gallery's decision, with the thresholds of the moment (called on the vision thread)."""
-        index, r = self.index, self.settings.recognition
-        if index is None:
-            return [None] * len(embeddings)
-        return index.decide(embeddings, r.threshold, r.margin)
 
     def _update_counts(self) -> None:
         self.window.panel.set_counts(len(self.present_today), self.enrolled)
@@ -475,20 +473,6 @@ class AppController(QObject):
             self.window.statusBar().showMessage(notice)
 
     # -- attendance ------------------------------------------------------------------------------------------------
-    def _submit_sightings(self, sightings: list[Sighting]) -> None:
-        """On the vision thread: queue each voted sighting for the writer (snapshots encoded here, off the GUI)."""
-        writer = self.writer
-        if writer is None:
-            return
-        keep = self.settings.attendance.keep_snapshots
-        for s in sightings:
-            snap = None
-            if keep and s.crop is not None:
-                ok, buf = cv2.imencode(".jpg", s.crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
-                snap = buf.tobytes() if ok else None
-                self._snapshots[s.person_id] = s.crop  # the panel shows the kept snapshot with the event
-            writer.submit(CoreSighting(s.person_id, s.similarity, datetime.fromtimestamp(s.wall_time, UTC), snap))
-
     @Slot(object)
     def _on_event(self, ev: RecordedEvent) -> None:
         self.events_shown.append(ev)
@@ -496,7 +480,7 @@ class AppController(QObject):
         if self._note_present(ev.person_id, day_of(ev.ts, tz, self.settings.attendance.day_boundary_hour)):
             self.window.panel.set_events([])  # a new attendance day: the panel shows today only
         self._update_counts()
-        snap = self._snapshots.pop(ev.person_id, None) if self.settings.attendance.keep_snapshots else None
+        snap = self.attendance.take_snapshot(ev.person_id) if self.settings.attendance.keep_snapshots else None
         thumb = bgr_to_qimage(snap) if snap is not None else self.thumbnails.get(ev.person_id)
         row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station, thumb, ev.person_id)
         if ev.demoted is not None:
@@ -548,10 +532,9 @@ class AppController(QObject):
             QMessageBox.warning(self.window, "Settings", f"The settings apply now but could not be saved to "
                                 f"{self.settings_path}: {exc}")
         emit(self._applySettings, new)
+        self.attendance.apply_settings(new)  # thresholds from the next frame, attendance rules from the next event
         if "recognition.threshold" in keys and self.gallery is not None:
             self.gallery.index.retry_below = new.recognition.threshold  # search harder below the new threshold
-        if any(k.startswith("attendance.") for k in keys) and self.writer is not None and self.engine is not None:
-            self.writer.recorder = AttendanceRecorder(self.engine, new.attendance)
         if old.recognition.model != new.recognition.model and self._entry_override is None:
             self.entry, self.model_notice = resolve_model(new)
             self.model_id = model_id_of(self.entry)
@@ -639,15 +622,15 @@ class AppController(QObject):
     @Slot()
     def refresh_gallery(self) -> None:
         """Catch up with other kiosks on the same database (their enrolments, edits and erasures), on the task
-        thread; the timer calls this every REFRESH_SECONDS, as `fdface run` does."""
-        gallery, engine = self.gallery, self.engine
+        thread; the timer calls this every ``session.refresh_seconds``, as `fdface run` does."""
+        engine, session = self.engine, self.attendance
         if engine is None or self._refreshing:
             return
         self._refreshing = True
         enrolled = self.enrolled
 
         def job() -> bool:
-            changed = gallery.refresh() if gallery is not None else False
+            changed = session.refresh()
             with store_errors(), Session(reader(engine)) as s:
                 return changed or count_people(s) != enrolled
 
@@ -659,8 +642,9 @@ class AppController(QObject):
 
         def failed(message: str) -> None:
             self._refreshing = False
-            self.window.statusBar().showMessage(f"Could not check the database for changes from other "
-                                                f"stations (tried again in {REFRESH_SECONDS:.0f} s): {message}", 8000)
+            self.window.statusBar().showMessage(
+                f"Could not check the database for changes from other stations (tried again in "
+                f"{session.refresh_seconds:.0f} s): {message}", 8000)
 
         self.tasks.submit(job, done, failed)
 
@@ -757,13 +741,12 @@ class AppController(QObject):
         self._shut = True
         self._camera_timer.stop()
         self._gallery_timer.stop()
-        self.worker.matcher = None
+        self.attendance.detach_gallery()
         self.worker.request_stop()  # stops reading at once, from this thread
         emit(self._shutdownWorker)  # queued: runs on the vision thread after the frame in hand, then quits it
         if not self.worker_thread.wait(10_000):
             log.warning("the vision thread did not stop within 10 s")
-        if self.writer is not None:
-            self.writer.close()
+        self.attendance.close()
         if self.gallery is not None:
             self.tasks.submit(self.gallery.close)
         elif self.engine is not None:

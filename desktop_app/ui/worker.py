@@ -3,8 +3,10 @@ typed signals carrying copies (a QImage detached from the frame buffer, frozen r
 cooperatively: ``shutdown`` is queued to it and the thread's event loop then quits (never ``terminate``).
 
 The work itself is the headless core's: :class:`desktop_app.capture.CaptureReader` reads the source on its own
-thread, :class:`desktop_app.vision.pipeline.Pipeline` detects, tracks, embeds and votes, and a ``matcher``
-callable (the gallery's decision) names faces. Nothing here decides who someone is.
+thread, and the :class:`desktop_app.attendance.session.AttendanceSession` (the same one ``fdface run`` drives)
+runs the pipeline, names faces, throttles sightings and hands them to its event writer. This worker builds the
+pipeline on its thread and feeds the session frames from it; nothing here decides who someone is or what is
+recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
+from desktop_app.attendance.session import AttendanceSession
 from desktop_app.capture import (
     CaptureReader,
     CaptureState,
@@ -36,7 +39,6 @@ from desktop_app.vision.types import Face, FrameResult
 log = logging.getLogger(__name__)
 
 FPS_WINDOW = 30  # frames over which the displayed FPS is measured
-SIGHTING_INTERVAL_S = 1.0  # a person seen continuously is reported to attendance at most this often
 MAX_PACKETS_IN_FLIGHT = 2  # frames queued for the GUI beyond this are not painted (never queued without bound)
 
 
@@ -47,18 +49,6 @@ def bgr_to_qimage(img: np.ndarray) -> QImage:
     if a.ndim == 2:
         return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8).copy()
     return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_BGR888).copy()
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """A voted identity in one frame: what attendance acts on."""
-
-    person_id: int
-    name: str
-    similarity: float
-    track_id: int
-    wall_time: float
-    crop: np.ndarray | None = None  # aligned 112x112 BGR, for a snapshot when the settings keep them
 
 
 @dataclass(frozen=True)
@@ -82,9 +72,6 @@ class FramePacket:
         return self.result.faces
 
 
-Matcher = Callable[[np.ndarray], list]
-
-
 class VisionWorker(QObject):
     """Capture + inference on one thread. Create it, ``moveToThread``, connect, start the thread; then drive it
     with its slots through queued signals or ``QMetaObject.invokeMethod``."""
@@ -92,14 +79,14 @@ class VisionWorker(QObject):
     frameReady = Signal(object)  # FramePacket
     statusChanged = Signal(object)  # CaptureStatus
     sourceFinished = Signal(object)  # CaptureStatus: ENDED or FAILED (a file/folder is done; nothing will come)
-    sightings = Signal(object)  # list[Sighting]
     stillAnalyzed = Signal(int, object, object)  # request id, BGR image, FrameResult
     pipelineReady = Signal(str)  # notice ('' when recognition is available)
     error = Signal(str)
 
     def __init__(self, settings: Settings, embedder_entry: ModelEntry | None = None, pace: bool | None = None,
                  pipeline_factory: Callable[[Settings, ModelEntry | None], object] | None = None,
-                 source_factory: Callable[[str, int, int], FrameSource] | None = None) -> None:
+                 source_factory: Callable[[str, int, int], FrameSource] | None = None,
+                 session: AttendanceSession | None = None) -> None:
         super().__init__()
         self._source_factory = source_factory or open_source
         self._settings = settings
@@ -111,8 +98,8 @@ class VisionWorker(QObject):
         self._timer: QTimer | None = None
         self._paused = False
         self._times: deque[float] = deque(maxlen=FPS_WINDOW)
-        self._last_sighting: dict[int, float] = {}
-        self.matcher: Matcher | None = None  # assigned from the GUI thread; read once per frame (atomic)
+        # frames go through the session on this thread only; its store is attached from the GUI thread
+        self.session = session if session is not None else AttendanceSession(settings)
         self.frames_processed = 0
         # packets emitted (written by this thread only) and taken by the GUI (written by the GUI thread only):
         # their difference is what waits to be painted, without a lock and without lost updates
@@ -133,10 +120,11 @@ class VisionWorker(QObject):
     def _build_pipeline(self) -> None:
         try:
             self._pipeline = self._factory(self._settings, self._entry)
+            self.session.pipeline = self._pipeline
             notice = getattr(self._pipeline, "notice", None) or ""
         except Exception as exc:  # no detector: nothing can run, say so
             log.exception("cannot build the pipeline")
-            self._pipeline = None
+            self._pipeline = self.session.pipeline = None
             notice = f"the face detector could not start: {exc}"
             emit(self.error, notice)
         emit(self.pipelineReady, notice)
@@ -176,7 +164,7 @@ class VisionWorker(QObject):
             self._timer.stop()
             self._timer.setParent(None)
             self._timer = None
-        self._pipeline = None
+        self._pipeline = self.session.pipeline = None
         QThread.currentThread().quit()
 
     # -- sources ----------------------------------------------------------------------------------------------
@@ -193,10 +181,8 @@ class VisionWorker(QObject):
             return
         self._reader = CaptureReader(source, reconnect_seconds=c.reconnect_seconds, pace=self._pace,
                                      on_status=emitter(self.statusChanged))
-        if self._pipeline is not None and hasattr(self._pipeline, "reset_tracking"):
-            self._pipeline.reset_tracking()
+        self.session.reset()
         self._times.clear()
-        self._last_sighting.clear()
         self._reader.start()
         if self._timer is not None and not self._paused:
             self._timer.start()
@@ -227,9 +213,7 @@ class VisionWorker(QObject):
     def forget_identities(self) -> None:
         """The gallery changed (an enrolment, an edit, an erasure, here or on another kiosk): every track votes
         afresh, so no face keeps a name (or a green box) the gallery no longer gives."""
-        if self._pipeline is not None and hasattr(self._pipeline, "reset_tracking"):
-            self._pipeline.reset_tracking()
-        self._last_sighting.clear()
+        self.session.reset()
 
     @Slot()
     def step(self) -> None:
@@ -266,11 +250,9 @@ class VisionWorker(QObject):
                 self._close_reader()
                 emit(self.sourceFinished, reader.status)
             return
-        if reader.source.kind is SourceKind.FOLDER:
-            # unrelated photos: no tracking across them, each face named on its own by the threshold/margin rule
-            result: FrameResult = self._pipeline.analyze_still(frame.image, self.matcher)
-        else:
-            result = self._pipeline.process(frame.image, self.matcher)
+        # a folder's unrelated photos: no tracking across them, each face named on its own
+        result = self.session.process(frame.image, still=reader.source.kind is SourceKind.FOLDER,
+                                      wall_time=frame.wall_time).result
         now = time.monotonic()
         self._times.append(now)
         fps = (len(self._times) - 1) / (self._times[-1] - self._times[0]) if len(self._times) > 1 else 0.0
@@ -285,22 +267,6 @@ class VisionWorker(QObject):
             emit(self.frameReady, packet)
         else:
             self.packets_dropped += 1
-        seen = self._sightings(result, frame.wall_time)
-        if seen:
-            emit(self.sightings, seen)
-
-    def _sightings(self, result: FrameResult, wall_time: float) -> list[Sighting]:
-        out = []
-        for f in result.named():
-            if f.person_id is None:
-                continue
-            pid = int(f.person_id)
-            last = self._last_sighting.get(pid)
-            if last is not None and abs(wall_time - last) < SIGHTING_INTERVAL_S:
-                continue
-            self._last_sighting[pid] = wall_time
-            out.append(Sighting(pid, f.name or "", float(f.similarity), f.track_id, wall_time, f.crop))
-        return out
 
 
 def _default_pipeline(settings: Settings, entry: ModelEntry | None):

@@ -1,0 +1,202 @@
+"""One attendance session: frames in, attendance events out. The GUI's vision worker and ``fdface run`` both drive
+one of these, so the decisions between "a face was named" and "an event is written" are made once:
+
+- the pipeline call (tracking and voting for a stream, each photo on its own for a folder) with the gallery's
+  decision at the thresholds of the moment;
+- the throttle: a person seen continuously is submitted at most once per :data:`SIGHTING_INTERVAL_S`;
+- the snapshot kept with an event (:func:`snapshot_jpeg`: the aligned face crop the decision was made on);
+- the periodic catch-up with other kiosks on a shared database (:meth:`AttendanceSession.maybe_refresh`);
+- the one :class:`EventWriter` thread (with its spool) that writes events and reports them after commit.
+
+Threads: :meth:`process` is called by the driver's frame thread only (the pipeline's tracks are not shared);
+:meth:`refresh` may run on another thread (it only swaps the gallery's index, which searches are safe against, and
+sets a flag the frame thread acts on); the writer thread is the only one that writes events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from sqlalchemy import Engine
+
+from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent, Sighting
+from desktop_app.config import Settings
+from desktop_app.gallery.service import REFRESH_SECONDS
+from desktop_app.vision.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+SIGHTING_INTERVAL_S = 1.0  # a person seen continuously is submitted to the writer at most this often
+SNAPSHOT_JPEG_QUALITY = 90
+
+
+def snapshot_jpeg(crop: np.ndarray | None) -> bytes | None:
+    """The snapshot kept with an event: the aligned 112x112 face crop the recognizer was given, as JPEG.
+    Why this one (and not a padded crop of the frame): it is exactly what the decision was made on, it has the same
+    small fixed size whatever the camera's resolution (a few kB per event), and it looks like the enrolled faces it
+    is compared with in the GUI and the exports (README, "Attendance snapshots")."""
+    if crop is None or crop.size == 0:
+        return None
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY])
+    return buf.tobytes() if ok else None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A voted identity in one frame that was submitted to the writer (after the throttle)."""
+
+    person_id: int
+    name: str
+    similarity: float
+    track_id: int
+    wall_time: float
+    crop: np.ndarray | None = None  # aligned 112x112 BGR
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What one frame gave: the pipeline's result (for display) and the sightings submitted for attendance."""
+
+    result: FrameResult
+    seen: tuple[Seen, ...] = field(default_factory=tuple)
+
+
+class AttendanceSession:
+    """Headless: owns the matcher, throttle, snapshot policy, gallery refresh and event writer; the driver owns the
+    frame source and the pipeline's construction (``pipeline`` may be set or replaced later, from the frame thread).
+
+    ``on_event`` / ``on_error`` / ``on_status`` are the writer's callbacks (called on the writer thread)."""
+
+    def __init__(self, settings: Settings, pipeline: Any = None, *,
+                 on_event: Callable[[RecordedEvent], None] | None = None,
+                 on_error: Callable[[str], None] | None = None,
+                 on_status: Callable[[str], None] | None = None,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.on_event, self.on_error, self.on_status = on_event, on_error, on_status
+        self.refresh_seconds = float(refresh_seconds)
+        self.gallery: Any = None  # a Gallery (store + index); None: faces are found but nobody is named
+        self.engine: Engine | None = None
+        self.writer: EventWriter | None = None
+        self.snapshots: dict[int, np.ndarray] = {}  # person -> crop of the latest submitted sighting (the GUI shows it)
+        self._last_sighting: dict[int, float] = {}  # person -> wall time of the last submitted sighting
+        self._forget = False  # set by refresh/forget (any thread), acted on by the frame thread
+        self._next_refresh = time.monotonic() + self.refresh_seconds
+
+    # -- the store ---------------------------------------------------------------------------------------------
+    def attach(self, engine: Engine, gallery: Any = None, spool: Path | None = None,
+               close_timeout: float | None = None) -> EventWriter:
+        """Record into this database from now on (``gallery``: its people are named; None: no recognition model).
+        A previous writer first writes everything it holds (up to ``close_timeout``; what still waits then is
+        kept in its spool). The recorder is built here, so a bad station name is a StoreError before any frame."""
+        recorder = AttendanceRecorder(engine, self.settings.attendance)
+        old = self.writer
+        if old is not None:
+            old.close(timeout=close_timeout)
+        self.writer = EventWriter(recorder, on_event=self.on_event, on_error=self.on_error,
+                                  on_status=self.on_status, spool=spool)
+        self.engine, self.gallery = engine, gallery
+        self._next_refresh = time.monotonic() + self.refresh_seconds
+        return self.writer
+
+    def detach_gallery(self) -> None:
+        """No gallery to name faces with (the database could not be opened); the writer, if any, stays."""
+        self.gallery = None
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Thresholds apply from the next frame; changed attendance rules from the next sighting written."""
+        old, self.settings = self.settings, settings
+        w = self.writer
+        if w is not None and self.engine is not None and old.attendance != settings.attendance:
+            w.recorder = AttendanceRecorder(self.engine, settings.attendance)
+
+    # -- frames (the driver's frame thread) ------------------------------------------------------------------------
+    def match(self, embeddings: np.ndarray) -> list:
+        """The gallery's decision at the thresholds of the moment."""
+        gallery, r = self.gallery, self.settings.recognition
+        if gallery is None:
+            return [None] * len(embeddings)
+        return gallery.index.decide(embeddings, r.threshold, r.margin)
+
+    def process(self, image: np.ndarray, *, still: bool = False, wall_time: float | None = None) -> Processed:
+        """Detect, track, name one frame and submit its sightings. ``still``: an unrelated photo (a folder's):
+        no tracking across photos, each face named on its own. ``wall_time``: when the frame was taken (epoch
+        seconds; default now): the time of its events."""
+        if self._forget:
+            self._forget = False
+            self.reset()
+        if self.pipeline is None:
+            return Processed(FrameResult(error="the face detector is not available"))
+        matcher = self.match if self.gallery is not None else None
+        result = self.pipeline.analyze_still(image, matcher) if still else self.pipeline.process(image, matcher)
+        seen = self._throttle(result, time.time() if wall_time is None else wall_time)
+        writer = self.writer
+        if seen and writer is not None:
+            keep = self.settings.attendance.keep_snapshots
+            for s in seen:
+                snap = snapshot_jpeg(s.crop) if keep else None
+                if snap is not None:
+                    self.snapshots[s.person_id] = s.crop  # before submit: the event may be reported at once
+                writer.submit(Sighting(s.person_id, s.similarity, datetime.fromtimestamp(s.wall_time, UTC), snap))
+        return Processed(result, seen)
+
+    def _throttle(self, result: FrameResult, wall_time: float) -> tuple[Seen, ...]:
+        out = []
+        for f in result.named():
+            if f.person_id is None:
+                continue
+            pid = int(f.person_id)
+            last = self._last_sighting.get(pid)
+            if last is not None and abs(wall_time - last) < SIGHTING_INTERVAL_S:
+                continue
+            self._last_sighting[pid] = wall_time
+            out.append(Seen(pid, f.name or "", float(f.similarity), f.track_id, wall_time, f.crop))
+        return tuple(out)
+
+    def reset(self) -> None:
+        """Frame thread: a new source, or the gallery changed: every track votes afresh, the throttle restarts."""
+        if self.pipeline is not None and hasattr(self.pipeline, "reset_tracking"):
+            self.pipeline.reset_tracking()
+        self._last_sighting.clear()
+
+    def forget_identities(self) -> None:
+        """Any thread: from the next frame no face keeps a name the gallery may no longer give."""
+        self._forget = True
+
+    # -- catching up with other kiosks ---------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Reload what other kiosks changed in the gallery now; True when something changed (the faces in view are
+        then named afresh from the next frame). Raises StoreError when the database cannot be read."""
+        self._next_refresh = time.monotonic() + self.refresh_seconds
+        gallery = self.gallery
+        if gallery is None or not gallery.refresh():
+            return False
+        self._forget = True
+        return True
+
+    def maybe_refresh(self, now: float | None = None) -> bool:
+        """:meth:`refresh` when ``refresh_seconds`` have passed since the last one, else nothing (cheap: call it
+        every frame). A StoreError is raised to the driver; the next try is one period later."""
+        if (time.monotonic() if now is None else now) < self._next_refresh:
+            return False
+        return self.refresh()
+
+    def take_snapshot(self, person_id: int) -> np.ndarray | None:
+        """The crop submitted with the person's latest sighting (for showing with the event), once."""
+        return self.snapshots.pop(person_id, None)
+
+    # -- the end ---------------------------------------------------------------------------------------------------
+    def close(self, timeout: float | None = 30.0) -> int:
+        """Write every queued sighting (up to ``timeout``; then what waits goes to the spool). Returns how many
+        are still waiting. The gallery is the driver's to close."""
+        w = self.writer
+        return w.close(timeout=timeout) if w is not None else 0
