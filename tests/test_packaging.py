@@ -111,6 +111,41 @@ def test_gui_entry_point_dispatches_self_test():
     assert "wants_self_test" in src, "desktop_app/ui/app.py main() lacks the --self-test hook"
 
 
+# ------------------------------------------------------------------------------------------------ the wheel
+def test_wheel_carries_the_models_and_passes_its_self_test(tmp_path):
+    """`pip wheel .` ships models/manifest.json, every model it names and the self-test image inside the package,
+    where an installed copy looks for them: the wheel, unpacked outside the checkout, passes the headless self-test
+    on its own models (issue 18)."""
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info into the tree it is given
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "models", "assets", "desktop_app"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif (REPO / name).exists():
+            shutil.copy2(REPO / name, src / name)
+    r = subprocess.run([PY, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(tmp_path / "w")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next((tmp_path / "w").glob("*.whl"))
+    manifest = json.loads((REPO / "models" / "manifest.json").read_text())
+    want = {"desktop_app/models/manifest.json", "desktop_app/assets/selftest/face.jpg",
+            "desktop_app/gallery/migrations/env.py"}
+    want |= {f"desktop_app/models/{e['file']}" for e in manifest["models"].values()}
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert want <= names, sorted(want - names)
+        for e in manifest["models"].values():
+            assert z.read(f"desktop_app/models/{e['file']}") == (REPO / "models" / e["file"]).read_bytes()
+        z.extractall(tmp_path / "site")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+    r = subprocess.run([PY, "-m", "desktop_app.selftest", "--self-test", "--no-qt", "--threads", "1"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert str(tmp_path / "site" / "desktop_app" / "models" / "manifest.json") in r.stdout  # its own models
+
+
 # ------------------------------------------------------------------------------------ build requirements
 def packaging_module(name: str):
     """A script of packaging/ imported as a module (they are scripts, not a package)."""
