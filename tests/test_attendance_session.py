@@ -186,15 +186,22 @@ def test_two_sessions_on_one_postgres_database_name_who_the_other_enrolled(pg_da
         back.maybe_refresh()
     lead = enroll_lead(front.pipeline, front_gallery, front.settings, clip_frames)  # enrolled at the front
     enrolled_at = time.monotonic()
-    named_at = None
+    named_at = refreshed_at = None
+    longest_frame = 0.0
     while time.monotonic() - enrolled_at < PERIOD_S + SLACK_S:
-        back.maybe_refresh()
-        if any(f.person_id == lead for f in back.process(frame.copy()).result.named()):
+        if back.maybe_refresh() and refreshed_at is None:
+            refreshed_at = time.monotonic()
+        t = time.monotonic()
+        named = any(f.person_id == lead for f in back.process(frame.copy()).result.named())
+        longest_frame = max(longest_frame, time.monotonic() - t)
+        if named:
             named_at = time.monotonic()
             break
     assert named_at is not None, "the back kiosk never named the person enrolled at the front"
-    refreshed_by = enrolled_at + PERIOD_S  # the refresh came within one period; then the track voted afresh
-    assert named_at - refreshed_by < SLACK_S
+    # the back kiosk caught up within one refresh period (give or take the frame it was busy with) ...
+    assert refreshed_at is not None and refreshed_at - enrolled_at <= PERIOD_S + longest_frame + 0.5
+    # ... and then named the face as soon as its track had voted afresh
+    assert named_at - refreshed_at < SLACK_S
     assert back.close() == 0 and front.close() == 0 and not back_got.errors
     assert [(e.name, e.station) for e in back_got.wait(1)] == [("Lead", "back")]
     front_gallery.close()
@@ -219,7 +226,7 @@ def test_gui_driver_names_who_another_kiosk_enrolled_within_the_refresh_period(p
             ctl.start()
         assert ctl._gallery_timer.isActive() and ctl._gallery_timer.interval() == PERIOD_S * 1000
         names: list[list[str | None]] = []
-        ctl.packetShown.connect(lambda pk: names.append([f.name for f in pk.faces if f.extra.get("voted")]))
+        ctl.packetShown.connect(lambda pk: names.append([f.name for f in pk.faces if f.voted]))
         ctl.open_source("0")
         qtbot.waitUntil(lambda: len(names) >= 6, timeout=60_000)
         assert not any(name for shown in names for name in shown)  # nobody enrolled yet
