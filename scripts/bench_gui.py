@@ -133,7 +133,7 @@ def main() -> int:
     body = section(args, results, load0, load1, qVersion())
     print(body)
     if args.write:
-        from desktop_app.bench.pipeline import write_section
+        from desktop_app.bench.common import write_section
 
         print(f"wrote {write_section(args.write, body, MARKER)}")
     return 0

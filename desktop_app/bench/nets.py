@@ -12,11 +12,9 @@ partial F-test (1, n - 3 degrees of freedom) and the adjusted R^2 say whether F 
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -26,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from desktop_app.bench import common
+from desktop_app.bench.common import machine_basics
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("FDFACE_SHARED", REPO.parent / "shared"))
@@ -252,21 +253,8 @@ class BenchResult:
 def machine_info() -> dict[str, str]:
     import onnxruntime as ort
 
-    from desktop_app.cpuinfo import cpu_name
-
-    cpu = cpu_name()
-    try:
-        load = f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        load = "n/a"
-    return {
-        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": f"{cpu} ({os.cpu_count()} logical cores)",
-        "onnxruntime": ort.__version__,
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-        "load": load,
-    }
+    return {**machine_basics(), "onnxruntime": ort.__version__, "python": platform.python_version(),
+            "os": f"{platform.system()} {platform.release()}"}
 
 
 def run_bench(
@@ -444,17 +432,8 @@ def render_markdown(res: BenchResult, command: str, provisional: bool = False) -
 
 
 def write_section(path: str | Path, body: str, marker: str = MARKER) -> Path:
-    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` (appending it if absent)."""
-    path = Path(path)
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    found = pat.search(text)
-    text = pat.sub(lambda _m: block, text, count=1) if found else text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    """Replace this benchmark's section of ``path`` (appending it if absent)."""
+    return common.write_section(path, body, marker)
 
 
 def main_log(msg: str) -> None:

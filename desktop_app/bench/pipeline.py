@@ -8,10 +8,8 @@ decoding included; per-stage figures are mean milliseconds per frame over all re
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import queue
-import re
 import statistics
 import threading
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop_app.bench.common import machine_basics
 from desktop_app.config import Settings
 from desktop_app.gallery.index import GalleryIndex
 from desktop_app.manifest import ModelEntry
@@ -241,19 +240,8 @@ def machine_info() -> dict[str, str]:
     import cv2
     import onnxruntime as ort
 
-    from desktop_app.cpuinfo import cpu_name
-
-    cpu = cpu_name()
-    try:
-        load = f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        load = "n/a"
-    return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": f"{cpu} ({os.cpu_count()} logical cores)",
-        "load": load,
-        "versions": f"Python {platform.python_version()}, onnxruntime {ort.__version__}, OpenCV {cv2.__version__}",
-    }
+    return {**machine_basics(), "versions": f"Python {platform.python_version()}, onnxruntime {ort.__version__}, "
+                                            f"OpenCV {cv2.__version__}"}
 
 
 def render_markdown(video: str | Path, results: list[BenchResult], command: str, machine: dict[str, str],
@@ -294,16 +282,3 @@ def render_markdown(video: str | Path, results: list[BenchResult], command: str,
                 verdict = "met" if got[0].fps >= want else "not met"
                 lines.append(f"- Target {name}: at least {want:g} FPS; measured {got[0].fps:.1f} ({verdict}).")
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: str | Path, body: str, marker: str) -> Path:
-    """Replace the text between ``<!-- marker:start -->`` and ``<!-- marker:end -->`` (appending if absent)."""
-    path = Path(path)
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    text = pat.sub(lambda _m: block, text, count=1) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path

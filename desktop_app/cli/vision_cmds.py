@@ -262,6 +262,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from desktop_app.bench import pipeline as bench
+    from desktop_app.bench.common import write_section
     from desktop_app.vision.media import MediaError
     from desktop_app.vision.pipeline import Pipeline
 
@@ -317,7 +318,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         command = _bench_command(args)
         body = bench.render_markdown(args.video, results, command, machine, targets, args.provisional)
         marker = f"bench-pipeline-{Path(args.video).stem}" + ("-intra-op" if args.intra_op else "")
-        path = bench.write_section(args.write, body, marker)
+        path = write_section(args.write, body, marker)
         print(f"wrote the section to {path}")
     return 0
 
