@@ -74,23 +74,21 @@ def _to_path(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[An
     return n
 
 
-def events_csv(rows: Sequence[EventRow], path: str | Path | None = None) -> str | int:
-    """Write events to ``path`` (returns the row count) or return the CSV text (without BOM) when no path."""
-    cells = (event_cells(r) for r in rows)
+def _csv(header: Sequence[str], cells: Iterable[Sequence[Any]], path: str | Path | None) -> str | int:
     if path is None:
         buf = io.StringIO()
-        write_csv(buf, EVENT_HEADER, cells)
+        write_csv(buf, header, cells)
         return buf.getvalue()
-    return _to_path(path, EVENT_HEADER, cells)
+    return _to_path(path, header, cells)
+
+
+def events_csv(rows: Sequence[EventRow], path: str | Path | None = None) -> str | int:
+    """Write events to ``path`` (returns the row count) or return the CSV text (without BOM) when no path."""
+    return _csv(EVENT_HEADER, (event_cells(r) for r in rows), path)
 
 
 def summary_csv(rows: Sequence[DaySummary], path: str | Path | None = None) -> str | int:
-    cells = (summary_cells(d) for d in rows)
-    if path is None:
-        buf = io.StringIO()
-        write_csv(buf, SUMMARY_HEADER, cells)
-        return buf.getvalue()
-    return _to_path(path, SUMMARY_HEADER, cells)
+    return _csv(SUMMARY_HEADER, (summary_cells(d) for d in rows), path)
 
 
 def absent_csv(day: date, people: Sequence[Any], path: str | Path) -> int:

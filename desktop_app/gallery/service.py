@@ -258,10 +258,7 @@ class Gallery:
     def set_active(self, person_id: int, active: bool) -> None:
         person_id = st.as_id(person_id)
         with st.store_errors(self.url), Session(self.engine) as s, s.begin():
-            p = s.get(st.Person, person_id)
-            if p is None:
-                raise st.StoreError(f"no person #{person_id}")
-            st.update_person(s, p, active=active)
+            p = st.update_person(s, st.require_person(s, person_id), active=active)
             name = p.name
             rows = s.execute(select(st.Template.id, st.Template.embedding).where(
                 st.Template.person_id == person_id, st.Template.model_id == self.model_id,
@@ -276,10 +273,7 @@ class Gallery:
     def rename(self, person_id: int, name: str) -> None:
         person_id = st.as_id(person_id)
         with st.store_errors(self.url), Session(self.engine) as s, s.begin():
-            p = s.get(st.Person, person_id)
-            if p is None:
-                raise st.StoreError(f"no person #{person_id}")
-            st.update_person(s, p, name=name)
+            p = st.update_person(s, st.require_person(s, person_id), name=name)
             name = p.name
         if person_id in self.index.person_ids:
             self.index.set_name(person_id, name)

@@ -441,6 +441,14 @@ def get_person(s: Session, person_id: int) -> Person | None:
     return s.get(Person, as_id(person_id))
 
 
+def require_person(s: Session, person_id: int) -> Person:
+    """The person, or a :class:`StoreError` saying there is none (deleted meanwhile, perhaps at another kiosk)."""
+    person = get_person(s, person_id)
+    if person is None:
+        raise StoreError(f"no person #{person_id}")
+    return person
+
+
 def find_people(s: Session, query: str | None = None, group: str | None = None,
                 active: bool | None = None) -> list[Person]:
     """People ordered by name; ``query`` matches a name part or an exact external id or ``#id``."""
@@ -515,9 +523,7 @@ def delete_person(s: Session, person_id: int, erase_events: bool = False) -> Era
     """Right to erasure: the person, their templates, crops and event snapshots go; their past events are deleted
     (``erase_events``) or keep only the person's pseudonym."""
     person_id = as_id(person_id)
-    person = s.get(Person, person_id)
-    if person is None:
-        raise StoreError(f"no person #{person_id}")
+    person = require_person(s, person_id)
     tids = select(Template.id).where(Template.person_id == person_id)
     eids = select(AttendanceEvent.id).where(AttendanceEvent.person_id == person_id)
     s.execute(delete(TemplateCrop).where(TemplateCrop.template_id.in_(tids)))
@@ -578,8 +584,7 @@ def embedding_bytes(v: np.ndarray) -> bytes:
 def add_templates(s: Session, person_id: int, templates: Sequence[NewTemplate]) -> list[Template]:
     """Add templates (all in the caller's transaction: all or none)."""
     person_id = as_id(person_id)
-    if s.get(Person, person_id) is None:
-        raise StoreError(f"no person #{person_id}")
+    require_person(s, person_id)
     out = []
     for t in templates:
         v = np.asarray(t.embedding, np.float32).reshape(-1)
