@@ -42,6 +42,19 @@ def check_config_option(path: str | None) -> None:
                        "your own settings")
 
 
+def bench_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The ``fdface bench`` group's subparsers, created on first use, so that several command modules can each add
+    a ``bench X`` (nets_cmds.py: ``bench nets``; vision_cmds.py: ``bench pipeline``)."""
+    parser = sub.choices.get("bench")
+    if parser is None:
+        parser = sub.add_parser("bench", help="benchmarks")
+        parser.set_defaults(func=lambda _a, p=parser: (p.print_help(), 2)[1])
+    for act in parser._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            return act
+    return parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fdface", description="FDFace Attendance: face-recognition attendance")
     p.add_argument("--version", action="version", version=f"fdface {__version__}")

@@ -92,23 +92,12 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def bench_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The ``fdface bench`` group's subparsers, created on first use, so several modules can add ``bench X``
-    (vision_cmds.py does the same for ``bench pipeline``)."""
-    parser = sub.choices.get("bench")
-    if parser is None:
-        parser = sub.add_parser("bench", help="benchmarks")
-        parser.set_defaults(func=lambda _a, p=parser: (p.print_help(), 2)[1])
-    for act in parser._actions:
-        if isinstance(act, argparse._SubParsersAction):
-            return act
-    return parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="parameters, MACs and feature-map traffic F of the paper's nets")
     p.add_argument("nets", nargs="*", help="net names (default: all registered)")
     p.set_defaults(func=cmd_analyze)
+
+    from desktop_app.cli import bench_subparsers
 
     b = bench_subparsers(sub).add_parser(
         "nets", help="ONNX Runtime CPU latency of every registry net (1 and 2 threads) and the eq. 4 fit")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop_app.cli import CliError
+from desktop_app.cli import CliError, bench_subparsers
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -339,18 +339,6 @@ def _bench_command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def _bench_parsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The `bench` command's sub-commands, shared with other modules (`bench nets`): reuse it if registered."""
-    p = sub.choices.get("bench")
-    if p is None:
-        p = sub.add_parser("bench", help="benchmarks")
-        p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
-    for act in p._actions:
-        if isinstance(act, argparse._SubParsersAction):
-            return act
-    return p.add_subparsers(dest="bench_command", metavar="BENCHMARK")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("detect", help="find faces in images: boxes, scores, 5 landmarks")
     d.add_argument("images", nargs="+", metavar="IMAGE")
@@ -376,7 +364,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--config", help="settings file (default: the user's)")
     i.set_defaults(func=cmd_identify)
 
-    b = _bench_parsers(sub).add_parser("pipeline", help="end-to-end FPS of the pipeline over a video")
+    b = bench_subparsers(sub).add_parser("pipeline", help="end-to-end FPS of the pipeline over a video")
     b.add_argument("video", metavar="VIDEO")
     b.add_argument("--repeats", type=int, default=3, help="passes over the video per configuration")
     b.add_argument("--threads", default="1,0",
