@@ -31,7 +31,7 @@ from desktop_app.vision.detector import RetinaFaceDetector, as_bgr
 from desktop_app.vision.embedder import Embedder
 from desktop_app.vision.quality import assess
 from desktop_app.vision.tracking import Tracker
-from desktop_app.vision.types import Detection, Face, FrameResult
+from desktop_app.vision.types import Detection, Face, FrameResult, Quality
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,17 @@ class Pipeline:
         t["detect"] = (time.perf_counter() - t0) * 1e3
         return det
 
+    def _align_and_assess(self, img: np.ndarray, det: Detection,
+                          t: dict[str, float]) -> tuple[np.ndarray, list[Quality]]:
+        """Aligned 112x112 crops of the detected faces and their quality, timed as 'align' and 'quality'."""
+        t0 = time.perf_counter()
+        crops = align_faces(img, det.landmarks)
+        t["align"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        quals = [assess(c, b, s, lm) for c, b, s, lm in zip(crops, det.boxes, det.scores, det.landmarks, strict=True)]
+        t["quality"] = (time.perf_counter() - t0) * 1e3
+        return crops, quals
+
     def _embed(self, crops: np.ndarray, t: dict[str, float]) -> np.ndarray | None:
         if self.embedder is None or len(crops) == 0:
             t["embed"] = 0.0
@@ -320,13 +331,7 @@ class Pipeline:
             t0 = time.perf_counter()
             ids = self.tracker.associate(det.boxes, det.landmarks, fi)
             t["track"] = (time.perf_counter() - t0) * 1e3
-            t0 = time.perf_counter()
-            crops = align_faces(img, det.landmarks)
-            t["align"] = (time.perf_counter() - t0) * 1e3
-            t0 = time.perf_counter()
-            quals = [assess(c, b, s, lm) for c, b, s, lm in zip(crops, det.boxes, det.scores, det.landmarks,
-                                                                 strict=True)]
-            t["quality"] = (time.perf_counter() - t0) * 1e3
+            crops, quals = self._align_and_assess(img, det, t)
             todo = [i for i in range(len(det)) if self.embedder is not None
                     and self.tracker.needs_embedding(ids[i], quals[i].overall, fi)]
             emb = self._embed(crops[todo], t) if todo else self._embed(crops[:0], t)
@@ -368,13 +373,7 @@ class Pipeline:
         size = (img.shape[1], img.shape[0])
         try:
             det = self._detect(img, t)
-            t0 = time.perf_counter()
-            crops = align_faces(img, det.landmarks)
-            t["align"] = (time.perf_counter() - t0) * 1e3
-            t0 = time.perf_counter()
-            quals = [assess(c, b, s, lm) for c, b, s, lm in zip(crops, det.boxes, det.scores, det.landmarks,
-                                                                 strict=True)]
-            t["quality"] = (time.perf_counter() - t0) * 1e3
+            crops, quals = self._align_and_assess(img, det, t)
             emb = self._embed(crops, t)
             matches = self._search(emb, matcher, t)
             r = self.settings.recognition
