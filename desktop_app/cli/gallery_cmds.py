@@ -430,8 +430,7 @@ def cmd_gallery_status(args: argparse.Namespace) -> int:
               f"{gallery.load_source} in {gallery.load_seconds:.2f} s")
         if stale.recomputable:
             print(f"stale      {stale.recomputable} template(s) of another model: `fdface gallery recompute`")
-        for pid, name in stale.people_to_reenroll:
-            print(f"re-enroll  {name} (#{pid}): no crop kept to recompute their templates")
+        _print_reenroll(stale)
     finally:
         gallery.close()
     return 0
@@ -444,11 +443,16 @@ def cmd_gallery_recompute(args: argparse.Namespace) -> int:
         n = _store_call(gallery.recompute, pipe.embedder.infer)
         stale = gallery.stale()
         print(f"recomputed {n} template(s) with {gallery.model_id}")
-        for pid, name in stale.people_to_reenroll:
-            print(f"re-enroll {name} (#{pid}): no crop kept to recompute their templates")
+        _print_reenroll(stale)
     finally:
         gallery.close()
     return 0
+
+
+def _print_reenroll(stale: Any) -> None:
+    """People whose templates no crop can recompute: only new photos bring them back to the current model."""
+    for pid, name in stale.people_to_reenroll:
+        print(f"re-enroll  {name} (#{pid}): no crop kept to recompute their templates")
 
 
 # ----------------------------------------------------------------------------------------------- parsers
