@@ -172,7 +172,7 @@ def take(app, ctl, settings, args, wait, shot) -> int:
     # the main window once the singer is named and his check-in is flashing
     def named() -> bool:
         pk = ctl.last_packet
-        return (pk is not None and any(f.name and f.extra.get("voted") for f in pk.faces)
+        return (pk is not None and any(f.name and f.voted for f in pk.faces)
                 and bool(ctl.window.view.flash_text or ctl.events_shown))
 
     wait(named, 120, "the singer to be named")

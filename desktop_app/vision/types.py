@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -59,11 +58,6 @@ class Face:
     voted: bool = False
     votes: int = 0
     embedded: bool = False
-
-    @property
-    def extra(self) -> dict[str, Any]:
-        """The flags as the untyped dict they once were (read-only; for callers not yet moved to the fields)."""
-        return {"voted": self.voted, "votes": self.votes, "embedded": self.embedded}
 
     @property
     def area(self) -> float:
