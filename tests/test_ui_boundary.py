@@ -1,5 +1,6 @@
 """Qt stays inside desktop_app/ui: every other module of the package imports without PySide6, and no source file
-outside ui/ mentions it in an import."""
+outside ui/ mentions it in an import. The packages of desktop_app import each other without a cycle, and no ui module
+imports SQL or the ORM (both read statically from the import graph)."""
 
 from __future__ import annotations
 
