@@ -103,8 +103,8 @@ def test_erasure_leaves_no_trace_in_the_data_folder(tmp_path, hnsw_above: int) -
     g2.close()
 
 
-def test_cli_style_erasure_without_an_open_gallery_wipes_saved_index_files(tmp_path) -> None:
-    """`fdface people remove` has no gallery open: the saved index files of the database go all the same."""
+def _saved_gallery_with_the_person(tmp_path):
+    """Another person and NAME enrolled, the index saved to its file: what erasure must wipe."""
     data = tmp_path / "data"
     url = f"sqlite:///{data / 'fdface.db'}"
     engine = st.open_engine(url)
@@ -113,6 +113,12 @@ def test_cli_style_erasure_without_an_open_gallery_wipes_saved_index_files(tmp_p
     g = Gallery(engine, MODEL, DIM, url=url, index_path=default_index_path(url, MODEL))
     g.load()
     g.index.save(g.index_path, g.fingerprint)
+    return data, url, engine, pid
+
+
+def test_cli_style_erasure_without_an_open_gallery_wipes_saved_index_files(tmp_path) -> None:
+    """`fdface people remove` has no gallery open: the saved index files of the database go all the same."""
+    data, url, engine, pid = _saved_gallery_with_the_person(tmp_path)
     needles = _needles([vec(7), vec(8)], [])
     assert traces(data, needles)
     erase_person(engine, url, pid)
@@ -123,14 +129,7 @@ def test_cli_style_erasure_without_an_open_gallery_wipes_saved_index_files(tmp_p
 def test_people_remove_wipes_the_saved_index(tmp_path, capsys) -> None:
     from desktop_app.cli import main
 
-    data = tmp_path / "data"
-    url = f"sqlite:///{data / 'fdface.db'}"
-    engine = st.open_engine(url)
-    _enroll(engine, "Other", [1, 2, 3])
-    pid, _ = _enroll(engine, NAME, [7, 8])
-    g = Gallery(engine, MODEL, DIM, url=url, index_path=default_index_path(url, MODEL))
-    g.load()
-    g.index.save(g.index_path, g.fingerprint)
+    data, url, engine, pid = _saved_gallery_with_the_person(tmp_path)
     engine.dispose()
     needles = _needles([vec(7), vec(8)], [])
     assert traces(data, needles)
