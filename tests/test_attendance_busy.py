@@ -254,3 +254,30 @@ def test_a_damaged_spool_line_costs_only_itself(tmp_path) -> None:
     p.write_text(p.read_text() + '{"person_id": "x"\n')
     got = read_spool(p)
     assert [(g.person_id, g.station) for g in got] == [(1, None), (2, "door")]
+
+
+def test_a_sighting_handed_to_a_writer_being_replaced_is_never_lost(tmp_path) -> None:
+    """The store is switched while the frame thread still holds the old writer (issue 18): what it hands over
+    after the old writer closed goes to that database's spool and the next writer there records it."""
+    from desktop_app.attendance.recorder import spool_path
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    engine = st.open_engine(url)
+    with Session(engine) as s, s.begin():
+        pid = st.add_person(s, "Ann").id
+    settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0)
+    spool = spool_path(url, tmp_path / "data")
+    errors: list[str] = []
+    old = EventWriter(AttendanceRecorder(engine, settings), on_error=errors.append, spool=spool)
+    assert old.close(5) == 0
+    old.submit(Sighting(pid, 0.9, ts=T0))  # a frame thread that had not yet seen the new writer
+    assert spool.exists() and not errors
+    w = EventWriter(AttendanceRecorder(engine, settings), spool=spool)
+    assert w.close(30) == 0 and not spool.exists()
+    with Session(engine) as s:
+        assert s.scalars(select(st.AttendanceEvent.person_id)).all() == [pid]
+    no_spool = EventWriter(AttendanceRecorder(engine, settings), on_error=errors.append)
+    no_spool.close(5)
+    no_spool.submit(Sighting(pid, 0.9, ts=T0 + timedelta(hours=2)))
+    assert errors and "was not recorded" in errors[0]  # said, not dropped in silence
+    engine.dispose()

@@ -191,6 +191,8 @@ class EventWriter:
         self._closing = False
         self._abandon = False  # close() gave up waiting: what is left goes to the spool
         self._from_spool = 0  # sightings at the head of the queue that came from the spool
+        self._finished = False  # the writer thread has ended: submit() spools instead of queueing
+        self._spool_lock = threading.Lock()
         if spool is not None:
             kept = read_spool(spool)
             self._pending.extend(kept)
@@ -207,8 +209,19 @@ class EventWriter:
         if sighting.ts is None:
             sighting = replace(sighting, ts=self.recorder.clock())
         with self._cv:
-            self._pending.append(sighting)
-            self._cv.notify_all()
+            if not self._finished:
+                self._pending.append(sighting)
+                self._cv.notify_all()
+                return
+        # a closed writer (a driver still held it while the store was switched): kept for the next writer on
+        # this database, never dropped in silence
+        if self.spool is not None:
+            with self._spool_lock:
+                write_spool(self.spool, [*read_spool(self.spool), sighting])
+            log.warning("a sighting handed to a closed writer is kept in %s", self.spool)
+        else:
+            _call(self.on_error, f"a sighting of person #{sighting.person_id} came after the writer was closed "
+                                 "and was not recorded")
 
     @property
     def pending(self) -> int:
@@ -249,6 +262,7 @@ class EventWriter:
                 while not self._pending and not self._closing:
                     self._cv.wait()
                 if not self._pending or self._abandon:
+                    self._finished = True
                     return  # closing, everything written; or close() spools what is left
                 item = self._pending[0]
             try:
@@ -304,11 +318,13 @@ class EventWriter:
         self._thread.join(ABANDON_WAIT_S)
         with self._cv:
             items = list(self._pending)
+            self._finished = True  # from now on submit() appends to the spool itself
         if self.spool is not None and (items or self._from_spool):
-            if items:
-                write_spool(self.spool, items)
-            else:
-                self.spool.unlink(missing_ok=True)
+            with self._spool_lock:
+                if items:
+                    write_spool(self.spool, items)
+                else:
+                    self.spool.unlink(missing_ok=True)
             self.spooled = len(items)
             if items:
                 log.warning("%d sighting(s) not yet recorded are kept in %s", len(items), self.spool)

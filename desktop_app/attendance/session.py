@@ -100,11 +100,14 @@ class AttendanceSession:
         kept in its spool). The recorder is built here, so a bad station name is a StoreError before any frame."""
         recorder = AttendanceRecorder(engine, self.settings.attendance)
         old = self.writer
-        if old is not None:
-            old.close(timeout=close_timeout)
+        # the new writer is in place before the old one closes (one reference swap): a frame thread never finds
+        # no writer or a closed one; a sighting it had already handed to the old writer is written (or spooled)
+        # by the old writer's close, and one handed to it after that goes to its spool (EventWriter.submit)
         self.writer = EventWriter(recorder, on_event=self.on_event, on_error=self.on_error,
                                   on_status=self.on_status, spool=spool)
         self.engine, self.gallery = engine, gallery
+        if old is not None:
+            old.close(timeout=close_timeout)
         self._next_refresh = time.monotonic() + self.refresh_seconds
         return self.writer
 
