@@ -138,3 +138,34 @@ def test_people_remove_wipes_the_saved_index(tmp_path, capsys) -> None:
     assert main(["people", "remove", f"#{pid}", "--yes", "--db", url, "--config", str(cfg)]) == 0
     assert f"deleted {NAME} (#{pid})" in capsys.readouterr().out
     assert traces(data, needles) == []
+
+
+def test_erasure_drops_the_persons_sightings_waiting_in_the_spool(tmp_path) -> None:
+    """Sightings kept for a busy database (attendance's spool) hold the person's id and face snapshot: erasure
+    takes them out too, and wipes the old file; other people's waiting sightings stay."""
+    import base64
+
+    from desktop_app.attendance.recorder import Sighting, read_spool, write_spool
+    from desktop_app.gallery.service import spool_path
+
+    data, url, engine, pid = _saved_gallery_with_the_person(tmp_path)
+    other = next(p for p in st_people(engine) if p != pid)
+    snap = cv2.imencode(".jpg", np.full((112, 112, 3), 77, np.uint8))[1].tobytes() + b"ann-face"
+    spool = spool_path(url, data)
+    t0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
+    write_spool(spool, [Sighting(pid, 0.9, t0, snap), Sighting(other, 0.8, t0 + timedelta(seconds=5)),
+                        Sighting(pid, 0.9, t0 + timedelta(seconds=9), snap)])
+    erase_person(engine, url, pid, spool_folder=data)
+    assert [s.person_id for s in read_spool(spool)] == [other]
+    b64 = base64.b64encode(snap).decode()
+    assert not any(b64[40:100] in f.read_text(errors="ignore") for f in data.rglob("*") if f.is_file())
+    erase_person(engine, url, other, spool_folder=data)
+    assert not spool.exists()
+    engine.dispose()
+
+
+def st_people(engine) -> list[int]:
+    from sqlalchemy import select
+
+    with Session(engine) as s:
+        return list(s.scalars(select(st.Person.id)).all())

@@ -9,7 +9,6 @@ the GUI and ``fdface run`` use: sightings are queued, written in order (retried 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import PriorEvent, classify, day_of, day_start, resolve_zone
 from desktop_app.config import AttendanceSettings
+from desktop_app.gallery.service import spool_path  # noqa: F401 (the spool's place, named with the store's)
 from desktop_app.gallery.store import (
     AttendanceEvent,
     Person,
@@ -122,12 +122,6 @@ class AttendanceRecorder:
     def forget(self, person_id: int) -> None:
         """Drop the in-memory dedupe state of a person (deleted or edited)."""
         self._last.pop(person_id, None)
-
-
-def spool_path(database_url: str, folder: Path) -> Path:
-    """Where sightings that could not be written to this database wait between runs (one file per database:
-    person ids belong to their database)."""
-    return folder / f"pending-sightings-{hashlib.sha1(database_url.encode()).hexdigest()[:12]}.jsonl"
 
 
 def write_spool(path: Path, items: list[Sighting]) -> None:

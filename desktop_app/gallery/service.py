@@ -89,7 +89,44 @@ def wipe_file(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def erase_person(engine: Engine, url: str, person_id: int, erase_events: bool = False) -> st.Erasure:
+def spool_path(database_url: str, folder: Path | None = None) -> Path:
+    """Where sightings that could not be written to this database wait between runs (attendance's EventWriter; one
+    file per database, since person ids belong to their database), in ``folder`` (default: the data folder)."""
+    folder = data_dir() if folder is None else folder
+    return folder / f"pending-sightings-{hashlib.sha1(database_url.encode()).hexdigest()[:12]}.jsonl"
+
+
+def scrub_spool(url: str, person_id: int, folder: Path | None = None) -> int:
+    """Drop an erased person's waiting sightings (with their snapshots) from the database's spool; the old file is
+    wiped, not just replaced. Returns how many were dropped. The spool is JSON lines with a ``person_id``."""
+    import json
+
+    path = spool_path(url, folder)
+    if not path.exists():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            mine = int(json.loads(line).get("person_id")) == int(person_id)
+        except (ValueError, TypeError, AttributeError):
+            mine = False  # a damaged line: kept for the writer to report
+        if mine:
+            dropped += 1
+        else:
+            keep.append(line)
+    if dropped:
+        tmp = path.with_suffix(".scrub")
+        tmp.write_text("".join(f"{k}\n" for k in keep), encoding="utf-8")
+        wipe_file(path)
+        if keep:
+            tmp.replace(path)
+        else:
+            tmp.unlink()
+    return dropped
+
+
+def erase_person(engine: Engine, url: str, person_id: int, erase_events: bool = False,
+                 spool_folder: Path | None = None) -> st.Erasure:
     """Right to erasure, complete in one operation: the person goes from the store (:func:`store.delete_person`),
     the SQLite log is scrubbed, and every saved index file of this database is wiped, since each still holds the
     person's embeddings and ids (an open :class:`Gallery` saves its updated index again; otherwise the next start
@@ -98,6 +135,7 @@ def erase_person(engine: Engine, url: str, person_id: int, erase_events: bool = 
         er = st.delete_person(s, person_id, erase_events=erase_events)
     for f in index_files(url):
         wipe_file(f)
+    scrub_spool(url, person_id, spool_folder)  # sightings of the person still waiting to be written
     with st.store_errors(url):
         st.scrub(engine)
     return er
