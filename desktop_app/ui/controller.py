@@ -48,7 +48,7 @@ from desktop_app.manifest import ModelEntry
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.qtcompat import emit, emitter
 from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys
-from desktop_app.ui.side_panel import EventRow
+from desktop_app.ui.side_panel import PanelRow
 from desktop_app.ui.tasks import TaskQueue
 from desktop_app.ui.worker import FramePacket, VisionWorker, bgr_to_qimage
 from desktop_app.vision.pipeline import resolve_model
@@ -325,7 +325,7 @@ class AppController(QObject):
             if r.person_id is not None:
                 thumb = old.thumbnail if old is not None and old.thumbnail is not None else \
                     self.thumbnails.get(r.person_id)
-            rows.append(EventRow(r.event_id, r.name or r.person_ref, r.local_ts, r.kind, r.similarity, r.station,
+            rows.append(PanelRow(r.event_id, r.name or r.person_ref, r.local_ts, r.kind, r.similarity, r.station,
                                  thumb, r.person_id))
         for row in sorted(shown.values(), key=lambda x: x.event_id):
             if row.event_id > read_up_to:  # recorded while the store was being read: still today's
@@ -482,7 +482,7 @@ class AppController(QObject):
         self._update_counts()
         snap = self.attendance.take_snapshot(ev.person_id) if self.settings.attendance.keep_snapshots else None
         thumb = bgr_to_qimage(snap) if snap is not None else self.thumbnails.get(ev.person_id)
-        row = EventRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station, thumb, ev.person_id)
+        row = PanelRow(ev.id, ev.name, ev.local_ts, ev.kind, ev.similarity, ev.station, thumb, ev.person_id)
         if ev.demoted is not None:
             self.window.panel.set_kind(ev.demoted, "seen")
         self.window.panel.add_event(row)

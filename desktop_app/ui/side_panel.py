@@ -15,8 +15,9 @@ KIND_TEXT = {"check-in": "in", "check-out": "out", "seen": "seen"}
 
 
 @dataclass(frozen=True)
-class EventRow:
-    """One event as the panel shows it; ``local_time`` in the attendance time zone."""
+class PanelRow:
+    """How the "Today" panel shows one event (an attendance.reports.EventRow or a just-recorded event, with its
+    thumbnail); ``local_time`` in the attendance time zone."""
 
     event_id: int
     name: str
@@ -64,7 +65,7 @@ class EventsPanel(QWidget):
         self.present, self.enrolled = present, enrolled
 
     @Slot(object)
-    def add_event(self, row: EventRow) -> None:
+    def add_event(self, row: PanelRow) -> None:
         """Newest first; an event already shown (same id) is updated in place (e.g. check-out demoted to seen)."""
         if row.event_id in self._ids:
             for i in range(self.list.count()):
@@ -100,7 +101,7 @@ class EventsPanel(QWidget):
                 return
 
     @Slot(object)
-    def set_events(self, rows: list[EventRow]) -> None:
+    def set_events(self, rows: list[PanelRow]) -> None:
         """Replace the list (oldest first in ``rows``)."""
         self.list.clear()
         self._ids.clear()
@@ -111,6 +112,6 @@ class EventsPanel(QWidget):
     def texts(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]
 
-    def rows(self) -> list[EventRow]:
+    def rows(self) -> list[PanelRow]:
         """The rows shown, newest first."""
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole + 1) for i in range(self.list.count())]
