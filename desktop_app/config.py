@@ -91,6 +91,7 @@ class DetectorSettings:
 # The shipped model's calibrated match threshold (docs/CALIBRATION.md; the manifest has no per-model figure yet)
 # and the only values a person may set: below the range nearly every stranger is named as the closest enrolled
 # person, above it nearly nobody is named. The GUI asks before it saves a value far from the calibrated one.
+STATION_MAX = 100  # the width of the store's station column
 CALIBRATED_THRESHOLD = 0.47
 THRESHOLD_RANGE = (0.2, 0.95)
 FAR_FROM_CALIBRATED = 0.1
@@ -127,6 +128,10 @@ class AttendanceSettings:
 
     def validate(self) -> None:
         _rng("attendance.dedupe_minutes", self.dedupe_minutes, 0.0, 24 * 60)
+        station = self.station.strip()
+        if not station or len(station) > STATION_MAX:  # the store checks the rest (gallery/store.py check_station)
+            raise ConfigError(f"{field_label('attendance.station')}: give the station a name of 1 to {STATION_MAX} "
+                              f"characters (it has {len(station)})")
         _rng("attendance.day_boundary_hour", self.day_boundary_hour, 0, 23)
         if self.timezone != "local":
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError

@@ -281,3 +281,68 @@ def test_a_sighting_handed_to_a_writer_being_replaced_is_never_lost(tmp_path) ->
     no_spool.submit(Sighting(pid, 0.9, ts=T0 + timedelta(hours=2)))
     assert errors and "was not recorded" in errors[0]  # said, not dropped in silence
     engine.dispose()
+
+
+def test_two_writers_on_one_spool_never_overwrite_each_other(tmp_path, monkeypatch) -> None:
+    """The GUI reopening the same database (or the app and `fdface run` on one machine): a writer that took the
+    spool and another that spools later must not lose each other's sightings (review of 2026-12-04)."""
+    from desktop_app.attendance.recorder import append_spool, spool_path
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    db = tmp_path / "busy.db"
+    url = f"sqlite:///{db}"
+    engine = st.open_engine(url)
+    with Session(engine) as s, s.begin():
+        people = [st.add_person(s, f"person {i}").id for i in range(3)]
+    settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0)
+    spool = spool_path(url, tmp_path / "data")
+    append_spool(spool, [Sighting(people[0], 0.9, T0)])  # kept by an earlier run
+    with Holder(db):
+        a = EventWriter(AttendanceRecorder(engine, settings), spool=spool)  # takes p0 from the spool
+        a.submit(Sighting(people[1], 0.9, T0 + timedelta(minutes=1)))
+        b = EventWriter(AttendanceRecorder(engine, settings), spool=spool)  # the store reopened: nothing to take
+        assert b.pending == 0
+        a.submit(Sighting(people[2], 0.9, T0 + timedelta(minutes=2)))
+        assert a.close(0.5) == 3 and a.spooled == 3  # still busy: a keeps all it holds in the spool
+        a.submit(Sighting(people[2], 0.9, T0 + timedelta(minutes=30)))  # handed to a closed writer: spooled too
+    assert b.close(30) == 0
+    c = EventWriter(AttendanceRecorder(engine, settings), spool=spool)
+    assert c.pending == 4 and c.close(30) == 0
+    with Session(engine) as s:
+        got = s.execute(select(st.AttendanceEvent.person_id, st.AttendanceEvent.ts)).all()
+    assert sorted(p for p, _ in got) == sorted([people[0], people[1], people[2], people[2]])
+    assert not spool.exists() and not list(spool.parent.glob("*.claimed-*"))
+    engine.dispose()
+
+
+def test_a_sighting_written_twice_counts_once_even_without_a_dedupe_window(tmp_path) -> None:
+    engine = st.open_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with Session(engine) as s, s.begin():
+        pid = st.add_person(s, "Ann").id
+    settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0, dedupe_minutes=0.0)
+    assert AttendanceRecorder(engine, settings).record(pid, 0.9, T0) is not None
+    assert AttendanceRecorder(engine, settings).record(pid, 0.9, T0) is None  # the replay of a spooled sighting
+    assert AttendanceRecorder(engine, settings).record(pid, 0.9, T0 + timedelta(seconds=1)) is not None
+    engine.dispose()
+
+
+def test_an_erased_persons_waiting_sightings_are_dropped_from_the_writer(tmp_path, monkeypatch) -> None:
+    from desktop_app.gallery.service import Gallery
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    db = tmp_path / "busy.db"
+    engine = st.open_engine(f"sqlite:///{db}")
+    with Session(engine) as s, s.begin():
+        ann, bob = st.add_person(s, "Ann").id, st.add_person(s, "Bob").id
+    w = EventWriter(AttendanceRecorder(engine, AttendanceSettings(timezone="UTC", day_boundary_hour=0)),
+                    spool=tmp_path / "spool.jsonl")
+    g = Gallery(engine, "m", 4, url=f"sqlite:///{db}", background=False)
+    g.erasure_listeners.append(w.forget_person)
+    with Holder(db):
+        for k, pid in enumerate([bob, ann, ann, bob]):
+            w.submit(Sighting(pid, 0.9, T0 + timedelta(minutes=k), b"face-of-%d" % pid))
+        assert _wait_for(lambda: w.status().startswith("database busy"))
+        assert w.forget_person(ann) == 2 and w.pending == 2
+        assert w.close(0.5) == 2
+    assert b"face-of-%d" % ann not in (tmp_path / "spool.jsonl").read_bytes()
+    engine.dispose()

@@ -204,3 +204,17 @@ def test_run_on_a_folder_names_skipped_files_and_records_the_good_one(db, bad_im
     assert "check-in" in out and "Sam (#1)" in out
     assert_named(err, bad_images)
     assert "1 frame(s), 1 event(s), 4 unreadable file(s) skipped" in err
+
+
+def test_stray_bytes_between_jpeg_segments_do_not_hide_the_declared_size() -> None:
+    """libjpeg skips bytes between segments to the next marker; the size check must too, or a few-kB file can
+    make the decoder allocate gigabytes (review of 2026-12-04)."""
+    data = bytearray(cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes())
+    assert data[2:4] == b"\xff\xe0"
+    app0_end = 4 + struct.unpack(">H", bytes(data[4:6]))[0]
+    data[app0_end:app0_end] = b"\x00\x00"  # padding after APP0
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 8000, 8000)
+    assert image_header_size(bytes(data)) == (8000, 8000)
+    with pytest.raises(ImageReadError, match="pixels is too large"):
+        decode_image(bytes(data), "padded.jpg")

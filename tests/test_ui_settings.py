@@ -313,3 +313,17 @@ def test_a_settings_file_that_is_not_toml_is_kept_aside_before_the_defaults_are_
     assert s == Settings() and message is not None
     kept = list(tmp_path.glob("settings.toml.unreadable-*"))
     assert len(kept) == 1 and kept[0].read_text(encoding="utf-8") == written and str(kept[0]) in message
+
+
+@pytest.mark.parametrize("station", ["", "   ", "x" * 101])
+def test_a_station_name_the_store_would_refuse_is_refused_by_the_settings(station, tmp_path):
+    """An empty or over-long station used to be saved, then every start failed to record anything."""
+    from desktop_app.config import ConfigError
+
+    with pytest.raises(ConfigError, match="Station"):
+        Settings().with_changes("attendance", station=station)
+    f = tmp_path / "settings.toml"
+    f.write_text(f'[attendance]\nstation = "{station}"\ntimezone = "UTC"\n', encoding="utf-8")
+    s, problems = Settings.load_keeping_valid(f)
+    assert s.attendance.station == Settings().attendance.station and s.attendance.timezone == "UTC"
+    assert any("station" in p for p in problems)

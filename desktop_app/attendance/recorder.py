@@ -9,6 +9,7 @@ the GUI and ``fdface run`` use: sightings are queued, written in order (retried 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import os
@@ -106,6 +107,8 @@ class AttendanceRecorder:
                              .where(AttendanceEvent.person_id == person_id,
                                     AttendanceEvent.ts >= min(today_start, now) - self.dedupe)
                              .order_by(AttendanceEvent.ts, AttendanceEvent.id)).all()
+            if any(r[1] is not None and _utc(r[1]) == now for r in rows):
+                return None  # this very sighting was written already (a spooled one whose first try committed)
             decision = classify(now, [PriorEvent(*r) for r in rows], today_start, self.dedupe)
             if decision.kind is None:
                 if rows:
@@ -124,19 +127,83 @@ class AttendanceRecorder:
         self._last.pop(person_id, None)
 
 
+def _utc(ts: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite hands back naive UTC)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _spool_line(it: Sighting) -> str:
+    return json.dumps({
+        "person_id": it.person_id, "similarity": it.similarity,
+        "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
+        "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n"
+
+
 def write_spool(path: Path, items: list[Sighting]) -> None:
-    """Atomically replace the spool with ``items`` (fsynced: it stands for attendance not yet recorded)."""
+    """Atomically replace the file with ``items`` (fsynced: it stands for attendance not yet recorded)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for it in items:
-            fh.write(json.dumps({
-                "person_id": it.person_id, "similarity": it.similarity,
-                "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
-                "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n")
+        fh.write("".join(_spool_line(it) for it in items))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def append_spool(path: Path, items: list[Sighting]) -> None:
+    """Add ``items`` to the spool in one appending write, fsynced. The spool is only ever appended to (by any
+    writer, of this process or another) or taken whole by :func:`claim_spool`, so no writer can overwrite what
+    another one kept."""
+    if not items:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, "".join(_spool_line(it) for it in items).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_claims = itertools.count()
+
+
+def _claim_alive(claimed: Path) -> bool:
+    """Whether the process that claimed this file still runs (its pid is in the name)."""
+    try:
+        pid = int(claimed.name.split(".claimed-", 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_spool(path: Path) -> tuple[list[Path], list[Sighting]]:
+    """Take the spool for one writer: the file (and any claim left by a process that has ended) is renamed to a
+    name of this writer's, atomically, so sightings appended meanwhile start a new spool and are never lost to a
+    rewrite. Returns the claimed files (delete them once their sightings are written or spooled again) and their
+    sightings in time order."""
+    mine = f"{path.name}.claimed-{os.getpid()}-{next(_claims)}"
+    stale = [c for c in sorted(path.parent.glob(f"{path.name}.claimed-*")) if not _claim_alive(c)] \
+        if path.parent.is_dir() else []
+    claimed: list[Path] = []
+    for k, c in enumerate([path, *stale]):
+        dst = path.with_name(f"{mine}-{k}")
+        try:
+            os.replace(c, dst)
+        except FileNotFoundError:  # nothing there, or another writer took it first
+            continue
+        claimed.append(dst)
+    items = [it for f in claimed for it in read_spool(f)]
+    items.sort(key=lambda it: it.ts or datetime.min.replace(tzinfo=UTC))
+    return claimed, items
 
 
 def read_spool(path: Path) -> list[Sighting]:
@@ -186,9 +253,9 @@ class EventWriter:
         self._abandon = False  # close() gave up waiting: what is left goes to the spool
         self._from_spool = 0  # sightings at the head of the queue that came from the spool
         self._finished = False  # the writer thread has ended: submit() spools instead of queueing
-        self._spool_lock = threading.Lock()
+        self._claimed: list[Path] = []  # spool files this writer took; deleted once their sightings are safe
         if spool is not None:
-            kept = read_spool(spool)
+            self._claimed, kept = claim_spool(spool)
             self._pending.extend(kept)
             self._from_spool = len(kept)
             if kept:
@@ -210,8 +277,7 @@ class EventWriter:
         # a closed writer (a driver still held it while the store was switched): kept for the next writer on
         # this database, never dropped in silence
         if self.spool is not None:
-            with self._spool_lock:
-                write_spool(self.spool, [*read_spool(self.spool), sighting])
+            append_spool(self.spool, [sighting])
             log.warning("a sighting handed to a closed writer is kept in %s", self.spool)
         else:
             _call(self.on_error, f"a sighting of person #{sighting.person_id} came after the writer was closed "
@@ -281,8 +347,8 @@ class EventWriter:
                 self._problem = ""  # written (or given up): the database answers again
                 spool_done = self._from_spool == 1
                 self._from_spool = max(0, self._from_spool - 1)
-            if spool_done and self.spool is not None and not self._abandon:
-                self.spool.unlink(missing_ok=True)  # everything kept from the earlier run is written now
+            if spool_done and not self._abandon:
+                self._drop_claimed()  # everything kept from an earlier run is written now
             delay = RETRY_FIRST_S
             self._report_status()
             if ev is not None:
@@ -303,6 +369,26 @@ class EventWriter:
             self.spool_now()
         return self.pending
 
+    def _drop_claimed(self) -> None:
+        from desktop_app.gallery.service import wipe_file  # they hold face snapshots: wiped, not just unlinked
+
+        for f in self._claimed:
+            wipe_file(f)
+        self._claimed = []
+
+    def forget_person(self, person_id: int) -> int:
+        """Drop an erased person's sightings still waiting here (they would be refused, and a spool would keep
+        their snapshots on disk). Returns how many were dropped."""
+        with self._cv:
+            keep = deque(it for k, it in enumerate(self._pending) if it.person_id != person_id or
+                         (k == 0 and not self._finished))  # the one being written stays: the store refuses it
+            dropped = len(self._pending) - len(keep)
+            self._from_spool = max(0, self._from_spool - sum(
+                1 for k, it in enumerate(list(self._pending)[: self._from_spool]) if it.person_id == person_id
+                and not (k == 0 and not self._finished)))
+            self._pending = keep
+        return dropped
+
     def spool_now(self) -> int:
         """Stop trying and keep every waiting sighting in the spool for the next writer on this database (the
         attempt in flight may still commit; written twice, a sighting counts once). Returns how many were kept."""
@@ -313,12 +399,9 @@ class EventWriter:
         with self._cv:
             items = list(self._pending)
             self._finished = True  # from now on submit() appends to the spool itself
-        if self.spool is not None and (items or self._from_spool):
-            with self._spool_lock:
-                if items:
-                    write_spool(self.spool, items)
-                else:
-                    self.spool.unlink(missing_ok=True)
+        if self.spool is not None:
+            append_spool(self.spool, items)  # never a rewrite: what others kept there stays
+            self._drop_claimed()  # their sightings not yet written are among ``items``
             self.spooled = len(items)
             if items:
                 log.warning("%d sighting(s) not yet recorded are kept in %s", len(items), self.spool)

@@ -16,6 +16,7 @@ sets a flag the frame thread acts on); the writer thread is the only one that wr
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,24 +91,33 @@ class AttendanceSession:
         self.snapshots: dict[int, np.ndarray] = {}  # person -> crop of the latest submitted sighting (the GUI shows it)
         self._last_sighting: dict[int, float] = {}  # person -> wall time of the last submitted sighting
         self._forget = False  # set by refresh/forget (any thread), acted on by the frame thread
+        self._store_lock = threading.Lock()  # writer and gallery are swapped and read as one pair
         self._next_refresh = time.monotonic() + self.refresh_seconds
 
     # -- the store ---------------------------------------------------------------------------------------------
     def attach(self, engine: Engine, gallery: Any = None, spool: Path | None = None,
-               close_timeout: float | None = None) -> EventWriter:
+               close_timeout: float | None = None,
+               close_old: Callable[[EventWriter], None] | None = None) -> EventWriter:
         """Record into this database from now on (``gallery``: its people are named; None: no recognition model).
         A previous writer first writes everything it holds (up to ``close_timeout``; what still waits then is
-        kept in its spool). The recorder is built here, so a bad station name is a StoreError before any frame."""
+        kept in its spool); ``close_old`` closes it elsewhere instead (a GUI: off its own thread). The recorder is
+        built here, so a bad station name is a StoreError before any frame."""
         recorder = AttendanceRecorder(engine, self.settings.attendance)
         old = self.writer
-        # the new writer is in place before the old one closes (one reference swap): a frame thread never finds
-        # no writer or a closed one; a sighting it had already handed to the old writer is written (or spooled)
-        # by the old writer's close, and one handed to it after that goes to its spool (EventWriter.submit)
-        self.writer = EventWriter(recorder, on_event=self.on_event, on_error=self.on_error,
-                                  on_status=self.on_status, spool=spool)
-        self.engine, self.gallery = engine, gallery
+        new = EventWriter(recorder, on_event=self.on_event, on_error=self.on_error, on_status=self.on_status,
+                          spool=spool)
+        # writer and gallery change together (the frame thread takes both under the same lock): a face named from
+        # one database is recorded in that database, never in another under the same person id; the new writer
+        # is in place before the old one closes, and a sighting handed to the old one after its close goes to
+        # its database's spool (EventWriter.submit)
+        with self._store_lock:
+            self.writer, self.engine, self.gallery = new, engine, gallery
+            self._forget = True  # tracks named from the previous gallery are named afresh
+        listeners = getattr(gallery, "erasure_listeners", None)
+        if listeners is not None and new.forget_person not in listeners:
+            listeners.append(new.forget_person)  # an erased person's waiting sightings go with them
         if old is not None:
-            old.close(timeout=close_timeout)
+            (close_old or (lambda w: w.close(timeout=close_timeout)))(old)
         self._next_refresh = time.monotonic() + self.refresh_seconds
         return self.writer
 
@@ -125,7 +135,10 @@ class AttendanceSession:
     # -- frames (the driver's frame thread) ------------------------------------------------------------------------
     def match(self, embeddings: np.ndarray) -> list:
         """The gallery's decision at the thresholds of the moment."""
-        gallery, r = self.gallery, self.settings.recognition
+        return self._decide(self.gallery, embeddings)
+
+    def _decide(self, gallery: Any, embeddings: np.ndarray) -> list:
+        r = self.settings.recognition
         if gallery is None:
             return [None] * len(embeddings)
         return gallery.index.decide(embeddings, r.threshold, r.margin)
@@ -139,10 +152,11 @@ class AttendanceSession:
             self.reset()
         if self.pipeline is None:
             return Processed(FrameResult(error="the face detector is not available"))
-        matcher = self.match if self.gallery is not None else None
+        with self._store_lock:
+            writer, gallery = self.writer, self.gallery
+        matcher = (lambda e: self._decide(gallery, e)) if gallery is not None else None
         result = self.pipeline.analyze_still(image, matcher) if still else self.pipeline.process(image, matcher)
         seen = self._throttle(result, time.time() if wall_time is None else wall_time)
-        writer = self.writer
         if seen and writer is not None:
             keep = self.settings.attendance.keep_snapshots
             for s in seen:

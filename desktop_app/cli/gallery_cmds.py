@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from desktop_app.cli import CliError
 
 DB_ENV = "FDFACE_DB"
+TERM_WAIT_S = 5.0  # fdface run stopped by SIGTERM: how long sightings may still be written before they are spooled
 
 
 # ----------------------------------------------------------------------------------------------- shared helpers
@@ -316,6 +319,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     frames = events = skipped = 0
     print(f"running on {source.description}: {len(gallery.index.person_ids)} people enrolled, station "
           f"{s.attendance.station}; Ctrl-C stops", file=sys.stderr)
+    terminated = []
+
+    def on_term(signum, frame):  # noqa: ARG001 - a service manager stopping the kiosk (systemd, docker stop)
+        if not terminated:
+            terminated.append(signum)
+            raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         while args.max_frames is None or frames < args.max_frames:
             img = source.read()
@@ -340,14 +352,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass
     finally:
         source.close()
-        try:
-            left = session.close(timeout=None)  # every sighting written, however long the database stays busy
+        status = writer.status()
+        try:  # Ctrl-C: every sighting written, however long the database stays busy; SIGTERM: a few seconds
+            # (the service manager kills soon after), then what waits is kept in the spool
+            left = session.close(timeout=TERM_WAIT_S if terminated else None)
         except KeyboardInterrupt:  # a second Ctrl-C: keep what waits for the next run on this database
             status = writer.status()
-            left = writer.spool_now()
-            if left:
-                print(f"{left} sighting(s) not yet recorded ({status}) are kept in {spool}; they are recorded "
-                      "when fdface run or the app next opens this database", file=sys.stderr)
+            writer.spool_now()
+            left = writer.pending
+        if writer.spooled:
+            print(f"{writer.spooled} sighting(s) not yet recorded ({status or 'stopped'}) are kept in {spool}; "
+                  "they are recorded when fdface run or the app next opens this database", file=sys.stderr)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         gallery.close()
     events = len(printed)
     if left:

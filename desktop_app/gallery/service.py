@@ -102,26 +102,31 @@ def scrub_spool(url: str, person_id: int, folder: Path | None = None) -> int:
     import json
 
     path = spool_path(url, folder)
-    if not path.exists():
-        return 0
-    keep, dropped = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    files = [path, *sorted(path.parent.glob(f"{path.name}.claimed-*"))] if path.parent.is_dir() else []
+    dropped = 0
+    for f in files:  # the spool and the parts that writers have taken from it
         try:
-            mine = int(json.loads(line).get("person_id")) == int(person_id)
-        except (ValueError, TypeError, AttributeError):
-            mine = False  # a damaged line: kept for the writer to report
-        if mine:
-            dropped += 1
-        else:
-            keep.append(line)
-    if dropped:
-        tmp = path.with_suffix(".scrub")
-        tmp.write_text("".join(f"{k}\n" for k in keep), encoding="utf-8")
-        wipe_file(path)
-        if keep:
-            tmp.replace(path)
-        else:
-            tmp.unlink()
+            lines = f.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            continue
+        keep = []
+        for line in lines:
+            try:
+                mine = int(json.loads(line).get("person_id")) == int(person_id)
+            except (ValueError, TypeError, AttributeError):
+                mine = False  # a damaged line: kept for the writer to report
+            if mine:
+                dropped += 1
+            else:
+                keep.append(line)
+        if len(keep) < len(lines):
+            tmp = f.with_name(f.name + ".scrub")
+            tmp.write_text("".join(f"{k}\n" for k in keep), encoding="utf-8")
+            wipe_file(f)
+            if keep:
+                tmp.replace(f)
+            else:
+                tmp.unlink()
     return dropped
 
 
@@ -164,6 +169,7 @@ class Gallery:
         self.url = url or engine.url.render_as_string(hide_password=False)
         self.model_id = model_id
         self.dim = int(dim)
+        self.erasure_listeners: list[Callable[[int], object]] = []  # called with a person id before an erasure
         self.index = GalleryIndex(self.dim, hnsw_above=hnsw_above, background=background,
                                   on_rebuilt=self.save_index, ef_search=hnsw_ef_search,
                                   retry_below=retry_below)
@@ -278,7 +284,11 @@ class Gallery:
         self._note_change()
 
     def delete_person(self, person_id: int, erase_events: bool = False) -> st.Erasure:
-        """:func:`erase_person`, then the index in memory, and its file saved again without the person."""
+        """:func:`erase_person`, then the index in memory, and its file saved again without the person. Listeners
+        (an attendance writer's queue) first drop what they hold of the person, so nothing of them is written or
+        spooled after the erasure."""
+        for drop in list(self.erasure_listeners):
+            drop(int(person_id))
         er = erase_person(self.engine, self.url, person_id, erase_events)
         self.index.remove_person(person_id)
         self._note_change()

@@ -294,8 +294,14 @@ class AppController(QObject):
         old_gallery, old_engine = self.gallery, self.engine
         # every queued event is written to the old store first; if it is busy, what waits is kept in its spool for
         # the next time it is opened; from now on faces are named from the new gallery and recorded in it
-        self.attendance.attach(o.engine, o.gallery, spool=spool_path(self.settings.storage.resolved_url(), data_dir()),
-                            close_timeout=WRITER_CLOSE_S)
+        try:
+            self.attendance.attach(o.engine, o.gallery,
+                                   spool=spool_path(self.settings.storage.resolved_url(), data_dir()),
+                                   close_old=lambda w: self.tasks.submit(lambda: w.close(timeout=WRITER_CLOSE_S)))
+        except StoreError as exc:  # e.g. a station name the store refuses: said, and nothing half-opened
+            self.tasks.submit(o.gallery.close if o.gallery is not None else o.engine.dispose)
+            self._store_failed(str(exc))
+            return
         self.engine, self.gallery, self.enrolled, self.store_error = o.engine, o.gallery, o.enrolled, None
         self.index = o.gallery.index if o.gallery is not None else None
         if old_gallery is not None:

@@ -11,6 +11,7 @@ docs/INPUT.md.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 MAX_IMAGE_PIXELS = 50_000_000  # width x height a still may declare (a 48 MP phone photo fits); see docs/INPUT.md
+# OpenCV's own decoder limit, the last line of defence for a header this module cannot read: set before the first
+# decode (OpenCV reads it then), unless the user set it
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 MAX_IMAGE_BYTES = 512 * 1024 * 1024  # file size read into memory at most
 
 
@@ -74,8 +78,9 @@ def _jpeg_size(buf: np.ndarray) -> tuple[int, int] | None:
     """From the first start-of-frame marker, walking the segments (EXIF, ICC, ... may come first)."""
     i = 2
     while i + 4 <= len(buf):
-        if buf[i] != 0xFF:
-            return None
+        if buf[i] != 0xFF:  # stray bytes between segments: a decoder skips them to the next marker, so must we
+            i += 1
+            continue
         marker = int(buf[i + 1])
         if marker == 0xFF:  # fill byte
             i += 1
