@@ -129,9 +129,12 @@ class AttendanceSettings:
     def validate(self) -> None:
         _rng("attendance.dedupe_minutes", self.dedupe_minutes, 0.0, 24 * 60)
         station = self.station.strip()
-        if not station or len(station) > STATION_MAX:  # the store checks the rest (gallery/store.py check_station)
-            raise ConfigError(f"{field_label('attendance.station')}: give the station a name of 1 to {STATION_MAX} "
-                              f"characters (it has {len(station)})")
+        label = field_label("attendance.station")  # the store checks the rest (gallery/store.py check_station)
+        if not station:
+            raise ConfigError(f"{label}: the station name is empty: give the station a name")
+        if len(station) > STATION_MAX:
+            raise ConfigError(f"{label}: the station name is too long ({len(station)} characters, at most "
+                              f"{STATION_MAX}): shorten it")
         _rng("attendance.day_boundary_hour", self.day_boundary_hour, 0, 23)
         if self.timezone != "local":
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
