@@ -76,12 +76,18 @@ def _wait_for(cond, timeout: float = 30.0) -> bool:
     return False
 
 
+def _db_with(path: Path, *names: str) -> tuple[object, list[int]]:
+    """A SQLite store at ``path`` with these people enrolled (no templates): their ids."""
+    engine = st.open_engine(f"sqlite:///{path}")
+    with Session(engine) as s, s.begin():
+        ids = [st.add_person(s, n).id for n in names]
+    return engine, ids
+
+
 def test_event_writer_waits_out_a_busy_database_and_loses_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)  # so that the test waits seconds, not minutes
     db = tmp_path / "busy.db"
-    engine = st.open_engine(f"sqlite:///{db}")
-    with Session(engine) as s, s.begin():
-        people = [st.add_person(s, f"person {i}").id for i in range(4)]
+    engine, people = _db_with(db, *(f"person {i}" for i in range(4)))
     statuses: list[str] = []
     recorded: list = []
     errors: list[str] = []
@@ -111,9 +117,7 @@ def test_a_sighting_keeps_the_time_it_was_submitted(tmp_path, monkeypatch) -> No
     """Written late (after a busy spell), an event still carries the moment the face was seen."""
     monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 100)
     db = tmp_path / "late.db"
-    engine = st.open_engine(f"sqlite:///{db}")
-    with Session(engine) as s, s.begin():
-        pid = st.add_person(s, "Ada").id
+    engine, (pid,) = _db_with(db, "Ada")
     recorded: list = []
     w = EventWriter(AttendanceRecorder(engine), on_event=recorded.append)
     with Holder(db) as holder:
@@ -219,9 +223,7 @@ def test_sightings_waiting_when_the_writer_closes_are_kept_and_written_by_the_ne
     monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
     db = tmp_path / "busy.db"
     url = f"sqlite:///{db}"
-    engine = st.open_engine(url)
-    with Session(engine) as s, s.begin():
-        people = [st.add_person(s, f"person {i}").id for i in range(3)]
+    engine, people = _db_with(db, *(f"person {i}" for i in range(3)))
     spool = spool_path(url, tmp_path / "data")
     settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0)
     w = EventWriter(AttendanceRecorder(engine, settings), spool=spool)
@@ -291,9 +293,7 @@ def test_two_writers_on_one_spool_never_overwrite_each_other(tmp_path, monkeypat
     monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
     db = tmp_path / "busy.db"
     url = f"sqlite:///{db}"
-    engine = st.open_engine(url)
-    with Session(engine) as s, s.begin():
-        people = [st.add_person(s, f"person {i}").id for i in range(3)]
+    engine, people = _db_with(db, *(f"person {i}" for i in range(3)))
     settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0)
     spool = spool_path(url, tmp_path / "data")
     append_spool(spool, [Sighting(people[0], 0.9, T0)])  # kept by an earlier run
@@ -316,9 +316,7 @@ def test_two_writers_on_one_spool_never_overwrite_each_other(tmp_path, monkeypat
 
 
 def test_a_sighting_written_twice_counts_once_even_without_a_dedupe_window(tmp_path) -> None:
-    engine = st.open_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    with Session(engine) as s, s.begin():
-        pid = st.add_person(s, "Ann").id
+    engine, (pid,) = _db_with(tmp_path / "a.db", "Ann")
     settings = AttendanceSettings(timezone="UTC", day_boundary_hour=0, dedupe_minutes=0.0)
     assert AttendanceRecorder(engine, settings).record(pid, 0.9, T0) is not None
     assert AttendanceRecorder(engine, settings).record(pid, 0.9, T0) is None  # the replay of a spooled sighting
@@ -331,9 +329,7 @@ def test_an_erased_persons_waiting_sightings_are_dropped_from_the_writer(tmp_pat
 
     monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
     db = tmp_path / "busy.db"
-    engine = st.open_engine(f"sqlite:///{db}")
-    with Session(engine) as s, s.begin():
-        ann, bob = st.add_person(s, "Ann").id, st.add_person(s, "Bob").id
+    engine, (ann, bob) = _db_with(db, "Ann", "Bob")
     w = EventWriter(AttendanceRecorder(engine, AttendanceSettings(timezone="UTC", day_boundary_hour=0)),
                     spool=tmp_path / "spool.jsonl")
     g = Gallery(engine, "m", 4, url=f"sqlite:///{db}", background=False)
