@@ -4,7 +4,7 @@ Open-set identification (half the identities enrolled with one image, the rest s
 accepts; mean over 5 random enrol/stranger splits), closed-set rank-1 and pairwise TAR at FAR 1e-3, on flip-sum
 embeddings, for each teacher and for their L2-normalised embeddings concatenated; on the trainer's 50 held-out
 celeba-wild identities and on all 249 celeba-wild identities (more probes, less noise). Also each teacher's
-throughput in ONNX Runtime and in PyTorch bf16 (onnx2torch) on this CPU.
+throughput in ONNX Runtime and in PyTorch bf16 (desktop_app/train/onnx_torch.py) on this CPU.
 
     .venv/bin/python benchmarks/teachers.py [--teacher2 ~/.cache/fdface/npm/package/model/fr_feature.onnx]
 

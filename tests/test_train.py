@@ -286,13 +286,11 @@ def test_batched_copy_of_an_initializer_reshape_matches_batch_one(tmp_path: Path
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     dst = batched_copy(src, tmp_path / "b.onnx")
     np.testing.assert_allclose(Teacher(dst, threads=1)(x), ref, atol=1e-6)
-    pytest.importorskip("onnx2torch")
     np.testing.assert_allclose(TorchTeacher(dst, bf16=False)(x), ref, atol=1e-5)
 
 
 def test_second_teacher_cached_targets_follow_the_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     teacher = shared_path("teachers", "mobilefacenet-foamliu", "MobileFaceNet.onnx")
-    pytest.importorskip("onnx2torch")
     from desktop_app.train.augment import to_input
     from desktop_app.train.loop import Trainer
 
@@ -362,3 +360,62 @@ def test_a_kept_checkpoint_continues_the_run_on_a_new_machine(tmp_path: Path, mo
     other.write_text(rp.read_text().replace('name = "k"', 'name = "other"'))
     with pytest.raises(ValueError, match="not a kept checkpoint of recipe 'other'"):
         Trainer(load_recipe(other), tmp_path / "o").load_kept(kept)
+
+
+def test_teacher_runs_in_pytorch_as_in_onnx_runtime(tmp_path: Path) -> None:
+    """The in-house ONNX interpreter reproduces the real foamliu teacher (Constant, Clip, Relu, Conv with groups,
+    Add, Reshape) in fp32, and stays within bf16 rounding of it with autocast."""
+    src = shared_path("teachers", "mobilefacenet-foamliu", "MobileFaceNet.onnx")
+    from desktop_app.train.teacher import Teacher, TorchTeacher, batched_copy
+
+    dst = batched_copy(src, tmp_path / "b.onnx")
+    x = (np.random.default_rng(2).uniform(0, 255, size=(4, 3, 112, 112)).astype(np.float32) - 127.5) / 128
+    ref = Teacher(dst, threads=1)(x)
+    np.testing.assert_allclose(TorchTeacher(dst, bf16=False)(x), ref, atol=1e-4)
+    cos = (TorchTeacher(dst, bf16=True)(x) * ref).sum(1)
+    assert cos.min() > 0.99
+
+
+def test_prelu_and_asymmetric_padding_follow_onnx_runtime(tmp_path: Path) -> None:
+    """The operators of the faceplugin teacher (PRelu with per-channel slopes) and a Conv with uneven pads."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from desktop_app.train.onnx_torch import convert
+
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.normal(0, 0.1, (4, 3, 3, 3)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "b")
+    s = numpy_helper.from_array(rng.uniform(0.05, 0.5, (4, 1, 1)).astype(np.float32), "s")
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["c"], strides=[2, 2], pads=[0, 1, 1, 0]),
+         helper.make_node("PRelu", ["c", "s"], ["p"]),
+         helper.make_node("Flatten", ["p"], ["output"])],
+        "t", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", None])], [w, b, s])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)])
+    m.ir_version = 7
+    onnx.save(m, str(tmp_path / "p.onnx"))
+    x = rng.normal(size=(2, 3, 16, 16)).astype(np.float32)
+    ref = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    import torch
+
+    with torch.no_grad():
+        got = convert(tmp_path / "p.onnx")(torch.from_numpy(x)).numpy()
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_an_operator_the_converter_does_not_know_is_named(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from desktop_app.train.onnx_torch import convert
+
+    g = helper.make_graph([helper.make_node("Softmax", ["input"], ["output"])], "t",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(g), str(tmp_path / "s.onnx"))
+    with pytest.raises(NotImplementedError, match="Softmax"):
+        convert(tmp_path / "s.onnx")

@@ -26,7 +26,7 @@ class Recipe:
     loss: str = "distill"
     teacher: str = "../shared/teachers/mobilefacenet-foamliu/MobileFaceNet.onnx"
     teacher_dim: int = 128
-    teacher_backend: str = "ort"  # "ort" (ONNX Runtime) or "torch" (onnx2torch, bf16 autocast where native)
+    teacher_backend: str = "ort"  # "ort" (ONNX Runtime) or "torch" (train/onnx_torch.py, bf16 autocast where native)
     # a second teacher, too slow to run on every step: its targets of each crop and its mirror are computed once
     # and cached; it supervises the un-mixed faces of each batch through its own linear head
     teacher2: str = ""

@@ -2,7 +2,7 @@
 
 Both teachers at hand have a fixed batch of 1 and a final Reshape to [1, -1]: ``batched_copy`` writes a copy with
 a symbolic batch and that shape set to [0, -1], outside the repository (outputs match the batch-1 model exactly).
-A teacher runs either in ONNX Runtime or, converted with onnx2torch, in PyTorch with bf16 autocast and
+A teacher runs either in ONNX Runtime or, converted by ``onnx_torch``, in PyTorch with bf16 autocast and
 channels-last, which is several times faster on a CPU with AMX (docs/TRAINING.md has the figures).
 """
 
@@ -64,13 +64,14 @@ class Teacher:
 
 
 class TorchTeacher:
-    """The same teacher converted to PyTorch (onnx2torch), run with bf16 autocast and channels-last.
+    """The same teacher converted to PyTorch (desktop_app.train.onnx_torch), run with bf16 autocast and channels-last.
 
     On an AMX CPU this is 2-5x faster than ONNX Runtime at a mean cosine of about 0.999 to its output."""
 
     def __init__(self, path: str | Path, bf16: bool = True) -> None:
         import torch
-        from onnx2torch import convert
+
+        from desktop_app.train.onnx_torch import convert
 
         self.torch = torch
         self.bf16 = bf16
