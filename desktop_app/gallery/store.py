@@ -59,7 +59,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for another writer be
 NAME_MAX = 200
 TEXT_MAX = 100  # external id, group, station: the columns' length (PostgreSQL enforces it, SQLite does not)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SCHEMA_HEAD = "0001"  # the newest migration; bump with every new revision file
+SCHEMA_HEAD = "0002"  # the newest migration; bump with every new revision file
 
 
 class StoreError(RuntimeError):
@@ -195,6 +195,37 @@ class EventSnapshot(Base):
     __tablename__ = "event_snapshots"
 
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class UnknownVisitor(Base):
+    """A face that stayed unknown over a whole track (the unknown-visitor log, README "Unknown visitors"): when and
+    where it was first seen, for how long, and whom it resembled most. ``candidate_id`` is cleared when that person
+    is erased (and by the foreign key); no name is kept here, it is read from the person while they exist."""
+
+    __tablename__ = "unknown_visitors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)  # UTC, the track's first frame
+    station: Mapped[str] = mapped_column(String(100))
+    similarity: Mapped[float | None] = mapped_column(Float)  # best over the track; None: nobody to compare with
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+    snapshot: Mapped[UnknownSnapshot | None] = relationship(cascade="all, delete-orphan", passive_deletes=True,
+                                                            uselist=False)
+
+    __table_args__ = (
+        Index("ix_unknown_visitors_ts", "ts"),  # the list by day, the retention purge
+        Index("ix_unknown_visitors_candidate", "candidate_id"),  # erasure clears the link
+    )
+
+
+class UnknownSnapshot(Base):
+    __tablename__ = "unknown_snapshots"
+
+    visitor_id: Mapped[int] = mapped_column(ForeignKey("unknown_visitors.id", ondelete="CASCADE"), primary_key=True)
     jpeg: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -517,6 +548,7 @@ class Erasure:
     snapshots: int
     events_deleted: int
     events_pseudonymised: int
+    unknowns_unlinked: int = 0  # unknown visitors who resembled the person most: they no longer say whom
 
 
 def delete_person(s: Session, person_id: int, erase_events: bool = False) -> Erasure:
@@ -536,9 +568,11 @@ def delete_person(s: Session, person_id: int, erase_events: bool = False) -> Era
         n_del = 0
         n_ps = s.execute(update(AttendanceEvent).where(AttendanceEvent.person_id == person_id)
                          .values(person_id=None, person_ref=person.pseudonym)).rowcount
+    n_u = s.execute(update(UnknownVisitor).where(UnknownVisitor.candidate_id == person_id)
+                    .values(candidate_id=None)).rowcount  # the foreign key would too; said here for every engine
     s.execute(delete(Person).where(Person.id == person_id))
     s.expunge(person)
-    return Erasure(person_id, n_t, n_s, n_del, n_ps)
+    return Erasure(person_id, n_t, n_s, n_del, n_ps, n_u)
 
 
 def scrub(engine: Engine) -> bool:
@@ -679,3 +713,42 @@ def events_of_person_since(s: Session, person_id: int, since: datetime) -> list[
 
 def count_events(s: Session) -> int:
     return int(s.scalar(select(func.count(AttendanceEvent.id))) or 0)
+
+
+# --------------------------------------------------------------------------------------------- unknown visitors
+def add_unknown(s: Session, ts: datetime, station: str, similarity: float | None, candidate_id: int | None,
+                frames: int, seconds: float, snapshot_jpeg: bytes | None = None) -> UnknownVisitor | None:
+    """Log one unknown visitor; None when this very one is logged already (a spooled sighting whose first try
+    committed). A ``candidate_id`` whose person is gone (erased meanwhile) is stored as None."""
+    if s.scalar(select(UnknownVisitor.id).where(UnknownVisitor.ts == ts, UnknownVisitor.station == station,
+                                                UnknownVisitor.frames == int(frames))) is not None:
+        return None
+    if candidate_id is not None and s.get(Person, as_id(candidate_id)) is None:
+        candidate_id = None
+    row = UnknownVisitor(ts=ts, station=station, similarity=None if similarity is None else float(similarity),
+                         candidate_id=None if candidate_id is None else as_id(candidate_id), frames=int(frames),
+                         seconds=float(seconds))
+    if snapshot_jpeg is not None:
+        row.snapshot = UnknownSnapshot(jpeg=snapshot_jpeg)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def has_unknowns_before(s: Session, cutoff: datetime) -> bool:
+    """Whether any unknown visitor is older than ``cutoff`` (a read: the purge asks before it takes the write
+    lock)."""
+    return s.scalar(select(UnknownVisitor.id).where(UnknownVisitor.ts < cutoff).limit(1)) is not None
+
+
+def delete_unknowns(s: Session, before: datetime | None = None, ids: Iterable[int] | None = None) -> int:
+    """Delete unknown visitors (and their snapshots): all of them, those older than ``before``, or ``ids``.
+    Returns how many. Follow with :func:`scrub` so that the deleted snapshots leave the SQLite log too."""
+    cond = []
+    if before is not None:
+        cond.append(UnknownVisitor.ts < before)
+    if ids is not None:
+        cond.append(UnknownVisitor.id.in_(as_ids(ids)))
+    vids = select(UnknownVisitor.id).where(*cond)
+    s.execute(delete(UnknownSnapshot).where(UnknownSnapshot.visitor_id.in_(vids)))
+    return int(s.execute(delete(UnknownVisitor).where(*cond)).rowcount)
