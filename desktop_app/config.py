@@ -55,6 +55,10 @@ LABELS: dict[str, str] = {
     "storage.database_url": "Database",
     "storage.hnsw_above": "Graph search above (templates)",
     "storage.hnsw_ef_search": "Graph search effort",
+    "backup.scheduled": "Back up every day",
+    "backup.folder": "Backup folder",
+    "backup.keep_daily": "Daily backups kept",
+    "backup.keep_weekly": "Weekly backups kept",
     "performance.threads": "Inference threads",
 }
 
@@ -161,6 +165,23 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Backups of the SQLite database (README "Backups"; desktop_app/gallery/backup.py)."""
+
+    scheduled: bool = True  # the desktop app backs the database up once a day
+    folder: str = ""  # empty: "backups" in the user's data directory
+    keep_daily: int = 7  # the newest backup of each of the last N days that have one
+    keep_weekly: int = 4  # and of each of the last M weeks
+
+    def resolved_folder(self) -> Path:
+        return Path(self.folder.strip()).expanduser() if self.folder.strip() else data_dir() / "backups"
+
+    def validate(self) -> None:
+        _rng("backup.keep_daily", self.keep_daily, 1, 3650)
+        _rng("backup.keep_weekly", self.keep_weekly, 0, 520)
+
+
+@dataclass(frozen=True)
 class CaptureSettings:
     source: str = "0"  # camera index, video file, RTSP URL or image folder
     width: int = 1280
@@ -187,6 +208,7 @@ class Settings:
     recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
 
