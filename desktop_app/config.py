@@ -1,6 +1,6 @@
 """All settings in one typed place, loaded from / saved to a TOML file, validated with clear messages.
 
-Sections mirror the core: detector, recognition, attendance, storage, capture, performance. Unknown keys and
+Sections mirror the core: detector, recognition, attendance, unknowns, storage, capture, performance. Unknown keys and
 out-of-range values raise :class:`ConfigError` naming the key and the accepted range; a missing file means
 defaults. ``Settings.load`` never raises anything else for a malformed file.
 """
@@ -52,6 +52,10 @@ LABELS: dict[str, str] = {
     "attendance.keep_crops": "Keep face crops",
     "attendance.keep_snapshots": "Keep a snapshot with each event",
     "attendance.erase_events_on_delete": "Deleting a person erases their events",
+    "unknowns.enabled": "Log unknown visitors",
+    "unknowns.keep_days": "Keep unknown visitors for (days)",
+    "unknowns.keep_snapshots": "Keep a snapshot of each unknown visitor",
+    "unknowns.min_seconds": "Log a face unknown for at least (s)",
     "storage.database_url": "Database",
     "storage.hnsw_above": "Graph search above (templates)",
     "storage.hnsw_ef_search": "Graph search effort",
@@ -151,6 +155,22 @@ class AttendanceSettings:
 
 
 @dataclass(frozen=True)
+class UnknownSettings:
+    """The unknown-visitor log (README "Unknown visitors"): a face that stays unknown over its whole track is
+    logged once (time, station, how long, whom it resembled most and how much, a snapshot if allowed here); every
+    entry is deleted after ``keep_days``, whether the log is on or off."""
+
+    enabled: bool = True
+    keep_days: int = 7
+    keep_snapshots: bool = False  # like attendance snapshots: no face picture is kept unless chosen
+    min_seconds: float = 1.0  # a track must stay unknown this long to be logged (not a one-frame false detection)
+
+    def validate(self) -> None:
+        _rng("unknowns.keep_days", self.keep_days, 1, 3650)
+        _rng("unknowns.min_seconds", self.min_seconds, 0.0, 600.0)
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     database_url: str = ""  # empty: SQLite in the user's data directory
     hnsw_above: int = 50_000  # templates beyond which the approximate (HNSW person graph) index is used
@@ -207,6 +227,7 @@ class Settings:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
+    unknowns: UnknownSettings = field(default_factory=UnknownSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)

@@ -3,7 +3,9 @@ told about it, so an event that was shown or printed is on disk.
 
 :class:`AttendanceRecorder` does one sighting synchronously (tests); :class:`EventWriter` is the single writer thread
 the GUI and ``fdface run`` use: sightings are queued, written in order (retried while the database is busy), and
-``on_event`` is called after commit.
+``on_event`` is called after commit. The same thread writes the unknown-visitor log (:class:`UnknownSighting`, decided
+by ``attendance/unknowns.py``) and deletes its expired entries (at start and daily), so that neither ever makes the
+camera loop wait for the database.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import PriorEvent, classify, day_of, day_start, resolve_zone
-from desktop_app.config import AttendanceSettings
+from desktop_app.config import AttendanceSettings, UnknownSettings
 from desktop_app.gallery.service import spool_path  # noqa: F401 (the spool's place, named with the store's)
 from desktop_app.gallery.store import (
     AttendanceEvent,
     Person,
     StoreError,
     add_event,
+    add_unknown,
     check_station,
     store_errors,
 )
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.25  # first pause after "database busy"; doubles up to RETRY_MAX_S
 RETRY_MAX_S = 5.0
 ABANDON_WAIT_S = 15.0  # on close: how long the attempt in flight may take before what waits is spooled
+HOUSEKEEPING_S = 24 * 3600.0  # the writer deletes expired unknown visitors at start and this often
+HOUSEKEEPING_RETRY_S = 600.0  # after a purge that failed (database busy): the next try
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,27 @@ class Sighting:
     station: str | None = None
 
 
+@dataclass(frozen=True)
+class UnknownSighting:
+    """A face that stayed unknown over a whole track (the unknown-visitor log), queued with the sightings."""
+
+    similarity: float | None  # the best over the track; None: nobody enrolled to compare with
+    candidate_id: int | None  # whom it resembled most
+    frames: int
+    seconds: float
+    ts: datetime | None = None  # the track's first frame; None: now
+    snapshot_jpeg: bytes | None = None
+    station: str | None = None
+
+
 class AttendanceRecorder:
     """Applies the rules against the store and writes events. Use from one thread (the writer)."""
 
     def __init__(self, engine: Engine, settings: AttendanceSettings | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, unknowns: UnknownSettings | None = None) -> None:
         self.engine = engine
         self.settings = settings or AttendanceSettings()
+        self.unknowns = unknowns or UnknownSettings()
         self.station = check_station(self.settings.station)  # a StoreError naming the field, before any face
         self.tz, self.tz_name = resolve_zone(self.settings.timezone)
         self.dedupe = timedelta(minutes=self.settings.dedupe_minutes)
@@ -126,20 +145,43 @@ class AttendanceRecorder:
         """Drop the in-memory dedupe state of a person (deleted or edited)."""
         self._last.pop(person_id, None)
 
+    def record_unknown(self, item: UnknownSighting) -> int | None:
+        """Log an unknown visitor; its id, or None (the log is off, or this one is logged already). The snapshot
+        is kept only when the privacy setting says so at the time of writing."""
+        if not self.unknowns.enabled:
+            return None
+        now = (item.ts or self.clock()).astimezone(UTC)
+        station = check_station(item.station) if item.station else self.station
+        snap = item.snapshot_jpeg if self.unknowns.keep_snapshots else None
+        with store_errors(), Session(self.engine) as s, s.begin():
+            row = add_unknown(s, now, station, item.similarity, item.candidate_id, item.frames, item.seconds, snap)
+            return None if row is None else int(row.id)
+
+    def housekeeping(self) -> int:
+        """Delete the unknown visitors older than the retention (``unknowns.keep_days``); how many."""
+        from desktop_app.attendance.unknowns import purge_unknowns
+
+        return purge_unknowns(self.engine, self.unknowns.keep_days, self.clock())
+
 
 def _utc(ts: datetime) -> datetime:
     """A stored time as an aware UTC time (SQLite hands back naive UTC)."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _spool_line(it: Sighting) -> str:
+def _spool_line(it: Sighting | UnknownSighting) -> str:
+    if isinstance(it, UnknownSighting):
+        return json.dumps({
+            "unknown": True, "candidate_id": it.candidate_id, "similarity": it.similarity, "frames": it.frames,
+            "seconds": it.seconds, "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
+            "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n"
     return json.dumps({
         "person_id": it.person_id, "similarity": it.similarity,
         "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
         "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n"
 
 
-def write_spool(path: Path, items: list[Sighting]) -> None:
+def write_spool(path: Path, items: list[Sighting | UnknownSighting]) -> None:
     """Atomically replace the file with ``items`` (fsynced: it stands for attendance not yet recorded)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -150,7 +192,7 @@ def write_spool(path: Path, items: list[Sighting]) -> None:
     os.replace(tmp, path)
 
 
-def append_spool(path: Path, items: list[Sighting]) -> None:
+def append_spool(path: Path, items: list[Sighting | UnknownSighting]) -> None:
     """Add ``items`` to the spool in one appending write, fsynced. The spool is only ever appended to (by any
     writer, of this process or another) or taken whole by :func:`claim_spool`, so no writer can overwrite what
     another one kept."""
@@ -185,7 +227,7 @@ def _claim_alive(claimed: Path) -> bool:
     return True
 
 
-def claim_spool(path: Path) -> tuple[list[Path], list[Sighting]]:
+def claim_spool(path: Path) -> tuple[list[Path], list[Sighting | UnknownSighting]]:
     """Take the spool for one writer: the file (and any claim left by a process that has ended) is renamed to a
     name of this writer's, atomically, so sightings appended meanwhile start a new spool and are never lost to a
     rewrite. Returns the claimed files (delete them once their sightings are written or spooled again) and their
@@ -206,11 +248,11 @@ def claim_spool(path: Path) -> tuple[list[Path], list[Sighting]]:
     return claimed, items
 
 
-def read_spool(path: Path) -> list[Sighting]:
+def read_spool(path: Path) -> list[Sighting | UnknownSighting]:
     """The sightings a spool holds; a damaged line is logged and skipped, the others are kept."""
     if not path.exists():
         return []
-    out: list[Sighting] = []
+    out: list[Sighting | UnknownSighting] = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -218,6 +260,11 @@ def read_spool(path: Path) -> list[Sighting]:
             d = json.loads(line)
             ts = datetime.fromisoformat(d["ts"]) if d.get("ts") else None
             snap = base64.b64decode(d["snapshot"]) if d.get("snapshot") else None
+            if d.get("unknown"):
+                cid, sim = d.get("candidate_id"), d.get("similarity")
+                out.append(UnknownSighting(None if sim is None else float(sim), None if cid is None else int(cid),
+                                           int(d["frames"]), float(d["seconds"]), ts, snap, d.get("station")))
+                continue
             out.append(Sighting(int(d["person_id"]), float(d["similarity"]), ts, snap, d.get("station")))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("%s line %d is damaged and was skipped: %s", path, n, exc)
@@ -247,7 +294,9 @@ class EventWriter:
         self.on_status = on_status
         self.spool = spool
         self.spooled = 0  # sightings kept in the spool by close()
-        self._pending: deque[Sighting] = deque()
+        self.purged = 0  # unknown visitors deleted by the retention purge (housekeeping)
+        self._pending: deque[Sighting | UnknownSighting] = deque()
+        self._next_housekeeping = 0.0  # monotonic time of the next purge: at once
         self._cv = threading.Condition()
         self._closing = False
         self._abandon = False  # close() gave up waiting: what is left goes to the spool
@@ -265,8 +314,9 @@ class EventWriter:
         self._thread = threading.Thread(target=self._run, name="attendance-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, sighting: Sighting) -> None:
-        """Queue a sighting; its time is fixed now (not when it is written, which may be much later)."""
+    def submit(self, sighting: Sighting | UnknownSighting) -> None:
+        """Queue a sighting (or an unknown visitor); its time is fixed now (not when it is written, which may be much
+        later)."""
         if sighting.ts is None:
             sighting = replace(sighting, ts=self.recorder.clock())
         with self._cv:
@@ -280,8 +330,7 @@ class EventWriter:
             append_spool(self.spool, [sighting])
             log.warning("a sighting handed to a closed writer is kept in %s", self.spool)
         else:
-            _call(self.on_error, f"a sighting of person #{sighting.person_id} came after the writer was closed "
-                                 "and was not recorded")
+            _call(self.on_error, f"{_what(sighting)} came after the writer was closed and was not recorded")
 
     @property
     def pending(self) -> int:
@@ -315,18 +364,46 @@ class EventWriter:
                 self._cv.wait(left)
             self._report_status()
 
+    def _housekeeping_due(self) -> float | None:
+        """Seconds until the next purge of expired unknown visitors (0: due); None: this recorder has none."""
+        if not callable(getattr(self.recorder, "housekeeping", None)):
+            return None
+        return max(0.0, self._next_housekeeping - time.monotonic())
+
+    def _housekeeping(self) -> None:
+        """On the writer thread, between two writes: delete the expired unknown visitors. A failure is logged and
+        tried again later; it never holds up the sightings."""
+        try:
+            self.purged += self.recorder.housekeeping()
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_S
+        except Exception as exc:
+            log.warning("could not delete expired unknown visitors (tried again later): %s", exc)
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_RETRY_S
+
     def _run(self) -> None:
         delay = RETRY_FIRST_S
         while True:
             with self._cv:
-                while not self._pending and not self._closing:
-                    self._cv.wait()
-                if not self._pending or self._abandon:
+                while not self._pending and not self._closing and (due := self._housekeeping_due()) != 0.0:
+                    self._cv.wait(due)
+                if not self._pending and not self._closing:
+                    item = None  # only the purge is due
+                elif not self._pending or self._abandon:
                     self._finished = True
                     return  # closing, everything written; or close() spools what is left
-                item = self._pending[0]
+                else:
+                    item = self._pending[0]
+            if item is None or self._housekeeping_due() == 0.0:
+                self._housekeeping()
+                if item is None:
+                    continue
             try:
-                ev = self.recorder.record(item.person_id, item.similarity, item.ts, item.snapshot_jpeg, item.station)
+                if isinstance(item, UnknownSighting):
+                    self.recorder.record_unknown(item)
+                    ev = None
+                else:
+                    ev = self.recorder.record(item.person_id, item.similarity, item.ts, item.snapshot_jpeg,
+                                              item.station)
             except StoreError as exc:
                 if exc.transient:  # keep the sighting; try again later
                     with self._cv:
@@ -354,8 +431,8 @@ class EventWriter:
             if ev is not None:
                 _call(self.on_event, ev)
 
-    def _give_up(self, item: Sighting, exc: BaseException) -> None:
-        _call(self.on_error, f"a sighting of person #{item.person_id} was not recorded: {exc}")
+    def _give_up(self, item: Sighting | UnknownSighting, exc: BaseException) -> None:
+        _call(self.on_error, f"{_what(item)} was not recorded: {exc}")
         return None
 
     def close(self, timeout: float | None = 30.0) -> int:
@@ -378,14 +455,18 @@ class EventWriter:
 
     def forget_person(self, person_id: int) -> int:
         """Drop an erased person's sightings still waiting here (they would be refused, and a spool would keep
-        their snapshots on disk). Returns how many were dropped."""
+        their snapshots on disk); unknown visitors who resembled the person stay, without saying whom. Returns how
+        many sightings were dropped."""
+        def mine(k: int, it: Sighting | UnknownSighting) -> bool:  # the one being written stays: the store refuses it
+            return isinstance(it, Sighting) and it.person_id == person_id and not (k == 0 and not self._finished)
+
         with self._cv:
-            keep = deque(it for k, it in enumerate(self._pending) if it.person_id != person_id or
-                         (k == 0 and not self._finished))  # the one being written stays: the store refuses it
+            keep = deque(replace(it, candidate_id=None) if isinstance(it, UnknownSighting)
+                         and it.candidate_id == person_id else it
+                         for k, it in enumerate(self._pending) if not mine(k, it))
             dropped = len(self._pending) - len(keep)
             self._from_spool = max(0, self._from_spool - sum(
-                1 for k, it in enumerate(list(self._pending)[: self._from_spool]) if it.person_id == person_id
-                and not (k == 0 and not self._finished)))
+                1 for k, it in enumerate(list(self._pending)[: self._from_spool]) if mine(k, it)))
             self._pending = keep
         return dropped
 
@@ -406,6 +487,13 @@ class EventWriter:
             if items:
                 log.warning("%d sighting(s) not yet recorded are kept in %s", len(items), self.spool)
         return self.spooled
+
+
+def _what(item: Sighting | UnknownSighting) -> str:
+    """A queued item in words, for messages."""
+    if isinstance(item, UnknownSighting):
+        return "an unknown visitor"
+    return f"a sighting of person #{item.person_id}"
 
 
 def _call(callback: Callable[[Any], None] | None, arg: Any) -> None:

@@ -6,6 +6,8 @@ one of these, so the decisions between "a face was named" and "an event is writt
 - the throttle: a person seen continuously is submitted at most once per :data:`SIGHTING_INTERVAL_S`;
 - the snapshot kept with an event (:func:`snapshot_jpeg`: the aligned face crop the decision was made on);
 - the periodic catch-up with other kiosks on a shared database (:meth:`AttendanceSession.maybe_refresh`);
+- the unknown-visitor log: which tracks were unknown visitors (:class:`~desktop_app.attendance.unknowns.UnknownTracks`,
+  fed here every frame with the gallery's decisions), written by the same writer, never when the setting is off;
 - the one :class:`EventWriter` thread (with its spool) that writes events and reports them after commit.
 
 Threads: :meth:`process` is called by the driver's frame thread only (the pipeline's tracks are not shared);
@@ -28,7 +30,8 @@ import cv2
 import numpy as np
 from sqlalchemy import Engine
 
-from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent, Sighting
+from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, RecordedEvent, Sighting, UnknownSighting
+from desktop_app.attendance.unknowns import UnknownTracks, UnknownVisit, encode_snapshot
 from desktop_app.config import Settings
 from desktop_app.gallery.service import REFRESH_SECONDS
 from desktop_app.vision.types import FrameResult
@@ -92,6 +95,9 @@ class AttendanceSession:
         self._last_sighting: dict[int, float] = {}  # person -> wall time of the last submitted sighting
         self._forget = False  # set by refresh/forget (any thread), acted on by the frame thread
         self._store_lock = threading.Lock()  # writer and gallery are swapped and read as one pair
+        self.unknowns = UnknownTracks(settings.unknowns.min_seconds)  # frame thread only
+        self._unknowns_tracker: Any = None  # the pipeline's tracker the tracks above belong to
+        self._drop_unknowns = False  # set by attach: tracks followed for another database are not logged in this one
         self._next_refresh = time.monotonic() + self.refresh_seconds
 
     # -- the store ---------------------------------------------------------------------------------------------
@@ -102,7 +108,7 @@ class AttendanceSession:
         A previous writer first writes everything it holds (up to ``close_timeout``; what still waits then is
         kept in its spool); ``close_old`` closes it elsewhere instead (a GUI: off its own thread). The recorder is
         built here, so a bad station name is a StoreError before any frame."""
-        recorder = AttendanceRecorder(engine, self.settings.attendance)
+        recorder = AttendanceRecorder(engine, self.settings.attendance, unknowns=self.settings.unknowns)
         old = self.writer
         new = EventWriter(recorder, on_event=self.on_event, on_error=self.on_error, on_status=self.on_status,
                           spool=spool)
@@ -113,6 +119,7 @@ class AttendanceSession:
         with self._store_lock:
             self.writer, self.engine, self.gallery = new, engine, gallery
             self._forget = True  # tracks named from the previous gallery are named afresh
+            self._drop_unknowns = True
         listeners = getattr(gallery, "erasure_listeners", None)
         if listeners is not None and new.forget_person not in listeners:
             listeners.append(new.forget_person)  # an erased person's waiting sightings go with them
@@ -128,9 +135,11 @@ class AttendanceSession:
     def apply_settings(self, settings: Settings) -> None:
         """Thresholds apply from the next frame; changed attendance rules from the next sighting written."""
         old, self.settings = self.settings, settings
+        self.unknowns.min_seconds = settings.unknowns.min_seconds
         w = self.writer
-        if w is not None and self.engine is not None and old.attendance != settings.attendance:
-            w.recorder = AttendanceRecorder(self.engine, settings.attendance)
+        if w is not None and self.engine is not None and (old.attendance, old.unknowns) != (settings.attendance,
+                                                                                             settings.unknowns):
+            w.recorder = AttendanceRecorder(self.engine, settings.attendance, unknowns=settings.unknowns)
 
     # -- frames (the driver's frame thread) ------------------------------------------------------------------------
     def match(self, embeddings: np.ndarray) -> list:
@@ -154,9 +163,17 @@ class AttendanceSession:
             return Processed(FrameResult(error="the face detector is not available"))
         with self._store_lock:
             writer, gallery = self.writer, self.gallery
-        matcher = (lambda e: self._decide(gallery, e)) if gallery is not None else None
-        result = self.pipeline.analyze_still(image, matcher) if still else self.pipeline.process(image, matcher)
-        seen = self._throttle(result, time.time() if wall_time is None else wall_time)
+        matches: list = []  # the gallery's decisions of this frame, for the unknown-visitor log
+
+        def matcher(e: np.ndarray) -> list:
+            out = self._decide(gallery, e)
+            matches.extend(out)
+            return out
+
+        use = matcher if gallery is not None else None
+        result = self.pipeline.analyze_still(image, use) if still else self.pipeline.process(image, use)
+        now = time.time() if wall_time is None else wall_time
+        seen = self._throttle(result, now)
         if seen and writer is not None:
             keep = self.settings.attendance.keep_snapshots
             for s in seen:
@@ -164,7 +181,42 @@ class AttendanceSession:
                 if snap is not None:
                     self.snapshots[s.person_id] = s.crop  # before submit: the event may be reported at once
                 writer.submit(Sighting(s.person_id, s.similarity, datetime.fromtimestamp(s.wall_time, UTC), snap))
+        if result.ok and gallery is not None:
+            self._observe_unknowns(result, image, matches, now, still, writer)
         return Processed(result, seen)
+
+    # -- the unknown-visitor log (frame thread) --------------------------------------------------------------------
+    def _observe_unknowns(self, result: FrameResult, image: np.ndarray, matches: list, now: float, still: bool,
+                          writer: EventWriter | None) -> None:
+        u = self.settings.unknowns
+        if not u.enabled or writer is None:
+            self.unknowns.clear()  # nothing is followed, nothing kept in memory either
+            return
+        if still:
+            visits = self.unknowns.observe_still(result, image, matches, now, snapshots=u.keep_snapshots)
+        else:
+            tracker = getattr(self.pipeline, "tracker", None)
+            visits = []
+            if tracker is not self._unknowns_tracker:  # a new tracker numbers its tracks from 1 again
+                visits = self.unknowns.end_all() if self._unknowns_tracker is not None else []
+                self._unknowns_tracker = tracker
+            live = set(tracker.tracks) if tracker is not None else None
+            visits += self.unknowns.observe(result, image, matches, now, live=live, snapshots=u.keep_snapshots)
+        self._submit_unknowns(visits, writer)
+
+    def _submit_unknowns(self, visits: list[UnknownVisit], writer: EventWriter | None = None) -> None:
+        writer = writer or self.writer
+        if writer is None or not self.settings.unknowns.enabled:
+            return
+        keep = self.settings.unknowns.keep_snapshots
+        for v in visits:
+            writer.submit(UnknownSighting(v.similarity, v.candidate_id, v.frames, v.seconds,
+                                          datetime.fromtimestamp(v.wall_time, UTC),
+                                          encode_snapshot(v.crop) if keep else None))
+
+    def end_tracks(self) -> None:
+        """Frame thread: the source ended; its unknown visitors are logged now (not at the next source)."""
+        self._submit_unknowns(self.unknowns.end_all())
 
     def _throttle(self, result: FrameResult, wall_time: float) -> tuple[Seen, ...]:
         out = []
@@ -181,6 +233,11 @@ class AttendanceSession:
 
     def reset(self) -> None:
         """Frame thread: a new source, or the gallery changed: every track votes afresh, the throttle restarts."""
+        if self._drop_unknowns:  # another database: what was followed for the previous one is not logged here
+            self._drop_unknowns = False
+            self.unknowns.clear()
+        else:  # every track ends here: those that were unknown visitors are logged
+            self._submit_unknowns(self.unknowns.end_all())
         if self.pipeline is not None and hasattr(self.pipeline, "reset_tracking"):
             self.pipeline.reset_tracking()
         self._last_sighting.clear()
@@ -214,6 +271,8 @@ class AttendanceSession:
     # -- the end ---------------------------------------------------------------------------------------------------
     def close(self, timeout: float | None = 30.0) -> int:
         """Write every queued sighting (up to ``timeout``; then what waits goes to the spool). Returns how many
-        are still waiting. The gallery is the driver's to close."""
+        are still waiting. The gallery is the driver's to close. Tracks still in view end here (the driver's frame
+        thread has stopped): their unknown visitors are logged first."""
+        self._submit_unknowns(self.unknowns.end_all())
         w = self.writer
         return w.close(timeout=timeout) if w is not None else 0

@@ -110,16 +110,23 @@ def scrub_spool(url: str, person_id: int, folder: Path | None = None) -> int:
         except FileNotFoundError:
             continue
         keep = []
+        changed = False
         for line in lines:
             try:
-                mine = int(json.loads(line).get("person_id")) == int(person_id)
+                d = json.loads(line)
+                if d.get("unknown"):  # an unknown visitor who resembled the person: kept, without saying whom
+                    mine = False
+                    if d.get("candidate_id") == int(person_id):
+                        line, changed = json.dumps({**d, "candidate_id": None}), True
+                else:
+                    mine = int(d.get("person_id")) == int(person_id)
             except (ValueError, TypeError, AttributeError):
                 mine = False  # a damaged line: kept for the writer to report
             if mine:
                 dropped += 1
             else:
                 keep.append(line)
-        if len(keep) < len(lines):
+        if len(keep) < len(lines) or changed:
             tmp = f.with_name(f.name + ".scrub")
             tmp.write_text("".join(f"{k}\n" for k in keep), encoding="utf-8")
             wipe_file(f)
