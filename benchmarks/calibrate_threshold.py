@@ -17,6 +17,8 @@ How (see docs/CALIBRATION.md):
     .venv/bin/python benchmarks/calibrate_threshold.py                      # the shipped models/fdfacenet.onnx
     .venv/bin/python benchmarks/calibrate_threshold.py --teacher            # the MobileFaceNet teacher, for reference
     .venv/bin/python benchmarks/calibrate_threshold.py --write docs/CALIBRATION.md
+    .venv/bin/python benchmarks/calibrate_threshold.py --into-manifest      # what `fdface ship` runs: the chosen
+        threshold and margin go into the model's manifest entry, where the app reads them
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -36,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from desktop_app.gallery.index import GalleryIndex  # noqa: E402
-from desktop_app.manifest import ModelEntry, default_models_dir, load_manifest, sha256_file  # noqa: E402
+from desktop_app.manifest import ModelEntry, default_models_dir, load_manifest, sha256_file, write_entry  # noqa: E402
 from desktop_app.vision.embedder import Embedder  # noqa: E402
 
 SHARED = Path(os.environ.get("FDFACE_SHARED", REPO.parent / "shared"))
@@ -273,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write all figures to this file")
     ap.add_argument("--write", help="replace the generated section of this Markdown file (docs/CALIBRATION.md)")
+    ap.add_argument("--into-manifest", action="store_true",
+                    help="write the chosen threshold and margin into the model's manifest entry (the app's values "
+                         "for this model unless a setting overrides them)")
     args = ap.parse_args(argv)
     args.command_line = "python benchmarks/calibrate_threshold.py " + " ".join(argv if argv is not None
                                                                                  else sys.argv[1:])
@@ -299,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         tail = rest.split(MARK_END, 1)[1]
         doc.write_text(f"{head}{MARK_START}\n{text}\n{MARK_END}{tail}")
         print(f"wrote {doc}")
+    if args.into_manifest and not args.teacher:
+        manifest = Path(args.manifest) if args.manifest else default_models_dir() / "manifest.json"
+        calibration = {"date": time.strftime("%Y-%m-%d"), "command": args.command_line,
+                       "lfw_crops": len(paths), **{k: round(v, 4) for k, v in at.items()}}
+        write_entry(manifest, replace(entry, threshold=round(thr, 4), margin=round(mar, 4),
+                                      info={**entry.info, "calibration": calibration}))
+        print(f"wrote threshold {thr:.2f} and margin {mar:.2f} into {manifest} ({entry.name})")
     print(f"[recognition]\nthreshold = {thr:.2f}\nmargin = {mar:.2f}")
     return 0
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import time as dt_time
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 import platformdirs
 
@@ -64,6 +65,7 @@ LABELS: dict[str, str] = {
     "backup.keep_daily": "Daily backups kept",
     "backup.keep_weekly": "Weekly backups kept",
     "performance.threads": "Inference threads",
+    "reports.late_after": "Late after (HH:MM)",
 }
 
 
@@ -96,11 +98,14 @@ class DetectorSettings:
         _rng("detector.max_side", self.max_side, 64, 8192)
 
 
-# The shipped model's calibrated match threshold (docs/CALIBRATION.md; the manifest has no per-model figure yet)
-# and the only values a person may set: below the range nearly every stranger is named as the closest enrolled
-# person, above it nearly nobody is named. The GUI asks before it saves a value far from the calibrated one.
+# Threshold and margin belong to the model: `fdface ship` calibrates them and writes them into its manifest entry
+# (docs/CALIBRATION.md); a setting overrides them only when a person sets one. A model with no calibrated values
+# in its entry (an older manifest, a test model) is run at the FALLBACK values. The threshold range is the only one
+# a person may set: below it nearly every stranger is named as the closest enrolled person, above it nearly nobody
+# is named. The GUI asks before it saves a value far from the model's.
 STATION_MAX = 100  # the width of the store's station column
-CALIBRATED_THRESHOLD = 0.47
+FALLBACK_THRESHOLD = 0.47
+FALLBACK_MARGIN = 0.08
 THRESHOLD_RANGE = (0.2, 0.95)
 FAR_FROM_CALIBRATED = 0.1
 
@@ -108,18 +113,29 @@ FAR_FROM_CALIBRATED = 0.1
 @dataclass(frozen=True)
 class RecognitionSettings:
     model: str = "auto"  # a manifest name (fdfacenet, fdfacenet-int8) or "auto": the fastest that meets the bar
-    # From the shipped model's calibration (docs/CALIBRATION.md, benchmarks/calibrate_threshold.py), one grid step
-    # looser than its strict point (0.52: 0.9 % of strangers accepted per single decision), which did not name the
-    # enrolled singer of the sample clip again: 0.47 accepts 3.5 % of strangers per single decision (a track then
-    # needs `vote_frames` agreeing frames), names 0.2 % of known faces wrongly. Recalibrate with every new model.
-    threshold: float = CALIBRATED_THRESHOLD  # cosine similarity to accept a match
-    margin: float = 0.08  # the best person must beat the next best person by this much
+    # None: the value calibrated for the model in use (its manifest entry); a number overrides it
+    threshold: float | None = None  # cosine similarity to accept a match
+    margin: float | None = None  # the best person must beat the next best person by this much
     vote_frames: int = 3  # frames a track must agree on before anyone downstream acts on it
     recheck_frames: int = 15  # re-embed a known track at least every N frames
 
     def validate(self) -> None:
-        _rng("recognition.threshold", self.threshold, *THRESHOLD_RANGE)
-        _rng("recognition.margin", self.margin, 0.0, 1.0)
+        if self.threshold is not None:
+            _rng("recognition.threshold", self.threshold, *THRESHOLD_RANGE)
+        if self.margin is not None:
+            _rng("recognition.margin", self.margin, 0.0, 1.0)
+
+    def for_model(self, entry: Any) -> RecognitionSettings:
+        """These settings with threshold and margin filled in: a value set here wins, then the model entry's
+        calibrated one (``entry.threshold`` / ``entry.margin``), then the FALLBACK values. ``entry`` may be None."""
+        def pick(mine: float | None, key: str, fallback: float) -> float:
+            if mine is not None:
+                return float(mine)
+            theirs = getattr(entry, key, None)
+            return float(theirs) if isinstance(theirs, int | float) else fallback
+
+        return replace(self, threshold=pick(self.threshold, "threshold", FALLBACK_THRESHOLD),
+                       margin=pick(self.margin, "margin", FALLBACK_MARGIN))
         _rng("recognition.vote_frames", self.vote_frames, 1, 100)
         _rng("recognition.recheck_frames", self.recheck_frames, 1, 10000)
 
@@ -223,6 +239,25 @@ class PerformanceSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    late_after: str = "09:00"  # a first check-in after this local time marks the day late (README "Reports")
+
+    def late_time(self) -> dt_time:
+        """``late_after`` as a time of day; :class:`ConfigError` when it is not HH:MM."""
+        try:
+            h, m = self.late_after.strip().split(":")
+            if len(h) not in (1, 2) or len(m) != 2 or not (h.isdigit() and m.isdigit()):
+                raise ValueError
+            return dt_time(int(h), int(m))
+        except ValueError:
+            raise ConfigError(f"{self.late_after!r} is not a time of day: use HH:MM on the 24-hour clock, e.g. "
+                              "09:00", "reports.late_after") from None
+
+    def validate(self) -> None:
+        self.late_time()
+
+
+@dataclass(frozen=True)
 class Settings:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     recognition: RecognitionSettings = field(default_factory=RecognitionSettings)
@@ -232,6 +267,7 @@ class Settings:
     backup: BackupSettings = field(default_factory=BackupSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -313,6 +349,11 @@ class Settings:
     def with_changes(self, section: str, **changes: Any) -> Settings:
         return replace(self, **{section: replace(getattr(self, section), **changes)}).validate()
 
+    def for_model(self, entry: Any) -> Settings:
+        """The settings a model runs with: :meth:`RecognitionSettings.for_model` (whoever resolves the model binds
+        them; everything downstream reads plain numbers)."""
+        return replace(self, recognition=self.recognition.for_model(entry))
+
 
 def _section(name: str, typ: type, value: Any) -> Any:
     if not isinstance(value, dict):
@@ -323,10 +364,14 @@ def _section(name: str, typ: type, value: Any) -> Any:
         if k not in hints:
             raise ConfigError(f"unknown key {name}.{k}{_did_you_mean(k, hints)}; known: {', '.join(hints)}")
         want = hints[k]
-        if want is float and isinstance(v, int) and not isinstance(v, bool):
+        kinds = tuple(t for t in get_args(want) if t is not type(None)) or (want,)  # float | None: a float
+        if float in kinds and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
-        if not isinstance(v, want) or (want is int and isinstance(v, bool)):
-            raise ConfigError(f"{v!r} is not {_KINDS.get(want, want.__name__)}", f"{name}.{k}")
+        if v is None and type(None) in get_args(want):  # not set (the dialog's empty field): the default
+            out[k] = v
+            continue
+        if not isinstance(v, kinds) or (int in kinds and isinstance(v, bool)):
+            raise ConfigError(f"{v!r} is not {_KINDS.get(kinds[0], kinds[0].__name__)}", f"{name}.{k}")
         out[k] = v
     return typ(**out)
 
@@ -349,6 +394,8 @@ def _to_toml(d: dict[str, Any]) -> str:
     for sec, vals in d.items():
         lines.append(f"[{sec}]")
         for k, v in vals.items():
+            if v is None:  # not set: the default applies (for threshold and margin, the model's)
+                continue
             if isinstance(v, bool):
                 s = "true" if v else "false"
             elif isinstance(v, str):

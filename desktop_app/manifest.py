@@ -40,6 +40,10 @@ class ModelEntry:
     output_dim: int = 512
     input_name: str = ""  # empty: the session's first input
     flip: bool = False  # embedding = model(crop) + model(mirrored crop): what the thresholds were calibrated with
+    # the match threshold and margin calibrated for this model (`fdface ship`, docs/CALIBRATION.md); None: not
+    # calibrated, the settings' fallback applies (config.RecognitionSettings.for_model)
+    threshold: float | None = None
+    margin: float | None = None
     info: dict[str, Any] = field(default_factory=dict)  # recipe, data, measured LFW, licence...
     base_dir: str = ""  # where ``file`` is resolved from
 

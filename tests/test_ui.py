@@ -394,7 +394,7 @@ def test_station_screens_follow_erasures_here_and_enrolments_and_erasures_elsewh
     there._gallery_timer.start(200)  # the test's patience; the period itself is asserted above
     qtbot.waitUntil(lambda: there.window.panel.enrolled == 1
                     and any(t.startswith("Ann\n") for t in there.window.panel.texts()), timeout=WAIT_MS)
-    r = there.settings.recognition
+    r = there.settings.recognition.for_model(there.entry)
     assert there.index.decide(emb[None], r.threshold, r.margin)[0].name == "Ann"
     assert not there.window.panel.list.item(0).icon().isNull()
 

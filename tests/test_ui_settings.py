@@ -9,14 +9,15 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from desktop_app.config import CALIBRATED_THRESHOLD, ConfigError, Settings  # noqa: E402
+from desktop_app.config import ConfigError, RecognitionSettings, Settings  # noqa: E402
 from desktop_app.ui.settings_dialog import SettingsDialog  # noqa: E402
 
 
 @pytest.fixture
 def dialog(qtbot):
-    def make(settings: Settings | None = None, path: str = "") -> SettingsDialog:
-        dlg = SettingsDialog(settings or Settings(), ["fdfacenet"], [], path)
+    def make(settings: Settings | None = None, path: str = "", calibrated: float = 0.47) -> SettingsDialog:
+        dlg = SettingsDialog(settings or Settings(), ["fdfacenet"], [], path,
+                             calibrated=RecognitionSettings(threshold=calibrated, margin=0.08))
         qtbot.addWidget(dlg)
         dlg.show()
         return dlg
@@ -54,7 +55,7 @@ def test_a_threshold_far_from_the_calibrated_one_asks_first_in_plain_words(qtbot
     dlg.set_field("recognition", "threshold", 0.3)  # in range, but 0.17 below the calibrated value
     dlg.accept()
     box = dlg.confirm
-    assert box.isVisible() and "strangers" in box.text() and str(CALIBRATED_THRESHOLD) in box.text()
+    assert box.isVisible() and "strangers" in box.text() and "(0.47)" in box.text()
     assert box.defaultButton() is box.button(QMessageBox.StandardButton.No)
     qtbot.mouseClick(box.button(QMessageBox.StandardButton.No), qtbot_button())
     assert dlg.isVisible() and not got  # gone back: nothing saved
@@ -67,7 +68,7 @@ def test_a_threshold_far_from_the_calibrated_one_asks_first_in_plain_words(qtbot
 
     near = dialog()
     got = accepted(near)
-    near.set_field("recognition", "threshold", CALIBRATED_THRESHOLD + 0.05)  # close: no question
+    near.set_field("recognition", "threshold", 0.47 + 0.05)  # close: no question
     near.accept()
     assert not near.isVisible() and got
 
@@ -327,3 +328,32 @@ def test_a_station_name_the_store_would_refuse_is_refused_by_the_settings(statio
     s, problems = Settings.load_keeping_valid(f)
     assert s.attendance.station == Settings().attendance.station and s.attendance.timezone == "UTC"
     assert any("station" in p for p in problems)
+
+
+def test_threshold_and_margin_follow_the_model_until_a_person_sets_them(qtbot, dialog, tmp_path):
+    """Empty fields mean the model's calibrated values (shown greyed); the settings file then has no such key, so a
+    new model brings its own; a value typed in overrides it, and the warning measures from the model's value."""
+    dlg = dialog(calibrated=0.6)
+    w = dlg.widgets[("recognition", "threshold")]
+    assert w.text() == "" and "0.6" in w.placeholderText()
+    got = accepted(dlg)
+    dlg.accept()
+    assert got and got[-1].recognition.threshold is None and got[-1].recognition.margin is None
+    f = got[-1].save(tmp_path / "s.toml")
+    assert "threshold = " not in f.read_text().split("[recognition]")[1].split("[")[0]
+    again = Settings.load(f)
+    assert again.recognition.threshold is None
+    assert again.recognition.for_model(type("E", (), {"threshold": 0.61, "margin": 0.05})()).threshold == 0.61
+
+    other = dialog(calibrated=0.6)
+    other.set_field("recognition", "threshold", 0.45)  # 0.15 below this model's value (close to 0.47 though)
+    other.accept()
+    assert other.confirm.isVisible() and "(0.6)" in other.confirm.text()
+
+
+def test_a_set_threshold_overrides_the_models():
+    s = Settings.from_dict({"recognition": {"threshold": 0.5}})
+    entry = type("E", (), {"threshold": 0.62, "margin": 0.03})()
+    r = s.recognition.for_model(entry)
+    assert (r.threshold, r.margin) == (0.5, 0.03)
+    assert Settings().recognition.for_model(None).threshold == 0.47  # an uncalibrated model: the fallback

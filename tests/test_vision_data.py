@@ -2,7 +2,7 @@
 
 Recognition uses the shipped model (models/manifest.json "fdfacenet") when it is installed, else the teacher
 MobileFaceNet from ../shared/teachers (tests only; the product never loads the teacher). Thresholds are the
-product's defaults (Settings().recognition), not tuned here.
+product's defaults (the model's calibrated threshold and margin), not tuned here.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_detection_scale_maps_boxes_back(detector: RetinaFaceDetector) -> None:
 
 @weak_model
 def test_people_leave_one_out(people_embeddings: dict) -> None:
-    r = Settings().recognition
+    r = Settings().recognition.for_model(embedder_entry())  # the model's own calibrated threshold
     wrong = []
     for k in range(1, 6):
         g = gallery(people_embeddings, leave_out=k)
@@ -145,7 +145,7 @@ def test_people_leave_one_out(people_embeddings: dict) -> None:
 @weak_model
 def test_bbt_scenes_named_as_labelled(pipe: Pipeline, people_embeddings: dict) -> None:
     g = gallery(people_embeddings)
-    r = Settings().recognition
+    r = Settings().recognition.for_model(embedder_entry())  # the model's own calibrated threshold
     labels = json.loads(LABELS.read_text())["images"]
     errors = []
     n_named = 0
@@ -171,7 +171,7 @@ def test_bbt_scenes_named_as_labelled(pipe: Pipeline, people_embeddings: dict) -
 
 def test_dog_faces_never_named(pipe: Pipeline, people_embeddings: dict) -> None:
     g = gallery(people_embeddings)
-    r = Settings().recognition
+    r = Settings().recognition.for_model(embedder_entry())  # the model's own calibrated threshold
     res = pipe.analyze_still(read_image(shared_path("media", "scenes", "dlib", "dogs.jpg")),
                              lambda e: g.decide(e, r.threshold, r.margin))
     assert res.ok and len(res.faces) >= 1  # RetinaFace does find the dogs' faces ...
@@ -189,7 +189,7 @@ def test_video_tracking_votes_and_embeds_sparingly(pipe: Pipeline, people_embedd
     # (82-211), the audience again; looked at frame by frame.
     video = shared_path("media", "video", "short_hamilton_clip.mp4")
     g = gallery(people_embeddings)
-    r = Settings().recognition
+    r = Settings().recognition.for_model(embedder_entry())  # the model's own calibrated threshold
     cap = cv2.VideoCapture(str(video))
     pipe.reset_tracking()
     seen: dict[int, int] = {}
@@ -296,3 +296,34 @@ def test_face_cut_by_the_image_border_gets_a_box_inside_the_image(detector: Reti
     assert (det.boxes[:, [1, 3]] >= 0).all() and (det.boxes[:, [1, 3]] <= h).all()
     left = det.boxes[:, 0].argmin()
     assert det.boxes[left, 0] == 0.0 and (det.landmarks[left, :, 0] > 0).all()
+
+
+def test_calibration_writes_threshold_and_margin_into_the_models_manifest_entry(tmp_path: Path) -> None:
+    """What `fdface ship` runs: the calibration's choice lands in the entry, and the pipeline then decides with it
+    (no setting given). A small LFW subset keeps it short; the figures themselves are the full run's."""
+    import shutil
+    import subprocess
+    import sys
+
+    shared_path("datasets", "faces112", "lfw", "index.csv")
+    src = default_models_dir()
+    shutil.copy(src / "fdfacenet.onnx", tmp_path / "fdfacenet.onnx")
+    m = json.loads((src / "manifest.json").read_text())
+    entry = {k: v for k, v in m["models"]["fdfacenet"].items() if k not in ("threshold", "margin")}
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"fdfacenet": entry}}))
+    assert load_manifest(tmp_path / "manifest.json")["fdfacenet"].threshold is None
+    out = tmp_path / "cal.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "calibrate_threshold.py"
+    r = subprocess.run([sys.executable, str(script), "--manifest", str(tmp_path / "manifest.json"), "--limit",
+                        "1500", "--splits", "1", "--gallery", "100", "--impostors", "20000", "--threads", "2",
+                        "--cache", str(tmp_path / "cache"), "--json", str(out), "--into-manifest"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    chosen = json.loads(out.read_text())
+    e = load_manifest(tmp_path / "manifest.json")["fdfacenet"]
+    assert (e.threshold, e.margin) == (round(chosen["threshold"], 4), round(chosen["margin"], 4))
+    assert e.info["calibration"]["lfw_crops"] == 1500 and e.sha256 == entry["sha256"]
+    pipe = Pipeline(Settings(), e, threads=1)
+    assert pipe.settings.recognition.threshold == e.threshold and pipe.settings.recognition.margin == e.margin
+    set_here = Pipeline(Settings().with_changes("recognition", threshold=0.9), e, threads=1)
+    assert set_here.settings.recognition.threshold == 0.9  # a setting overrides the model's value

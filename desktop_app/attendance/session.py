@@ -147,7 +147,7 @@ class AttendanceSession:
         return self._decide(self.gallery, embeddings)
 
     def _decide(self, gallery: Any, embeddings: np.ndarray) -> list:
-        r = self.settings.recognition
+        r = self.settings.recognition.for_model(getattr(self.pipeline, "model_entry", None))
         if gallery is None:
             return [None] * len(embeddings)
         return gallery.index.decide(embeddings, r.threshold, r.margin)

@@ -179,7 +179,7 @@ def bench(video: str | Path, entry: ModelEntry | None, threads: int, repeats: in
     matcher = people_matcher
     if matcher is None and pipe.embedder is not None:
         gallery = synthetic_gallery(pipe.embedder.dim)
-        r = settings.recognition
+        r = pipe.settings.recognition
         matcher = lambda e: gallery.decide(e, r.threshold, r.margin)  # noqa: E731
     ctx = single_threaded_libraries() if n == 1 else contextlib.nullcontext()
     with ctx:

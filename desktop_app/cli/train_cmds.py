@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -219,7 +220,22 @@ def cmd_ship(args: argparse.Namespace) -> int:
         if "int8" in name:
             info["quantization"] = INT8_NOTE.format(n=args.calib)
         _measure_and_write(name, p, info, vimg, vlab, args.flip, args.threads, models / "manifest.json")
+        if args.calibrate:
+            _calibrate(name, models / "manifest.json", args.threads)
     return 0
+
+
+def _calibrate(name: str, manifest: Path, threads: int) -> None:
+    """Threshold and margin belong to the model: benchmarks/calibrate_threshold.py chooses them (docs/CALIBRATION.md)
+    and writes them into the manifest entry, where the app reads them."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrate_threshold.py"
+    if not script.exists():
+        raise _cli_error(f"{script} not found: shipping calibrates from a source checkout (or pass --no-calibrate)")
+    cmd = [sys.executable, str(script), "--model", name, "--manifest", str(manifest), "--into-manifest",
+           "--threads", str(threads or 2)]
+    if subprocess.run(cmd).returncode != 0:
+        raise _cli_error(f"calibrating {name} failed (command: {' '.join(cmd)}); its entry has no threshold, so the "
+                         "app would use the fallback (config.FALLBACK_THRESHOLD)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -233,6 +249,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--int8", action="store_true", help="also write NAME-int8.onnx (static QDQ)")
     sp.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
     sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                    help="calibrate the match threshold and margin and write them into the manifest entry "
+                         "(benchmarks/calibrate_threshold.py, a few minutes)")
     sp.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                     help="the app embeds crop + mirror with this model (LFW +0.26 points on the first run; "
                          "twice the embedding work per new face)")

@@ -184,7 +184,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         print(f"fdface identify: {msg}", file=sys.stderr)
 
     index, names = enroll_folder(pipe, Path(args.people), note)
-    r = s.recognition
+    r = pipe.settings.recognition  # bound to the model: its calibrated threshold unless one was given
     matcher = lambda e: index.decide(e, r.threshold, r.margin)  # noqa: E731
     print(f"enrolled {len(names)} people, {len(index)} photos (threshold {r.threshold:.2f}, margin {r.margin:.2f})",
           file=sys.stderr)
@@ -282,7 +282,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     if args.people:
         def matcher_for(pipe: Any) -> Any:
             index, _ = enroll_folder(pipe, Path(args.people))
-            r = s.recognition
+            r = pipe.settings.recognition
             return lambda e: index.decide(e, r.threshold, r.margin)
     targets: dict[int, float] = {}
     for part in (args.targets or "").split(","):
@@ -353,8 +353,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser("identify", help="enrol a folder of people in memory, then name the faces of a source")
     i.add_argument("--people", required=True, help="folder with one sub-folder of face photos per person")
     i.add_argument("source", metavar="SOURCE", help="an image, a folder of images, or a video file")
-    i.add_argument("--threshold", type=float, help="similarity threshold (default: settings)")
-    i.add_argument("--margin", type=float, help="margin over the next person (default: settings)")
+    i.add_argument("--threshold", type=float, help="similarity threshold (default: settings, else the model's)")
+    i.add_argument("--margin", type=float, help="margin over the next person (default: settings, else the model's)")
     i.add_argument("--embedder-manifest", help="manifest.json of the embedder (default: the installed models)")
     i.add_argument("--model", help="entry of that manifest (default: fdfacenet)")
     i.add_argument("--json", action="store_true", help="one JSON object per face and line")

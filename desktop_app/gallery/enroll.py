@@ -169,7 +169,7 @@ class Enroller:
         """Faces the recogniser would take for someone else (similarity at least the recognition threshold)."""
         if not accepted or len(self.gallery.index) == 0:
             return ()
-        thr = self.settings.recognition.threshold
+        thr = self.settings.recognition.for_model(getattr(self.pipeline, "model_entry", None)).threshold
         hits = self.gallery.index.search(np.stack([c.embedding for c in accepted]), k=8)
         out = []
         for c, sims, pids in zip(accepted, hits.similarities, hits.person_ids, strict=True):

@@ -193,7 +193,8 @@ class Gallery:
         url = url or settings.storage.resolved_url()
         engine = st.open_engine(url)
         g = cls(engine, model_id, dim, hnsw_above=settings.storage.hnsw_above,
-                hnsw_ef_search=settings.storage.hnsw_ef_search, retry_below=settings.recognition.threshold,
+                hnsw_ef_search=settings.storage.hnsw_ef_search,
+                retry_below=settings.recognition.for_model(None).threshold,
                 index_path=default_index_path(url, model_id) if persist_index else None, url=url)
         g.load()
         return g

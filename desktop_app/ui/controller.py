@@ -29,7 +29,7 @@ from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.attendance.session import AttendanceSession
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
-from desktop_app.config import ConfigError, Settings, config_path, data_dir, field_label
+from desktop_app.config import ConfigError, RecognitionSettings, Settings, config_path, data_dir, field_label
 from desktop_app.dburl import database_url
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
@@ -508,7 +508,8 @@ class AppController(QObject):
             models = sorted(load_manifest(default_models_dir() / "manifest.json"))
         except Exception:  # no manifest: the field still accepts "auto"
             pass
-        dlg = SettingsDialog(self.settings, models, self.cameras, str(self.settings_path), self.window)
+        dlg = SettingsDialog(self.settings, models, self.cameras, str(self.settings_path), self.window,
+                             calibrated=RecognitionSettings().for_model(self.entry))
         if self.db_override is not None:
             dlg.note_session_database(self.db_override[1])
         dlg.settingsAccepted.connect(self.apply_settings)
@@ -540,7 +541,8 @@ class AppController(QObject):
         emit(self._applySettings, new)
         self.attendance.apply_settings(new)  # thresholds from the next frame, attendance rules from the next event
         if "recognition.threshold" in keys and self.gallery is not None:
-            self.gallery.index.retry_below = new.recognition.threshold  # search harder below the new threshold
+            # search harder below the new threshold
+            self.gallery.index.retry_below = new.recognition.for_model(self.entry).threshold
         if old.recognition.model != new.recognition.model and self._entry_override is None:
             self.entry, self.model_notice = resolve_model(new)
             self.model_id = model_id_of(self.entry)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.capture import CameraInfo
-from desktop_app.config import CALIBRATED_THRESHOLD, FAR_FROM_CALIBRATED, ConfigError, Settings, field_label
+from desktop_app.config import FAR_FROM_CALIBRATED, ConfigError, RecognitionSettings, Settings, field_label
 from desktop_app.dburl import database_url
 from desktop_app.ui.qtcompat import emit
 
@@ -46,8 +46,10 @@ FIELDS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("detector", "min_face_px"): ("Smaller faces are ignored", {}),
     ("detector", "max_side"): ("", {}),
     ("recognition", "model"): ("A model of models/manifest.json, or auto", {}),
-    ("recognition", "threshold"): ("Cosine similarity a face needs to be named", {"step": 0.01, "decimals": 3}),
-    ("recognition", "margin"): ("How much the best person must beat the next best", {"step": 0.01, "decimals": 3}),
+    ("recognition", "threshold"): ("Cosine similarity a face needs to be named. Leave empty to use the value "
+                                   "calibrated for the model", {"step": 0.01, "decimals": 3, "optional": True}),
+    ("recognition", "margin"): ("How much the best person must beat the next best. Leave empty to use the value "
+                                "calibrated for the model", {"step": 0.01, "decimals": 3, "optional": True}),
     ("recognition", "vote_frames"): ("Frames a face must be recognised in before it counts", {}),
     ("recognition", "recheck_frames"): ("", {}),
     ("attendance", "dedupe_minutes"): ("A person seen again within this window makes no new event",
@@ -102,10 +104,14 @@ class NumberField(QLineEdit):
     with the system's decimal point, keeps text it cannot read on screen (the dialog says why) instead of
     dropping keystrokes or reading "2,5" as 25, and steps with the Up / Down keys."""
 
-    def __init__(self, integer: bool, decimals: int = 2, step: float = 1, parent: QWidget | None = None) -> None:
+    def __init__(self, integer: bool, decimals: int = 2, step: float = 1, parent: QWidget | None = None,
+                 default: float | None = None) -> None:
         super().__init__(parent)
         self.integer, self.decimals, self.step = integer, decimals, step
         self.point = QLocale().decimalPoint() or "."
+        self.default = default  # not None: an empty field means this value (shown greyed), and value() is None
+        if default is not None:
+            self.setPlaceholderText(f"model: {self.format(default)}")
         self.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.editingFinished.connect(self._normalise)
         self.textChanged.connect(self._mark)
@@ -116,11 +122,14 @@ class NumberField(QLineEdit):
         text = f"{v:.10f}".rstrip("0")  # every digit the value has (a file may hold more than the step's)
         return (text + "0" if text.endswith(".") else text).replace(".", self.point)
 
-    def setValue(self, v: float) -> None:  # noqa: N802 (Qt naming, like the spin boxes it replaces)
-        self.setText(self.format(v))
+    def setValue(self, v: float | None) -> None:  # noqa: N802 (Qt naming, like the spin boxes it replaces)
+        self.setText("" if v is None else self.format(v))
 
-    def value(self) -> float | int:
-        """The number shown; raises ValueError (with the reason) when the text is not one."""
+    def value(self) -> float | int | None:
+        """The number shown (None: empty, where an empty field means the default); raises ValueError (with the
+        reason) when the text is not one."""
+        if self.default is not None and not self.text().strip():
+            return None
         return parse_number(self.text(), self.integer, self.point)
 
     def problem(self) -> str:
@@ -132,8 +141,8 @@ class NumberField(QLineEdit):
 
     def _normalise(self) -> None:
         """Show what was understood: "2,5" becomes "2.5" where the decimal point is "." (and the reverse)."""
-        if not self.problem():
-            self.setText(self.format(self.value()))
+        if not self.problem() and (v := self.value()) is not None:
+            self.setText(self.format(v))
 
     def _mark(self) -> None:
         self.setStyleSheet("border: 1px solid #c0392b;" if self.problem() else "")
@@ -141,7 +150,8 @@ class NumberField(QLineEdit):
     def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
         if e.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down) and not self.problem():
             sign = 1 if e.key() == Qt.Key.Key_Up else -1
-            self.setValue(round(self.value() + sign * self.step, self.decimals))
+            v = self.value()
+            self.setValue(round((self.default if v is None else v) + sign * self.step, self.decimals))
             self.textEdited.emit(self.text())
             return
         super().keyPressEvent(e)
@@ -151,11 +161,14 @@ class SettingsDialog(QDialog):
     settingsAccepted = Signal(object)  # Settings, validated
 
     def __init__(self, settings: Settings, models: list[str] | None = None, cameras: list[CameraInfo] | None = None,
-                 settings_path: str = "", parent: QWidget | None = None) -> None:
+                 settings_path: str = "", parent: QWidget | None = None,
+                 calibrated: RecognitionSettings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(560)
         self._base = settings
+        # the threshold and margin calibrated for the model in use (what an empty field means)
+        self.calibrated = calibrated or RecognitionSettings().for_model(None)
         self.widgets: dict[tuple[str, str], QWidget] = {}
         tabs = QTabWidget()
         for title, section in TABS:
@@ -224,6 +237,11 @@ class SettingsDialog(QDialog):
         if isinstance(value, bool):
             w = QCheckBox()
             w.setChecked(value)
+            return w
+        if opts.get("optional"):  # None: the model's calibrated value
+            w = NumberField(False, opts.get("decimals", 2), opts.get("step", 1),
+                            default=getattr(self.calibrated, key))
+            w.setValue(value)
             return w
         if isinstance(value, int | float):  # Settings.validate owns the ranges and says them
             w = NumberField(isinstance(value, int), opts.get("decimals", 2), opts.get("step", 1))
@@ -349,7 +367,8 @@ class SettingsDialog(QDialog):
             return
         s = self.settings()
         self._show_problem("", False)
-        if (question := threshold_warning(s.recognition.threshold, self._base.recognition.threshold)) is not None:
+        if (question := threshold_warning(s.recognition.threshold, self._base.recognition.threshold,
+                                          float(self.calibrated.threshold))) is not None:
             self._ask(question, s)
             return
         self._finish(s)
@@ -371,18 +390,19 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-def threshold_warning(value: float, current: float) -> str | None:
-    """The question to ask before saving a match threshold far from the calibrated one, in plain words; None when
-    it is close to it or unchanged (a value already in use was accepted before)."""
-    if abs(value - CALIBRATED_THRESHOLD) <= FAR_FROM_CALIBRATED + 1e-9 or abs(value - current) < 1e-9:
+def threshold_warning(value: float | None, current: float | None, calibrated: float) -> str | None:
+    """The question to ask before saving a match threshold far from the model's calibrated one, in plain words;
+    None when it is the model's (empty), close to it, or unchanged (a value already in use was accepted before)."""
+    if value is None or abs(value - calibrated) <= FAR_FROM_CALIBRATED + 1e-9 or (
+            current is not None and abs(value - current) < 1e-9):
         return None
-    if value < CALIBRATED_THRESHOLD:
+    if value < calibrated:
         effect = ("More strangers will be named as someone enrolled, and their arrivals recorded under that "
                   "person's name.")
     else:
         effect = "More enrolled people will be left unknown, and their arrivals not recorded."
     return (f"The match threshold {value:g} is far from the value calibrated for this model "
-            f"({CALIBRATED_THRESHOLD:g}). {effect}\n\nSave it anyway?")
+            f"({calibrated:g}). {effect}\n\nSave it anyway?")
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:

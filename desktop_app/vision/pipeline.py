@@ -154,12 +154,14 @@ class Pipeline:
                 log.info("cannot load recognition model %s: %s", entry.name, exc)  # the notice says it
                 self.notice = f"cannot load recognition model {entry.name!r}: {exc}"
         self.model_entry = entry if self.embedder is not None else None
+        self._settings = self._settings.for_model(entry)  # the model's calibrated threshold and margin
         r = self._settings.recognition
         self.tracker = Tracker(vote_frames=r.vote_frames, recheck_frames=r.recheck_frames)
         self.frame_index = -1
 
     @property
     def settings(self) -> Settings:
+        """The settings in force, bound to the model: ``recognition.threshold`` and ``margin`` are numbers."""
         return self._settings
 
     @settings.setter
@@ -171,7 +173,7 @@ class Pipeline:
             self.tracker = Tracker(vote_frames=r.vote_frames, recheck_frames=r.recheck_frames)
         for det in (self.detector, *self._pool):
             _apply_detector_settings(det, settings.detector)
-        self._settings = settings
+        self._settings = settings.for_model(getattr(self, "model_entry", None))
 
     @property
     def recognition_available(self) -> bool:
