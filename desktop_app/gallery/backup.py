@@ -215,8 +215,8 @@ def verify_file(path: Path, shown: Path | None = None) -> BackupCheck:
         con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
         rows = [r[0] for r in con.execute("PRAGMA integrity_check(5)")]
         if rows != ["ok"]:
-            raise BackupError(f"{shown} is damaged (integrity check: {'; '.join(map(str, rows))[:300]}); use "
-                              "another backup")
+            first = " ".join(" ".join(map(str, rows)).replace("*** in database main ***", "").split())[:200]
+            raise BackupError(f"{shown} is damaged (integrity check: {first}); use another backup")
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = [t for t in OUR_TABLES if t not in tables]
         if missing:

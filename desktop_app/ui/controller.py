@@ -198,6 +198,9 @@ class AppController(QObject):
                                          refresh_seconds=refresh_seconds)
         self._start_worker(pace, source_factory)
         self._wire_window()
+        from desktop_app.ui.backups import BackupController  # File > Back up now / Restore, the daily backup
+
+        self.backups = BackupController(self)
         self.eventRecorded.connect(self._on_event)
         self.writerError.connect(lambda m: self.window.statusBar().showMessage(f"Attendance not recorded: {m}"))
         self.writerStatus.connect(self._writer_status)
@@ -759,6 +762,7 @@ class AppController(QObject):
             self.tasks.submit(self.gallery.close)
         elif self.engine is not None:
             self.tasks.submit(self.engine.dispose)
+        self.backups.stop()  # a backup in progress finishes first
         self.tasks.stop()
 
 

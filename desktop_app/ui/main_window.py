@@ -77,6 +77,8 @@ class MainWindow(QMainWindow):
     logRequested = Signal()
     settingsRequested = Signal()
     aboutRequested = Signal()
+    backupRequested = Signal()  # File > Back up now
+    restoreRequested = Signal(str)  # File > Restore from backup: the file picked (the controller asks to confirm)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,6 +128,9 @@ class MainWindow(QMainWindow):
         self.act_folder = act("Open image &folder…", slot=self.ask_folder)
         self.act_stream = act("Open network &stream…", slot=self.ask_stream)
         self.act_quit = act("&Quit", shortcut="Ctrl+Q", slot=self.close)
+        self.act_backup = act("&Back up now", self.backupRequested)
+        self.act_restore = act("&Restore from backup…", slot=self.ask_restore)
+        self.backup_folder = ""  # where the file picker of Restore from backup starts (the controller sets it)
         self.act_enroll = act("&Enroll a person…", self.enrollRequested, "Ctrl+E")
         self.act_people = act("&People…", self.peopleRequested, "Ctrl+P")
         self.act_log = act("Attendance &log…", self.logRequested, "Ctrl+L")
@@ -139,6 +144,9 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&File")
         for a in (self.act_video, self.act_folder, self.act_stream):
             m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.act_backup)
+        m.addAction(self.act_restore)
         m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&People")
@@ -244,6 +252,12 @@ class MainWindow(QMainWindow):
         url, ok = QInputDialog.getText(self, "Network camera", "Stream URL (rtsp://user:password@host:554/path):")
         if ok and url.strip():
             emit(self.sourceRequested, url.strip())
+
+    def ask_restore(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Restore from backup", self.backup_folder,
+                                              "Backups (*.db);;All files (*)")
+        if path:
+            emit(self.restoreRequested, path)
 
     def _pause_toggled(self, paused: bool) -> None:
         self.act_pause.setText("Resume" if paused else "Pause")

@@ -65,6 +65,12 @@ FIELDS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("storage", "hnsw_above"): ("Larger galleries are searched through a graph of persons (approximate, much "
                                 "faster)", {}),
     ("storage", "hnsw_ef_search"): ("Higher finds the best match more often, but slower", {}),
+    ("backup", "scheduled"): ("Once a day, while the app runs, the SQLite database is copied into the backup folder "
+                              "(File > Back up now does it at once)", {}),
+    ("backup", "folder"): ("Empty: 'backups' in the user's data folder. Another disk keeps the backups safe when "
+                           "this one fails", {}),
+    ("backup", "keep_daily"): ("The newest backup of each of the last N days is kept", {}),
+    ("backup", "keep_weekly"): ("And the newest of each of the last N weeks", {}),
     ("performance", "threads"): ("0: all cores", {}),
 }
 
@@ -74,7 +80,7 @@ def label_of(section: str, key: str) -> str:
 
 
 TABS = [("Camera", "capture"), ("Detection", "detector"), ("Recognition", "recognition"),
-        ("Attendance", "attendance"), ("Storage", "storage"), ("Performance", "performance")]
+        ("Attendance", "attendance"), ("Storage", "storage"), ("Backups", "backup"), ("Performance", "performance")]
 
 
 def parse_number(text: str, integer: bool, decimal_point: str = ".") -> float | int:
@@ -251,6 +257,8 @@ class SettingsDialog(QDialog):
         return w
 
     def _with_browse(self, sec: str, key: str, w: QWidget) -> QWidget:
+        if (sec, key) == ("backup", "folder"):
+            return self._folder_browse(w)
         if (sec, key) not in (("storage", "database_url"), ("capture", "source")):
             return w
         box = QWidget()
@@ -264,6 +272,20 @@ class SettingsDialog(QDialog):
             b.clicked.connect(self._browse_database)
         else:
             b.clicked.connect(self._browse_source)
+        return box
+
+    def _folder_browse(self, w: QLineEdit) -> QWidget:
+        from desktop_app.config import BackupSettings
+
+        w.setPlaceholderText(f"default: {BackupSettings().resolved_folder()}")
+        box = QWidget()
+        h = QHBoxLayout(box)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(w, 1)
+        b = QPushButton("Browse…")
+        h.addWidget(b)
+        b.clicked.connect(lambda: (p := QFileDialog.getExistingDirectory(self, "Backup folder", w.text())) and
+                          w.setText(p))
         return box
 
     def _browse_database(self) -> None:
