@@ -248,11 +248,24 @@ class SelfTest:
                 with Session(engine) as s:
                     arrays = store.load_templates(s, "selftest", len(emb))
                     people = store.count_people(s)
+                restored = self._backup_and_restore(Path(tmp))  # while the database is open, as in the app
             finally:
                 engine.dispose()
         if people != 1 or arrays.person_ids.tolist() != [pid] or not np.allclose(arrays.embeddings[0], emb):
             raise SelfTestFailure("what was written to the temporary database did not read back the same")
-        return f"temporary SQLite created and migrated to schema {version}, reopened; person + template read back"
+        if restored != 1:
+            raise SelfTestFailure(f"the backup of the temporary database restored {restored} people, expected 1")
+        return (f"temporary SQLite created and migrated to schema {version}, reopened; person + template read back; "
+                "backed up, verified and restored")
+
+    @staticmethod
+    def _backup_and_restore(tmp: Path) -> int:
+        """The backup path of the app (SQLite's backup API, integrity check, Alembic version) on the temporary
+        database, and a restore of it into another file: how many people the restored database holds."""
+        from desktop_app.gallery.backup import make_backup, restore_database
+
+        done = make_backup(tmp / "selftest.db", tmp / "backups")
+        return restore_database(done.path, tmp / "restored.db").people
 
     def check_qt(self) -> str:
         from desktop_app.ui.selftest_qt import event_loop_check
