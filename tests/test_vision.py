@@ -181,19 +181,15 @@ def test_track_identity_resets_when_the_face_changes() -> None:
     assert tr.needs_embedding(tid, 0.1, 3)
 
 
-def test_match_decision_uses_the_gallery_decision() -> None:
-    ok = Match(person_id=3, name="raj", similarity=0.7, runner_up=0.2, accepted=True, candidate_id=3)
+def test_match_decision_is_the_matchers_alone() -> None:
+    """The pipeline applies no threshold of its own: only the gallery's decision (``accepted``) names a face."""
+    ok = Match(person_id=3, name="raj", similarity=0.3, runner_up=0.2, accepted=True, candidate_id=3)
     no = Match(person_id=None, name=None, similarity=0.35, runner_up=0.2, accepted=False, candidate_id=3)
-    assert match_decision(ok, 0.4, 0.05) == (3, "raj", 0.7)
-    assert match_decision(no, 0.0, 0.0)[:2] == (None, None)
+    assert match_decision(ok) == (3, "raj", 0.3)  # below any threshold, but accepted: named
+    assert match_decision(no) == (None, None, 0.35)
     refused = Match(person_id=3, name="raj", similarity=0.9, runner_up=0.1, accepted=False, candidate_id=3)
-    assert match_decision(refused, 0.4, 0.05)[:2] == (None, None)  # the gallery's own decision counts
-
-    class Plain:  # any record with person_id / name / similarity / runner_up
-        person_id, name, similarity, runner_up = 1, "x", 0.5, 0.48
-
-    assert match_decision(Plain(), 0.4, 0.05)[0] is None  # margin too small
-    assert match_decision(Plain(), 0.4, 0.01)[0] == 1
+    assert match_decision(refused)[:2] == (None, None)  # the gallery's own decision counts
+    assert match_decision(None) == (None, None, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ from desktop_app.config import Settings
 from desktop_app.gallery.index import GalleryIndex
 from desktop_app.manifest import ModelEntry
 from desktop_app.vision.media import MediaError, open_video
-from desktop_app.vision.pipeline import Matcher, Pipeline
+from desktop_app.vision.pipeline import Pipeline
+from desktop_app.vision.types import Matcher
 
 STAGES = ("decode", "detect", "align", "quality", "embed", "search", "track")
 WARMUP_FRAMES = 10

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from desktop_app.vision.detector import RetinaFaceDetector, as_bgr
 from desktop_app.vision.embedder import Embedder
 from desktop_app.vision.quality import assess
 from desktop_app.vision.tracking import Tracker
-from desktop_app.vision.types import Detection, Face, FrameResult, Quality
+from desktop_app.vision.types import Decision, Detection, Face, FrameResult, Matcher, Quality
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ DEFAULT_MODEL = "fdfacenet"
 MIN_FRAME_SIDE = 16  # smaller images cannot hold a face the detector finds
 
 
-Matcher = Callable[[np.ndarray], Sequence[Any]]  # embeddings float32 [N, D] -> one match record per row
 
 
 INT8_BAR = 0.2  # LFW points an INT8 copy may lose against its FP32 model and still be the default (issue 7)
@@ -81,25 +80,14 @@ def resolve_model(settings: Settings, models_dir: str | Path | None = None) -> t
     return entry, None
 
 
-def match_decision(match: Any, threshold: float, margin: float) -> tuple[Any, str | None, float]:
-    """(person_id, name, similarity) when ``match`` names someone, else (None, None, similarity). The record's
-    own decision counts when it carries one (the gallery's ``Match.accepted``, or a ``decide(threshold, margin)``
-    method); otherwise the threshold/margin rule is applied here to ``similarity`` and ``runner_up``."""
+def match_decision(match: Decision | None) -> tuple[int | None, str | None, float]:
+    """(person_id, name, similarity) when the matcher accepted the face, else (None, None, similarity)."""
     if match is None:
         return None, None, 0.0
-    sim = float(getattr(match, "similarity", 0.0) or 0.0)
-    decide = getattr(match, "decide", None)
-    if hasattr(match, "accepted"):
-        accepted = bool(match.accepted)
-    elif callable(decide):
-        accepted = bool(decide(threshold, margin))
-    else:
-        runner = getattr(match, "runner_up", None)
-        runner_sim = float(getattr(runner, "similarity", runner) or -1.0) if runner is not None else -1.0
-        accepted = getattr(match, "person_id", None) is not None and sim >= threshold and sim - runner_sim >= margin
-    if not accepted or getattr(match, "person_id", None) is None:
+    sim = float(match.similarity)
+    if not match.accepted or match.person_id is None:
         return None, None, sim
-    return match.person_id, getattr(match, "name", None), sim
+    return int(match.person_id), match.name, sim
 
 
 _thread_state = threading.local()
@@ -339,10 +327,9 @@ class Pipeline:
             emb = self._embed(crops[todo], t) if todo else self._embed(crops[:0], t)
             matches = self._search(emb, matcher, t) if todo else self._search(None, matcher, t)
             t0 = time.perf_counter()
-            r = self._settings.recognition
             embedded: dict[int, np.ndarray] = {}
             for k, i in enumerate(todo):
-                pid, name, sim = match_decision(matches[k] if matcher is not None else None, r.threshold, r.margin)
+                pid, name, sim = match_decision(matches[k] if matcher is not None else None)
                 self.tracker.observe(ids[i], fi, emb[k], quals[i].overall, pid, name, sim)
                 embedded[i] = emb[k]
             faces = []
@@ -366,7 +353,7 @@ class Pipeline:
 
     def analyze_still(self, image_bgr: Any, matcher: Matcher | None = None) -> FrameResult:
         """Every face of one photo with crop, quality and embedding; no tracking. With a ``matcher`` the faces
-        are named directly by the threshold/margin rule (a photo has no frames to vote over)."""
+        are named directly by the matcher's decision (a photo has no frames to vote over)."""
         t: dict[str, float] = {}
         t_start = time.perf_counter()
         img, err = self._check(image_bgr)
@@ -378,10 +365,9 @@ class Pipeline:
             crops, quals = self._align_and_assess(img, det, t)
             emb = self._embed(crops, t)
             matches = self._search(emb, matcher, t)
-            r = self.settings.recognition
             faces = []
             for i in range(len(det)):
-                pid, name, sim = match_decision(matches[i] if matches else None, r.threshold, r.margin)
+                pid, name, sim = match_decision(matches[i] if matches else None)
                 faces.append(Face(
                     box=det.boxes[i], score=float(det.scores[i]), landmarks=det.landmarks[i], crop=crops[i],
                     quality=quals[i], embedding=None if emb is None else emb[i], name=name, person_id=pid,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -91,3 +92,21 @@ class FrameResult:
     def named(self) -> tuple[Face, ...]:
         """Faces whose identity has been decided (voted over a track, or a still's match)."""
         return tuple(f for f in self.faces if f.name is not None and f.voted)
+
+
+class Decision(Protocol):
+    """What a matcher says about one face: the gallery's ``Match`` (desktop_app.gallery.index) is the one kind the
+    app makes. The decision is the matcher's alone (threshold, margin and rule applied by the gallery with the
+    model's values, :meth:`desktop_app.config.RecognitionSettings.for_model`); the pipeline only reads it."""
+
+    @property
+    def person_id(self) -> int | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def similarity(self) -> float: ...
+    @property
+    def accepted(self) -> bool: ...
+
+
+Matcher = Callable[[np.ndarray], Sequence[Decision]]  # embeddings float32 [N, D] -> one decision per row
