@@ -279,10 +279,6 @@ class Gallery:
     def decide(self, embeddings: np.ndarray, threshold: float, margin: float) -> list[Match]:
         return self.index.decide(embeddings, threshold, margin)
 
-    def matcher(self, threshold: float, margin: float) -> Callable[[np.ndarray], list[Match]]:
-        """What ``Pipeline.process`` / ``analyze_still`` take as ``matcher``."""
-        return lambda emb: self.index.decide(emb, threshold, margin)
-
     # ------------------------------------------------------------------ changes (store first, then index)
     def index_added(self, person_id: int, name: str, template_ids: Sequence[int], embeddings: np.ndarray) -> None:
         """After a committed enrollment: add its templates (of the active model) to the index."""
