@@ -191,11 +191,15 @@ def test_a_backup_killed_half_way_leaves_nothing_that_is_listed_or_restored(tmp_
     want = 1 if kill_after == "copy started" else size  # some bytes, or all of them (then it is verifying)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        partial = [p for p in folder.glob(".*") if p.name.endswith(bk.PARTIAL)] if folder.is_dir() else []
-        if partial and partial[0].stat().st_size >= want:
-            break
+        written = [p for p in folder.iterdir() if not p.name.endswith("-journal")] if folder.is_dir() else []
+        try:
+            if written and written[0].stat().st_size >= want:
+                break
+        except FileNotFoundError:
+            pass
         time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL, "the backup finished before it could be killed: use a bigger database"
     left = sorted(p for p in folder.iterdir())
@@ -317,6 +321,13 @@ def test_cli_backup_list_restore_and_postgresql(tmp_path, capsys, monkeypatch):
     assert "not restored" in err and "--yes" in err
     assert files_state(db.parent) == before
 
+    other = st.open_engine(url_of(db))  # another program with the database open, idle
+    with Session(other) as sess:
+        assert st.count_events(sess) == 5
+    assert cli_main(["restore", str(backup.path), *base, "--yes"]) == 2
+    assert "in use by another program" in capsys.readouterr().err
+    other.dispose()
+    assert files_state(db.parent) == before
     assert cli_main(["restore", str(backup.path), *base, "--yes"]) == 0
     out = capsys.readouterr().out
     assert "restored" in out and "kept as" in out and "before-restore-" in out
@@ -353,8 +364,12 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
         texts = [a.text() for a in ctl.window.menuBar().actions()[0].menu().actions()]
         assert "&Back up now" in texts and "&Restore from backup…" in texts
         with qtbot.waitSignal(ctl.backups.finished, timeout=60_000) as said:
+            assert ctl.backups.backup_if_due()  # the daily backup: none yet, so one is made now
+        assert said.args[0].startswith("Backed up to") and "4 events" in said.args[0]
+        with qtbot.waitSignal(ctl.backups.finished, timeout=60_000) as said:
             ctl.window.act_backup.trigger()
         assert said.args[0].startswith("Backed up to") and "4 events" in said.args[0]
+        assert "1 older backup(s) removed" in said.args[0]  # the same day: its newest is kept
         assert ctl.window.statusBar().currentMessage() == said.args[0]
         (backup,) = bk.list_backups(tmp_path / "backups", db)
         assert not ctl.backups.backup_if_due()  # one a day: there is one from now
@@ -369,6 +384,19 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
         qtbot.wait(200)
         assert ctl.backups.running == "" and len(events_of(db)) == 5
 
+        damaged = tmp_path / "damaged.db"  # refused: the app goes on with its database, nothing was closed
+        damaged.write_bytes(backup.path.read_bytes()[:30_000])
+        gallery, engine = ctl.gallery, ctl.engine
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(damaged), ""))
+        ctl.window.act_restore.trigger()
+        with qtbot.waitSignal(ctl.backups.finished, timeout=60_000) as said:
+            ctl.backups.box.button(QMessageBox.StandardButton.Yes).click()
+        assert said.args[0].startswith("Not restored: ") and "truncated" in said.args[0]
+        assert "truncated" in ctl.backups.box.text()
+        ctl.backups.box.accept()
+        assert (ctl.gallery, ctl.engine) == (gallery, engine) and len(events_of(db)) == 5
+
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(backup.path), ""))
         ctl.window.act_restore.trigger()
         with qtbot.waitSignals([ctl.backups.finished, ctl.storeReady], timeout=60_000):
             ctl.backups.box.button(QMessageBox.StandardButton.Yes).click()

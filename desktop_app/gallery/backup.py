@@ -349,8 +349,8 @@ def restore_database(backup: Path, db: Path, *, now: datetime | None = None,
     ``db`` (kept aside first). ``confirm`` is asked with what the backup holds after it was checked and before
     anything is replaced; False stops with nothing changed. :class:`BackupError` leaves ``db`` untouched.
 
-    Nothing else may have ``db`` open (the GUI closes its own connections first); another program that is
-    reading or writing it is detected and the restore refused."""
+    Nothing else may have ``db`` open (the GUI closes its own connections first): in WAL mode (the store's) another
+    program that has it open is detected and the restore refused."""
     backup, db = Path(backup).expanduser().absolute(), Path(db).expanduser().absolute()
     if not backup.is_file():
         raise BackupError(f"{backup}: no such file" if not backup.exists() else f"{backup} is not a file")
@@ -421,9 +421,15 @@ def _set_aside(db: Path, now: datetime) -> Path | None:
         n += 1
         kept = db.with_name(f"{db.name}.before-restore-{now:{STAMP}}-{n}")
     con = None
+    wal = _with_suffix(db, "-wal")
     try:
         con = sqlite3.connect(str(db), timeout=BUSY_TIMEOUT_MS / 1000)
         busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        con.close()
+        con = None
+        # the last connection to close deletes the write-ahead log: one still there means another program has
+        # the database open, even idle (it would go on writing into the file kept aside)
+        busy = busy or wal.exists()
     except sqlite3.DatabaseError as exc:  # a damaged current database (the reason to restore): kept as it is
         log.warning("the current database %s could not be checkpointed before the restore: %s", db, exc)
         busy = 0
@@ -439,7 +445,6 @@ def _set_aside(db: Path, now: datetime) -> Path | None:
         except OSError:
             shutil.copy2(db, kept)
             _fsync(kept)
-        wal = _with_suffix(db, "-wal")
         if wal.exists() and wal.stat().st_size > 0:  # a damaged database's log: kept with it
             shutil.copy2(wal, _with_suffix(kept, "-wal"))
     except OSError as exc:
