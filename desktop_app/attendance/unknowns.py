@@ -31,6 +31,20 @@ SNAPSHOT_FACE_PX = 160  # the face box's longer side in the snapshot at most (la
 SNAPSHOT_JPEG_QUALITY = 85
 
 
+def privacy_text(u: Any) -> str:
+    """What the unknown-visitor log keeps (``u``: the ``unknowns`` settings), in plain words: the settings dialog
+    and the list of unknown visitors say it."""
+    if not u.enabled:
+        return (f"The unknown-visitor log is off: nothing new is logged. Entries logged before are deleted "
+                f"{u.keep_days} day(s) after they were logged.")
+    snap = ("a small picture of the face" if u.keep_snapshots else
+            "no picture of the face (turn on 'Keep a snapshot of each unknown visitor' to keep one)")
+    return (f"A face that stays unknown for at least {u.min_seconds:g} s is logged once: the time, the station, how "
+            f"long it was seen, which enrolled person it resembled most and how much, and {snap}. Entries are "
+            f"deleted automatically after {u.keep_days} day(s). Erasing a person removes their name from these "
+            "entries.")
+
+
 def visitor_snapshot(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     """The face with some room around it, cut from the frame (BGR). Not the aligned 112x112 crop attendance events
     keep: "Enroll this person" hands the snapshot to enrolment, whose detector needs to find the face again in it,

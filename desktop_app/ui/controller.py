@@ -254,6 +254,7 @@ class AppController(QObject):
         w.enrollRequested.connect(self.show_enrollment)
         w.peopleRequested.connect(self.show_people)
         w.logRequested.connect(self.show_log)
+        w.unknownsRequested.connect(self.show_unknowns)
         w.closing.connect(self.shutdown)
 
     def start(self) -> None:
@@ -731,6 +732,15 @@ class AppController(QObject):
 
         dlg = LogDialog(self, self.window)
         self._dialogs["log"] = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def show_unknowns(self):
+        from desktop_app.ui.unknowns_dialog import UnknownsDialog
+
+        dlg = UnknownsDialog(self, self.window)
+        self._dialogs["unknowns"] = dlg
         dlg.open()
         return dlg
 

@@ -316,6 +316,11 @@ class EnrollDialog(QDialog):
         self._update_buttons()
         return rid
 
+    def add_images(self, images: list[tuple[str, np.ndarray]]) -> list[int]:
+        """Offer images as captures (each analysed like a capture from the camera): the snapshots of an unknown
+        visitor ("Enroll this person" in the unknown-visitor list)."""
+        return [self._analyze(source, image) for source, image in images]
+
     @Slot()
     def ask_photos(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Photos of this person", "", IMAGE_FILTER)

@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
     enrollRequested = Signal()
     peopleRequested = Signal()
     logRequested = Signal()
+    unknownsRequested = Signal()
     settingsRequested = Signal()
     aboutRequested = Signal()
     backupRequested = Signal()  # File > Back up now
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self.act_enroll = act("&Enroll a person…", self.enrollRequested, "Ctrl+E")
         self.act_people = act("&People…", self.peopleRequested, "Ctrl+P")
         self.act_log = act("Attendance &log…", self.logRequested, "Ctrl+L")
+        self.act_unknowns = act("&Unknown visitors…", self.unknownsRequested)
         self.act_settings = act("&Settings…", self.settingsRequested, "Ctrl+,")
         self.act_about = act("&About / diagnostics", self.aboutRequested)
         self.act_pause = QAction("Pause", self)
@@ -154,6 +156,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_people)
         m = mb.addMenu("&Attendance")
         m.addAction(self.act_log)
+        m.addAction(self.act_unknowns)
         m = mb.addMenu("&Tools")
         m.addAction(self.act_settings)
         m = mb.addMenu("&Help")

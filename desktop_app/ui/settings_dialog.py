@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zoneinfo
 from dataclasses import fields
 from typing import Any
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.attendance.unknowns import privacy_text
 from desktop_app.capture import CameraInfo
 from desktop_app.config import FAR_FROM_CALIBRATED, ConfigError, RecognitionSettings, Settings, field_label
 from desktop_app.dburl import database_url
@@ -71,6 +73,13 @@ FIELDS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
                            "this one fails", {}),
     ("backup", "keep_daily"): ("The newest backup of each of the last N days is kept", {}),
     ("backup", "keep_weekly"): ("And the newest of each of the last N weeks", {}),
+    ("unknowns", "enabled"): ("Faces that stay unknown over their whole visit are logged once (Attendance > Unknown "
+                              "visitors)", {}),
+    ("unknowns", "keep_days"): ("Entries older than this are deleted automatically", {}),
+    ("unknowns", "keep_snapshots"): ("Needed for 'Enroll this person' from the list; off: no face picture is kept",
+                                     {}),
+    ("unknowns", "min_seconds"): ("Shorter unknown faces (a passer-by, a false detection) are not logged",
+                                  {"step": 0.5, "decimals": 1}),
     ("performance", "threads"): ("0: all cores", {}),
 }
 
@@ -80,7 +89,8 @@ def label_of(section: str, key: str) -> str:
 
 
 TABS = [("Camera", "capture"), ("Detection", "detector"), ("Recognition", "recognition"),
-        ("Attendance", "attendance"), ("Storage", "storage"), ("Backups", "backup"), ("Performance", "performance")]
+        ("Attendance", "attendance"), ("Storage", "storage"), ("Backups", "backup"),
+        ("Unknown visitors", "unknowns"), ("Performance", "performance")]
 
 
 def parse_number(text: str, integer: bool, decimal_point: str = ".") -> float | int:
@@ -187,6 +197,11 @@ class SettingsDialog(QDialog):
                 w.setToolTip(tip)
                 self.widgets[(sec, key)] = w
                 form.addRow(label_of(sec, key), self._with_browse(sec, key, w))
+            if section == "unknowns":  # what the log keeps, in plain words, following the values on screen
+                self.unknowns_note = QLabel(privacy_text(settings.unknowns))
+                self.unknowns_note.setObjectName("unknownsNote")
+                self.unknowns_note.setWordWrap(True)
+                form.addRow(self.unknowns_note)
             tabs.addTab(page, title)
         self.error = QLabel()
         self.error.setObjectName("settingsError")
@@ -216,6 +231,7 @@ class SettingsDialog(QDialog):
         for w in self.widgets.values():  # a message about a value goes (or changes) as soon as the value is edited
             sig = {QCheckBox: "toggled", QComboBox: "currentTextChanged"}.get(type(w), "textChanged")
             getattr(w, sig).connect(self._revalidate)
+            getattr(w, sig).connect(self._update_unknowns_note)
         lay.addWidget(self.buttons)
 
     # -- widgets ---------------------------------------------------------------------------------------------------
@@ -373,6 +389,10 @@ class SettingsDialog(QDialog):
     def _show_problem(self, text: str, refused: bool) -> None:
         self.error.setText(f"Not saved: {text}" if refused else text)
         self.error.setVisible(bool(text))
+
+    def _update_unknowns_note(self) -> None:
+        with contextlib.suppress(ConfigError, ValueError):  # else the message under the tabs says what is wrong
+            self.unknowns_note.setText(privacy_text(self.settings().unknowns))
 
     def _revalidate(self) -> None:
         """After an edit: a number that cannot be read is said at once; a message shown before is updated, or

@@ -248,6 +248,7 @@ class VisionWorker(QObject):
         if frame is None:
             if reader.finished:
                 self._close_reader()
+                self.session.end_tracks()  # the faces of the last frames have left: unknown visitors are logged
                 emit(self.sourceFinished, reader.status)
             return
         # a folder's unrelated photos: no tracking across them, each face named on its own
