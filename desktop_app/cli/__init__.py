@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "desktop_app.cli.train_cmds",
     "desktop_app.cli.vision_cmds",
     "desktop_app.cli.gallery_cmds",
+    "desktop_app.cli.report_cmds",
     "desktop_app.cli.unknown_cmds",
     "desktop_app.cli.backup_cmds",
 )

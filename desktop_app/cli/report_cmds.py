@@ -1,0 +1,143 @@
+"""`fdface report xlsx` and `fdface report pdf`: the Excel workbook (events, daily summary, absences) and the monthly
+PDF per group, from the same core the log dialog uses (attendance/grid.py, attendance/xlsx.py, ui/report_pdf.py).
+
+The PDF is drawn by Qt: the module is imported only by `report pdf`, which starts an offscreen Qt application (no
+display needed). Neither command writes a file when there is nothing to report, nor leaves a partial one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from desktop_app.cli import CliError
+from desktop_app.cli.gallery_cmds import _common, _engine, _parse_day, _settings, _store_call
+
+
+def _out_path(text: str, suffix: str) -> Path:
+    """The output file: a missing suffix is added; a folder or a missing parent folder is refused up front."""
+    out = Path(text).expanduser()
+    if out.is_dir():
+        raise CliError(f"{out} is a folder: give a file name such as {out / ('attendance' + suffix)}")
+    if out.suffix.lower() != suffix:
+        out = out.with_name(out.name + suffix)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"cannot write {out}: the folder {parent} does not exist; create it or pick another place")
+    return out
+
+
+def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
+    """(grid, settings) for the range or the month, with the group checked against the store's groups."""
+    from sqlalchemy.orm import Session
+
+    from desktop_app.attendance import grid as gr
+    from desktop_app.attendance.rules import day_of, resolve_zone
+    from desktop_app.config import ConfigError
+    from desktop_app.gallery import store as st
+
+    s = _settings(args)
+    a = s.attendance
+    try:
+        late = s.reports.late_time()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    tz, tz_name = resolve_zone(a.timezone)
+    today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
+    first, last = today, today
+    if month is not None:
+        try:
+            first, last = gr.parse_month(month)
+        except ValueError as exc:
+            raise CliError(f"--month: {exc}") from None
+    else:
+        first = _parse_day(args.date_from, today, default=today.replace(day=1))
+        last = _parse_day(args.date_to, today, default=today if first <= today else first)
+        if last < first:
+            raise CliError(f"--to {last} is before --from {first}")
+    engine = _engine(s, must_exist=True)
+    try:
+        with st.store_errors(), Session(st.reader(engine)) as sess:
+            if args.group is not None:
+                groups = gr.group_names(sess)
+                if args.group not in groups:
+                    raise CliError(f"no group named {args.group!r}; groups: {', '.join(groups) or 'none yet'}")
+            pid = _store_call(st.resolve_person, sess, args.person).id if getattr(args, "person", None) else None
+            grid = gr.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=args.group,
+                                 station=args.station, person_id=pid)
+    except st.StoreError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    return grid, s
+
+
+def _what(grid: Any) -> str:
+    from desktop_app.attendance.grid import period_text
+
+    parts = [period_text(grid.first, grid.last)]
+    if grid.group:
+        parts.append(f"group {grid.group}")
+    if grid.station:
+        parts.append(f"station {grid.station}")
+    return ", ".join(parts)
+
+
+def cmd_report_xlsx(args: argparse.Namespace) -> int:
+    from desktop_app.attendance.xlsx import XlsxError, write_grid_xlsx
+
+    out = _out_path(args.output, ".xlsx")
+    grid, _ = _grid(args, None)
+    if not grid.events:
+        raise CliError(f"no attendance recorded in {_what(grid)}: nothing written")
+    try:
+        counts = write_grid_xlsx(out, grid)
+    except XlsxError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {out} ({_what(grid)}): {counts['Events']} event(s), {counts['Daily summary']} person-day(s), "
+          f"{counts['Absent']} absence(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_report_pdf(args: argparse.Namespace) -> int:
+    out = _out_path(args.output, ".pdf")
+    grid, _ = _grid(args, args.month)
+    if not grid.events and not grid.absences():
+        who = f"group {grid.group}" if grid.group else "anyone"
+        raise CliError(f"nothing to report for {who} in {_what(grid)}: no attendance recorded and nobody enrolled "
+                       "to be absent then; nothing written")
+    from desktop_app.ui.report_pdf import PdfReportError, ensure_gui_app, write_monthly_pdf
+
+    ensure_gui_app()
+    try:
+        pages = write_monthly_pdf(out, grid)
+    except PdfReportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {out} ({_what(grid)}): {len(grid.rows)} people on {pages} page(s)", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("report", help="attendance reports as an Excel workbook or a monthly PDF per group")
+    r.set_defaults(func=lambda _a, p=r: (p.print_help(), 2)[1])
+    rs = r.add_subparsers(dest="report_kind", metavar="KIND")
+    x = rs.add_parser("xlsx", help="Excel workbook: events, daily summary and absences of a date range")
+    x.add_argument("output", metavar="OUT.xlsx")
+    x.add_argument("--from", dest="date_from", metavar="DATE",
+                   help="first day (YYYY-MM-DD, today, yesterday; default: the 1st of this month)")
+    x.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default: today)")
+    x.add_argument("--group", help="only this group")
+    x.add_argument("--person", help="only this person (#number, id or exact name)")
+    x.add_argument("--station", help="only events of this station")
+    _common(x)
+    x.set_defaults(func=cmd_report_xlsx)
+    p = rs.add_parser("pdf", help="monthly PDF: people x days with present / late / absent marks and totals")
+    p.add_argument("output", metavar="OUT.pdf")
+    p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-12")
+    p.add_argument("--group", help="only this group (default: everyone)")
+    p.add_argument("--station", help="only events of this station")
+    _common(p)
+    p.set_defaults(func=cmd_report_pdf)

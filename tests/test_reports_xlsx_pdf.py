@@ -1,0 +1,314 @@
+"""Excel and monthly PDF reports on a real SQLite store: the workbook is read back with openpyxl (an independent
+reader: the app writes with XlsxWriter), the PDF is rasterised and its text extracted (pdftoppm / pdftotext when
+installed, else pypdfium2), through the core, the CLI and the log dialog."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.orm import Session
+
+from desktop_app.attendance import grid as gr
+from desktop_app.attendance.xlsx import SHEETS, write_grid_xlsx
+from desktop_app.config import ConfigError, Settings
+from desktop_app.gallery import store as st
+
+openpyxl = pytest.importorskip("openpyxl", reason="openpyxl (test extra) reads the workbooks back")
+
+REPO = Path(__file__).resolve().parent.parent
+ENTRY = "import sys; from desktop_app.cli import main; sys.exit(main())"
+PARIS = ZoneInfo("Europe/Paris")
+MONTH = "2026-11"  # November 2026: the 1st is a Sunday
+TODAY = date(2026, 12, 4)
+EVIL = '=HYPERLINK("http://x.invalid","click")'
+NAMES = ["Alice Martin", "Bob Stone", EVIL]
+
+
+def _utc(local: str) -> datetime:
+    return datetime.fromisoformat(local).replace(tzinfo=PARIS).astimezone(UTC)
+
+
+def make_db(path: Path, extra_people: int = 0) -> str:
+    """Class A: Alice (on time Mon 2, late Tue 3, in and out on Wed 4), Bob (only Mon 2, at another station), the
+    formula-named person (Thu 5); Zoe in Class B (Mon 2). Everyone enrolled on 2026-10-01."""
+    url = f"sqlite:///{path}"
+    engine = st.open_engine(url)
+    with Session(engine) as s, s.begin():
+        alice = st.add_person(s, "Alice Martin", "A1", "Class A")
+        bob = st.add_person(s, "Bob Stone", None, "Class A")
+        evil = st.add_person(s, EVIL, "+1-2", "Class A")
+        zoe = st.add_person(s, "Zoe Other", None, "Class B")
+        extra = [st.add_person(s, f"Extra {i:03d}", None, "Class A") for i in range(extra_people)]
+        for p in (alice, bob, evil, zoe, *extra):
+            p.created_at = datetime(2026, 10, 1, tzinfo=UTC)
+        st.add_event(s, alice, _utc("2026-11-02 08:30:00"), "Europe/Paris", "door", "check-in", 0.81)
+        st.add_event(s, alice, _utc("2026-11-03 09:20:00"), "Europe/Paris", "door", "check-in", 0.77)
+        st.add_event(s, alice, _utc("2026-11-04 08:00:00"), "Europe/Paris", "door", "check-in", 0.9)
+        st.add_event(s, alice, _utc("2026-11-04 17:45:30"), "Europe/Paris", "door", "check-out", 0.88)
+        st.add_event(s, bob, _utc("2026-11-02 08:55:00"), "Europe/Paris", "gate", "check-in", 0.7)
+        st.add_event(s, evil, _utc("2026-11-05 08:10:00"), "Europe/Paris", "=cmd|' /C calc'!A0", "check-in", 0.6)
+        st.add_event(s, zoe, _utc("2026-11-02 08:00:00"), "Europe/Paris", "door", "check-in", 0.95)
+        for p in extra:
+            st.add_event(s, p, _utc("2026-11-09 08:00:00"), "Europe/Paris", "door", "check-in", 0.8)
+    engine.dispose()
+    return url
+
+
+def _grid(url: str, group: str | None = "Class A", station: str | None = None) -> gr.AttendanceGrid:
+    first, last = gr.parse_month(MONTH)
+    engine = st.open_engine(url)
+    try:
+        with Session(engine) as s:
+            return gr.build_grid(s, first, last, PARIS, "Europe/Paris", time(9, 0), TODAY, 4, group=group,
+                                 station=station)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> str:
+    return make_db(tmp_path / "att.db")
+
+
+# ------------------------------------------------------------------------------------------------ the grid rule
+def test_grid_marks_present_late_absent_by_the_rule(db) -> None:
+    g = _grid(db)
+    rows = {r.name: r for r in g.rows}
+    assert sorted(rows) == sorted(NAMES)  # Class B's Zoe is not in Class A's grid
+    a, b = rows["Alice Martin"], rows["Bob Stone"]
+    day = {d: i for i, d in enumerate(g.days)}
+    assert a.marks[day[date(2026, 11, 2)]] == gr.PRESENT  # 08:30 Paris
+    assert a.marks[day[date(2026, 11, 3)]] == gr.LATE  # 09:20 Paris (08:20 UTC: the zone matters)
+    assert a.marks[day[date(2026, 11, 4)]] == gr.PRESENT
+    assert a.marks[day[date(2026, 11, 5)]] == gr.ABSENT
+    assert a.marks[day[date(2026, 11, 1)]] == gr.NONE  # a Sunday
+    assert b.marks[day[date(2026, 11, 3)]] == gr.ABSENT
+    # November 2026 has 21 working days
+    assert (a.present, a.late, a.absent) == (3, 1, 18)
+    assert (b.present, b.late, b.absent) == (1, 0, 20)
+    assert g.day_totals()[day[date(2026, 11, 2)]] == (2, 0, 1)
+
+
+def test_grid_leaves_days_to_come_and_before_enrolment_blank(db) -> None:
+    first, last = gr.parse_month("2026-12")
+    engine = st.open_engine(db)
+    with Session(engine) as s:
+        g = gr.build_grid(s, first, last, PARIS, "Europe/Paris", time(9), date(2026, 12, 2), 4, group="Class A")
+        p = st.find_people(s, "Bob Stone")[0]
+        p.created_at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+        s.commit()
+        g2 = gr.build_grid(s, *gr.parse_month(MONTH), PARIS, "Europe/Paris", time(9), TODAY, 4, group="Class A")
+    engine.dispose()
+    bob = next(r for r in g.rows if r.name == "Bob Stone")
+    assert bob.marks[:2] == (gr.ABSENT, gr.ABSENT) and set(bob.marks[2:]) == {gr.NONE}
+    bob2 = next(r for r in g2.rows if r.name == "Bob Stone")
+    assert bob2.marks[18] == gr.NONE and bob2.marks[19] == gr.ABSENT  # 19th: before enrolment, 20th: absent
+
+
+@pytest.mark.parametrize("bad", ["2026-13", "2026/11", "nov", "", "26-11"])
+def test_parse_month_refuses_with_the_form(bad) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        gr.parse_month(bad)
+
+
+def test_late_after_setting_is_typed_and_checked() -> None:
+    assert Settings().reports.late_time() == time(9, 0)
+    assert Settings.from_dict({"reports": {"late_after": "8:45"}}).reports.late_time() == time(8, 45)
+    for bad in ("25:00", "9am", "09:5", ""):
+        with pytest.raises(ConfigError, match=r"reports\.late_after.*HH:MM"):
+            Settings.from_dict({"reports": {"late_after": bad}})
+
+
+# ------------------------------------------------------------------------------------------------ Excel
+def test_xlsx_types_values_frozen_header_and_no_formulas(db, tmp_path) -> None:
+    g = _grid(db)
+    out = tmp_path / "report.xlsx"
+    counts = write_grid_xlsx(out, g)
+    assert counts == {"Events": 6, "Daily summary": 5, "Absent": 18 + 20 + 20}
+    assert not list(tmp_path.glob("*.part"))
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == list(SHEETS)
+    ev = wb["Events"]
+    assert ev.freeze_panes == "A2"
+    head = [c.value for c in ev[1]]
+    assert head[:4] == ["event_id", "time (Europe/Paris)", "time_utc", "day"]
+    first = [c.value for c in ev[2]]
+    assert first[1] == datetime(2026, 11, 2, 8, 30) and ev.cell(2, 2).is_date  # local wall-clock time
+    assert first[2] == datetime(2026, 11, 2, 7, 30)  # the same moment in UTC
+    assert ev.cell(2, 4).is_date and ev.cell(2, 4).value.date() == date(2026, 11, 2)
+    assert isinstance(first[0], int) and first[6] == "Alice Martin" and first[11] == pytest.approx(0.81)
+    # the formula-named person and the formula-like station stay text, neutralised as in the CSV export
+    evil = list(ev[7])
+    assert evil[6].value == "'" + EVIL and evil[6].data_type == "s"
+    assert evil[9].value == "'=cmd|' /C calc'!A0" and evil[9].data_type == "s"
+    assert evil[5].value == "'+1-2"
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2", ws.title
+        for row in ws.iter_rows():
+            for c in row:
+                assert c.data_type != "f", (ws.title, c.coordinate, c.value)
+        widths = [ws.column_dimensions[chr(65 + j)].width for j in range(ws.max_column)]
+        assert all(w and w >= 8 for w in widths), (ws.title, widths)
+    su = wb["Daily summary"]
+    hdr = [c.value for c in su[1]]
+    rows = [dict(zip(hdr, (c for c in r), strict=True)) for r in su.iter_rows(min_row=2)]
+    wed = next(r for r in rows if r["name"].value == "Alice Martin" and r["day"].value.date() == date(2026, 11, 4))
+    assert wed["first_in (Europe/Paris)"].value == datetime(2026, 11, 4, 8, 0)
+    assert wed["last_out (Europe/Paris)"].value == datetime(2026, 11, 4, 17, 45, 30)
+    present = wed["present"]
+    assert present.value == timedelta(hours=9, minutes=45, seconds=30)  # openpyxl reads [h]:mm as a duration
+    assert present.number_format == "[h]:mm"
+    assert ev.column_dimensions["B"].width >= 19
+    ab = wb["Absent"]
+    assert [c.value for c in ab[1]] == ["day", "weekday", "person_id", "external_id", "name", "group"]
+    first_abs = [c.value for c in ab[2]]
+    assert first_abs[0] == datetime(2026, 11, 2) and first_abs[4] == "'" + EVIL  # nobody else absent on the 2nd
+
+
+def test_xlsx_unwritable_path_is_a_clear_error(db, tmp_path) -> None:
+    from desktop_app.attendance.xlsx import XlsxError
+
+    with pytest.raises(XlsxError, match="cannot write .*missing"):
+        write_grid_xlsx(tmp_path / "missing" / "r.xlsx", _grid(db))
+
+
+# ------------------------------------------------------------------------------------------------ PDF
+def pdf_pages_text(path: Path, png_dir: Path) -> tuple[int, list[str], list[Path]]:
+    """Page count, text per page and page-1.png etc., through poppler's tools when installed, else pypdfium2."""
+    png_dir.mkdir(exist_ok=True)
+    if shutil.which("pdftotext") and shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-r", "100", "-png", str(path), str(png_dir / "page")], check=True)
+        pngs = sorted(png_dir.glob("page*.png"))
+        texts = []
+        for i in range(1, len(pngs) + 1):
+            r = subprocess.run(["pdftotext", "-layout", "-f", str(i), "-l", str(i), str(path), "-"],
+                               capture_output=True, text=True, check=True)
+            texts.append(r.stdout)
+        return len(pngs), texts, pngs
+    pdfium = pytest.importorskip("pypdfium2", reason="neither poppler-utils nor pypdfium2 (test extra)")
+    import cv2
+
+    doc = pdfium.PdfDocument(str(path))
+    texts, pngs = [], []
+    for i in range(len(doc)):
+        page = doc[i]
+        texts.append(page.get_textpage().get_text_range())
+        img = page.render(scale=100 / 72).to_numpy()  # pdfium's byte order: BGR(x), as OpenCV's
+        out = png_dir / f"page-{i + 1}.png"
+        cv2.imwrite(str(out), img[..., :3])
+        pngs.append(out)
+    n = len(doc)
+    doc.close()
+    return n, texts, pngs
+
+
+@pytest.fixture(scope="module")
+def qapp_offscreen():
+    from desktop_app.ui.report_pdf import ensure_gui_app
+
+    return ensure_gui_app()
+
+
+def test_monthly_pdf_header_names_marks_and_totals(db, tmp_path, qapp_offscreen) -> None:
+    import cv2
+
+    from desktop_app.ui.report_pdf import write_monthly_pdf
+
+    g = _grid(db, station=None)
+    out = tmp_path / "month.pdf"
+    pages = write_monthly_pdf(out, g)
+    n, texts, pngs = pdf_pages_text(out, tmp_path / "png")
+    assert pages == n == 1
+    t = texts[0]
+    for want in ("Monthly attendance: Class A", "November 2026", "2026-11-01 to 2026-11-30", "all stations",
+                 "Europe/Paris", "Alice Martin (A1)", "Bob Stone", "late (first check-in after 09:00)",
+                 "Page 1 of 1"):
+        assert want in t, (want, t)
+    assert "Zoe Other" not in t
+    words = t.split()
+    assert words.count("L") >= 2  # Alice's late Tuesday (and the legend)
+    assert words.count("A") >= 18 + 20 + 20
+    img = cv2.imread(str(pngs[0]))
+    assert img is not None and img.shape[1] > img.shape[0]  # landscape
+    assert 1100 <= img.shape[1] <= 1200 and 800 <= img.shape[0] <= 850  # A4 at 100 dpi
+    assert (img < 128).mean() > 0.01  # something is drawn
+
+
+def test_monthly_pdf_breaks_pages_for_many_people(tmp_path, qapp_offscreen) -> None:
+    from desktop_app.ui.report_pdf import write_monthly_pdf
+
+    url = make_db(tmp_path / "many.db", extra_people=60)
+    g = _grid(url)
+    out = tmp_path / "many.pdf"
+    pages = write_monthly_pdf(out, g)
+    n, texts, _ = pdf_pages_text(out, tmp_path / "png")
+    assert n == pages >= 3
+    assert all(f"Page {i + 1} of {n}" in texts[i] and "Class A" in texts[i] and "November 2026" in texts[i]
+               for i in range(n))
+    every = "\n".join(texts)
+    for i in range(60):
+        assert every.count(f"Extra {i:03d}") == 1, i
+    assert "Present (day)" in texts[-1] and all("Present (day)" not in x for x in texts[:-1])
+
+
+def test_monthly_pdf_unwritable_path(db, tmp_path, qapp_offscreen) -> None:
+    from desktop_app.ui.report_pdf import PdfReportError, write_monthly_pdf
+
+    with pytest.raises(PdfReportError, match="cannot write"):
+        write_monthly_pdf(tmp_path / "nope" / "m.pdf", _grid(db))
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("FDFACE_DB", None)
+    env.pop("QT_QPA_PLATFORM", None)  # the command sets up its own offscreen Qt
+    return subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=180)
+
+
+@pytest.fixture()
+def cfg(tmp_path: Path) -> Path:
+    c = tmp_path / "settings.toml"
+    c.write_text('[attendance]\ntimezone = "Europe/Paris"\n\n[reports]\nlate_after = "09:00"\n')
+    return c
+
+
+def test_cli_report_xlsx_and_pdf(db, cfg, tmp_path) -> None:
+    x = tmp_path / "out.xlsx"
+    r = _cli("report", "xlsx", str(x), "--from", "2026-11-01", "--to", "2026-11-30", "--group", "Class A",
+             "--db", db, "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "6 event(s)" in r.stderr and str(x) in r.stderr
+    wb = openpyxl.load_workbook(x)
+    assert wb.sheetnames == list(SHEETS) and wb["Events"].max_row == 7
+    pdf = tmp_path / "out.pdf"
+    r = _cli("report", "pdf", str(pdf), "--month", MONTH, "--group", "Class A", "--station", "door", "--db", db,
+             "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    n, texts, _ = pdf_pages_text(pdf, tmp_path / "png")
+    assert n == 1 and "Station: door" in texts[0] and "Class A" in texts[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pdf", "OUT.pdf", "--month", "2026-13"], "'2026-13' is not a month: use YYYY-MM"),
+    (["pdf", "OUT.pdf", "--month", MONTH, "--group", "Class Z"], "no group named 'Class Z'; groups: Class A, Class B"),
+    (["pdf", "OUT.pdf", "--month", "2026-05", "--group", "Class A"], "nothing to report"),
+    (["xlsx", "OUT.xlsx", "--from", "2026-05-01", "--to", "2026-05-31"], "no attendance recorded"),
+    (["xlsx", "nodir/OUT.xlsx", "--from", "2026-11-01", "--to", "2026-11-30"], "cannot write"),
+    (["pdf", "nodir/OUT.pdf", "--month", MONTH], "cannot write"),
+    (["xlsx", ".", "--from", "2026-11-01"], "is a folder"),
+    (["xlsx", "OUT.xlsx", "--from", "2026-11-30", "--to", "2026-11-01"], "before --from"),
+])
+def test_cli_report_bad_input_is_one_clear_line(db, cfg, tmp_path, args, message) -> None:
+    r = _cli("report", *args, "--db", db, "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode != 0
+    assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not list(tmp_path.glob("OUT*")) and not list(tmp_path.glob("*.part"))
