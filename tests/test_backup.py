@@ -374,6 +374,19 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
         (backup,) = bk.list_backups(tmp_path / "backups", db)
         assert not ctl.backups.backup_if_due()  # one a day: there is one from now
 
+        dlg = ctl.show_settings()  # Settings > Backups: validated and saved like every other field
+        dlg.set_field("backup", "keep_daily", 0)
+        assert "Daily backups kept" in dlg.problem()
+        dlg.set_field("backup", "keep_daily", 3)
+        dlg.set_field("backup", "scheduled", False)
+        dlg.accept()
+        assert (ctl.settings.backup.keep_daily, ctl.settings.backup.scheduled) == (3, False)
+        assert Settings.load(tmp_path / "settings.toml").backup.keep_daily == 3
+        aside = tmp_path / "aside.db"
+        backup.path.rename(aside)  # no backup at all now, but the daily backup is off
+        assert not ctl.backups.backup_if_due()
+        aside.rename(backup.path)
+
         with Session(ctl.engine) as sess, sess.begin():  # recorded after the backup
             st.add_event(sess, st.require_person(sess, pids[0]), T0 + timedelta(days=1), "UTC", "door", "check-in", 0.9)
         monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(backup.path), ""))
