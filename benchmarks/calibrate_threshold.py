@@ -149,7 +149,8 @@ def accumulate(acc: list[np.ndarray], best: np.ndarray, gap: np.ndarray, right: 
         acc[2] += (ok & ~right[None, :, None]).sum(1)
 
 
-def open_set(emb: np.ndarray, ids: list[str], gallery: int, templates: int, splits: int, seed: int) -> dict:
+def open_set(emb: np.ndarray, ids: list[str], gallery: int, templates: int, splits: int, seed: int,
+             rule: str = "best") -> dict:
     """DIR / FPIR / mis-identification on the (threshold, margin) grid, through GalleryIndex.decide."""
     parts, lab = open_set_splits(ids, gallery, templates, splits, seed)
     acc = [np.zeros((len(THRESHOLDS), len(MARGINS))) for _ in range(3)]
@@ -158,7 +159,7 @@ def open_set(emb: np.ndarray, ids: list[str], gallery: int, templates: int, spli
         index = GalleryIndex(emb.shape[1], hnsw_above=10**9)
         index.add(tids, pids, emb[tids])
         for probes, genuine in ((gprobe, True), (iprobe, False)):
-            ms = index.decide(emb[probes], threshold=-1.0, margin=0.0)
+            ms = index.decide(emb[probes], threshold=-1.0, margin=0.0, rule=rule)
             best = np.array([m.similarity for m in ms])
             gap = best - np.array([m.runner_up for m in ms])
             right = np.array([m.candidate_id == lab[p] for m, p in zip(ms, probes, strict=True)])
@@ -184,7 +185,7 @@ def choose(os_: dict, fpir_max: float, misid_max: float) -> tuple[float, float, 
     return float(THRESHOLDS[t]), float(MARGINS[m]), {k: float(os_[k][t, m]) for k in ("dir", "fpir", "misid")}
 
 
-def people_check(entry: ModelEntry, threshold: float, margin: float, threads: int) -> dict:
+def people_check(entry: ModelEntry, threshold: float, margin: float, threads: int, rule: str = "best") -> dict:
     """Leave-one-out on media/people through the full pipeline: 4 templates per person, the 5th photo queried."""
     from desktop_app.config import Settings
     from desktop_app.vision.media import read_image
@@ -205,7 +206,7 @@ def people_check(entry: ModelEntry, threshold: float, margin: float, threads: in
                     index.add([k], [pid], emb[(n, i)][None])
                     k += 1
         for pid, n in enumerate(people):
-            (m,) = index.decide(emb[(n, held)], threshold, margin)
+            (m,) = index.decide(emb[(n, held)], threshold, margin, rule=rule)
             right += m.accepted and m.person_id == pid
             accepted_wrong += m.accepted and m.person_id != pid
     total = 5 * len(people)
@@ -223,7 +224,8 @@ def report(entry: ModelEntry, ver: dict, os_: dict, thr: float, mar: float, at: 
            if info.get("net") else "") + ")",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; command: `{args.command_line}`",
         "",
-        f"**Chosen: threshold {thr:.2f}, margin {mar:.2f}** (FPIR <= {args.fpir:g}, mis-identification <= "
+        f"**Chosen: threshold {thr:.2f}, margin {mar:.2f}, rule {getattr(args, 'chosen_rule', 'best')}** "
+        f"(FPIR <= {args.fpir:g}, mis-identification <= "
         f"{args.misid:g}, highest DIR within {DIR_TIE}, then the largest margin): DIR {at['dir']:.3f}, "
         f"FPIR {at['fpir']:.4f}, mis-identification {at['misid']:.4f}.",
         "",
@@ -276,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write all figures to this file")
     ap.add_argument("--write", help="replace the generated section of this Markdown file (docs/CALIBRATION.md)")
+    ap.add_argument("--rule", default="best", choices=("best", "centroid", "best_or_centroid", "auto"),
+                    help="the per-person score (GalleryIndex.decide); auto: each one, and the one with the highest DIR "
+                         f"at the bounds (more than {DIR_TIE} above best's; else best)")
     ap.add_argument("--into-manifest", action="store_true",
                     help="write the chosen threshold and margin into the model's manifest entry (the app's values "
                          "for this model unless a setting overrides them)")
@@ -286,14 +291,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {entry.name} ({entry.path})", flush=True)
     emb, paths, ids = embed_lfw(entry, args.threads, Path(args.cache), args.limit)
     ver = verification(emb, paths, ids, args.impostors, args.seed)
-    os_ = open_set(emb, ids, args.gallery, args.templates, args.splits, args.seed)
-    thr, mar, at = choose(os_, args.fpir, args.misid)
-    ppl = people_check(entry, thr, mar, args.threads)
+    rules = ("best", "centroid", "best_or_centroid") if args.rule == "auto" else (args.rule,)
+    by_rule = {}
+    for rule in rules:
+        o = open_set(emb, ids, args.gallery, args.templates, args.splits, args.seed, rule)
+        by_rule[rule] = (o, *choose(o, args.fpir, args.misid))
+        print(f"rule {rule}: threshold {by_rule[rule][1]:.2f}, margin {by_rule[rule][2]:.2f}, "
+              f"DIR {by_rule[rule][3]['dir']:.4f}", flush=True)
+    rule = max(rules, key=lambda r: (by_rule[r][3]["dir"] - (0 if r == "best" else DIR_TIE), r == "best"))
+    os_, thr, mar, at = by_rule[rule]
+    args.chosen_rule = rule
+    ppl = people_check(entry, thr, mar, args.threads, rule)
     text = report(entry, ver, os_, thr, mar, at, ppl, args)
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "model": entry.name, "sha256": sha256_file(entry.path), "threshold": thr, "margin": mar, "at_choice": at,
+            "model": entry.name, "sha256": sha256_file(entry.path), "threshold": thr, "margin": mar, "rule": rule,
+            "at_choice": at,
             "verification": ver, "people": ppl, "thresholds": THRESHOLDS.tolist(), "margins": list(MARGINS),
             **{k: os_[k].tolist() for k in ("dir", "fpir", "misid")}}, indent=1))
     if args.write:
@@ -308,10 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.into_manifest and not args.teacher:
         manifest = Path(args.manifest) if args.manifest else default_models_dir() / "manifest.json"
         calibration = {"date": time.strftime("%Y-%m-%d"), "command": args.command_line,
-                       "lfw_crops": len(paths), **{k: round(v, 4) for k, v in at.items()}}
-        write_entry(manifest, replace(entry, threshold=round(thr, 4), margin=round(mar, 4),
+                       "lfw_crops": len(paths), **{k: round(v, 4) for k, v in at.items()},
+                       "dir_by_rule": {r: round(v[3]["dir"], 4) for r, v in by_rule.items()}}
+        write_entry(manifest, replace(entry, threshold=round(thr, 4), margin=round(mar, 4), rule=rule,
                                       info={**entry.info, "calibration": calibration}))
-        print(f"wrote threshold {thr:.2f} and margin {mar:.2f} into {manifest} ({entry.name})")
+        print(f"wrote threshold {thr:.2f}, margin {mar:.2f} and rule {rule} into {manifest} ({entry.name})")
     print(f"[recognition]\nthreshold = {thr:.2f}\nmargin = {mar:.2f}")
     return 0
 

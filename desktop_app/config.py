@@ -44,6 +44,7 @@ LABELS: dict[str, str] = {
     "recognition.model": "Recognition model",
     "recognition.threshold": "Match threshold",
     "recognition.margin": "Margin",
+    "recognition.rule": "Decision rule",
     "recognition.vote_frames": "Frames to agree",
     "recognition.recheck_frames": "Re-check every (frames)",
     "attendance.dedupe_minutes": "Ignore repeats for (min)",
@@ -107,6 +108,8 @@ STATION_MAX = 100  # the width of the store's station column
 FALLBACK_THRESHOLD = 0.47
 FALLBACK_MARGIN = 0.08
 THRESHOLD_RANGE = (0.2, 0.95)
+# how a person's templates make one score (desktop_app/gallery/index.py): the model's entry names one
+DECISION_RULES = ("best", "centroid", "best_or_centroid")
 FAR_FROM_CALIBRATED = 0.1
 
 
@@ -116,6 +119,7 @@ class RecognitionSettings:
     # None: the value calibrated for the model in use (its manifest entry); a number overrides it
     threshold: float | None = None  # cosine similarity to accept a match
     margin: float | None = None  # the best person must beat the next best person by this much
+    rule: str | None = None  # DECISION_RULES; None: the model's (else "best")
     vote_frames: int = 3  # frames a track must agree on before anyone downstream acts on it
     recheck_frames: int = 15  # re-embed a known track at least every N frames
 
@@ -124,18 +128,23 @@ class RecognitionSettings:
             _rng("recognition.threshold", self.threshold, *THRESHOLD_RANGE)
         if self.margin is not None:
             _rng("recognition.margin", self.margin, 0.0, 1.0)
+        if self.rule is not None and self.rule not in DECISION_RULES:
+            raise ConfigError(f"{self.rule!r} is not a decision rule; use one of {', '.join(DECISION_RULES)}",
+                              "recognition.rule")
 
     def for_model(self, entry: Any) -> RecognitionSettings:
-        """These settings with threshold and margin filled in: a value set here wins, then the model entry's
-        calibrated one (``entry.threshold`` / ``entry.margin``), then the FALLBACK values. ``entry`` may be None."""
+        """These settings with threshold, margin and rule filled in: a value set here wins, then the model entry's
+        calibrated one (``entry.threshold`` / ``.margin`` / ``.rule``), then the FALLBACK values and "best".
+        ``entry`` may be None."""
         def pick(mine: float | None, key: str, fallback: float) -> float:
             if mine is not None:
                 return float(mine)
             theirs = getattr(entry, key, None)
             return float(theirs) if isinstance(theirs, int | float) else fallback
 
+        rule = self.rule or getattr(entry, "rule", None) or "best"
         return replace(self, threshold=pick(self.threshold, "threshold", FALLBACK_THRESHOLD),
-                       margin=pick(self.margin, "margin", FALLBACK_MARGIN))
+                       margin=pick(self.margin, "margin", FALLBACK_MARGIN), rule=rule)
         _rng("recognition.vote_frames", self.vote_frames, 1, 100)
         _rng("recognition.recheck_frames", self.recheck_frames, 1, 10000)
 

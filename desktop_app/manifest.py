@@ -44,6 +44,7 @@ class ModelEntry:
     # calibrated, the settings' fallback applies (config.RecognitionSettings.for_model)
     threshold: float | None = None
     margin: float | None = None
+    rule: str | None = None  # the decision rule calibrated with them (config.DECISION_RULES); None: "best"
     info: dict[str, Any] = field(default_factory=dict)  # recipe, data, measured LFW, licence...
     base_dir: str = ""  # where ``file`` is resolved from
 

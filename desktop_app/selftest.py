@@ -192,7 +192,7 @@ class SelfTest:
         index = GalleryIndex(len(e1))
         index.add(range(1, DISTRACTORS + 2), range(1, DISTRACTORS + 2),
                   np.vstack([e1[None], rng.standard_normal((DISTRACTORS, len(e1))).astype(np.float32)]))
-        same, other = index.decide(np.vstack([e2, blank]), r.threshold, r.margin)
+        same, other = index.decide(np.vstack([e2, blank]), r.threshold, r.margin, rule=r.rule)
         if same.person_id != 1:
             raise SelfTestFailure(f"the altered face was not recognised: best identity {same.candidate_id}, cosine "
                                   f"{same.similarity:.3f} (threshold {r.threshold}), runner-up {same.runner_up:.3f}")

@@ -420,3 +420,52 @@ def test_graph_searches_harder_before_calling_a_face_unknown(monkeypatch) -> Non
     calls.clear()
     g.retry_below = None  # off: the miss stands
     assert g.decide(q, 0.5, 0.05)[0].person_id is None and len(calls) == 1
+
+
+def _brute_rule(pids: np.ndarray, vecs: np.ndarray, q: np.ndarray, rule: str) -> tuple[int, float, float]:
+    """Reference person scores straight from the definition: best template, normalised mean, or the larger."""
+    scores = {}
+    for p in np.unique(pids):
+        v = vecs[pids == p]
+        best = float((v @ q).max())
+        c = v.sum(0)
+        cent = float(c @ q / np.linalg.norm(c))
+        scores[int(p)] = {"best": best, "centroid": cent, "best_or_centroid": max(best, cent)}[rule]
+    order = sorted(scores, key=scores.get, reverse=True)
+    return order[0], scores[order[0]], (scores[order[1]] if len(order) > 1 else NO_SIMILARITY)
+
+
+@pytest.mark.parametrize("rule", ["centroid", "best_or_centroid", "best"])
+@pytest.mark.parametrize("hnsw_above", [10_000, 50])
+def test_decision_rules_score_persons_as_defined(rule: str, hnsw_above: int) -> None:
+    """Each rule gives the person score of its definition, exhaustively and through the person graph (which
+    proposes every person of this small gallery), and follows templates removed and added."""
+    rng = np.random.default_rng(7)
+    _, tids, pids, vecs = people_gallery(rng, 12, 5)
+    g = GalleryIndex(DIM, hnsw_above=hnsw_above, background=False, graph_persons=12)
+    g.add(tids, pids, vecs)
+    assert g.kind == ("hnsw" if hnsw_above == 50 else "exact")
+    queries = normalize(vecs[::5] + 0.9 * unit(rng, len(vecs[::5])))
+    for step in range(2):
+        for qv in queries:
+            want_p, want_s, want_2 = _brute_rule(pids, normalize(vecs), qv, rule)
+            (m,) = g.decide(qv[None], -1.0, 0.0, rule=rule)
+            assert m.candidate_id == want_p
+            assert m.similarity == pytest.approx(want_s, abs=1e-5)
+            assert m.runner_up == pytest.approx(want_2, abs=1e-5)
+        if step == 0:  # change one person's templates: their centroid must follow
+            gone = np.flatnonzero(pids == pids[0])[:3]
+            g.remove_templates(tids[gone].tolist())
+            keep = np.ones(len(pids), bool)
+            keep[gone] = False
+            new = normalize(unit(rng, 2))
+            g.add([1000, 1001], [int(pids[0])] * 2, new)
+            pids = np.concatenate([pids[keep], [pids[0]] * 2])
+            tids = np.concatenate([tids[keep], [1000, 1001]])
+            vecs = np.concatenate([vecs[keep], new])
+
+
+def test_an_unknown_decision_rule_is_refused() -> None:
+    g = GalleryIndex(DIM)
+    with pytest.raises(ValueError, match="centroid"):
+        g.decide(unit(np.random.default_rng(0), 1), 0.5, 0.0, rule="mean")

@@ -357,3 +357,13 @@ def test_a_set_threshold_overrides_the_models():
     r = s.recognition.for_model(entry)
     assert (r.threshold, r.margin) == (0.5, 0.03)
     assert Settings().recognition.for_model(None).threshold == 0.47  # an uncalibrated model: the fallback
+
+
+def test_the_decision_rule_comes_from_the_model_unless_the_settings_file_names_one():
+    entry = type("E", (), {"threshold": 0.5, "margin": 0.05, "rule": "centroid"})()
+    assert Settings().recognition.for_model(entry).rule == "centroid"
+    assert Settings().recognition.for_model(None).rule == "best"
+    mine = Settings.from_dict({"recognition": {"rule": "best_or_centroid"}})
+    assert mine.recognition.for_model(entry).rule == "best_or_centroid"
+    with pytest.raises(ConfigError, match=r"Decision rule.*'mean'.*centroid"):
+        Settings.from_dict({"recognition": {"rule": "mean"}})

@@ -316,14 +316,17 @@ def test_calibration_writes_threshold_and_margin_into_the_models_manifest_entry(
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "calibrate_threshold.py"
     r = subprocess.run([sys.executable, str(script), "--manifest", str(tmp_path / "manifest.json"), "--limit",
                         "1500", "--splits", "1", "--gallery", "100", "--impostors", "20000", "--threads", "2",
-                        "--cache", str(tmp_path / "cache"), "--json", str(out), "--into-manifest"],
+                        "--cache", str(tmp_path / "cache"), "--json", str(out), "--into-manifest", "--rule", "auto"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     chosen = json.loads(out.read_text())
     e = load_manifest(tmp_path / "manifest.json")["fdfacenet"]
     assert (e.threshold, e.margin) == (round(chosen["threshold"], 4), round(chosen["margin"], 4))
+    assert e.rule == chosen["rule"] and set(e.info["calibration"]["dir_by_rule"]) == {"best", "centroid",
+                                                                                      "best_or_centroid"}
     assert e.info["calibration"]["lfw_crops"] == 1500 and e.sha256 == entry["sha256"]
     pipe = Pipeline(Settings(), e, threads=1)
-    assert pipe.settings.recognition.threshold == e.threshold and pipe.settings.recognition.margin == e.margin
+    r = pipe.settings.recognition
+    assert (r.threshold, r.margin, r.rule) == (e.threshold, e.margin, e.rule)
     set_here = Pipeline(Settings().with_changes("recognition", threshold=0.9), e, threads=1)
     assert set_here.settings.recognition.threshold == 0.9  # a setting overrides the model's value

@@ -150,7 +150,7 @@ class AttendanceSession:
         r = self.settings.recognition.for_model(getattr(self.pipeline, "model_entry", None))
         if gallery is None:
             return [None] * len(embeddings)
-        return gallery.index.decide(embeddings, r.threshold, r.margin)
+        return gallery.index.decide(embeddings, r.threshold, r.margin, rule=r.rule)
 
     def process(self, image: np.ndarray, *, still: bool = False, wall_time: float | None = None) -> Processed:
         """Detect, track, name one frame and submit its sightings. ``still``: an unrelated photo (a folder's):

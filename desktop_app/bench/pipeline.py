@@ -181,7 +181,7 @@ def bench(video: str | Path, entry: ModelEntry | None, threads: int, repeats: in
     if matcher is None and pipe.embedder is not None:
         gallery = synthetic_gallery(pipe.embedder.dim)
         r = pipe.settings.recognition
-        matcher = lambda e: gallery.decide(e, r.threshold, r.margin)  # noqa: E731
+        matcher = lambda e: gallery.decide(e, r.threshold, r.margin, rule=r.rule)  # noqa: E731
     ctx = single_threaded_libraries() if n == 1 else contextlib.nullcontext()
     with ctx:
         run_once(pipe, video, matcher, WARMUP_FRAMES, decode_thread, workers)

@@ -226,13 +226,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
 
 def _calibrate(name: str, manifest: Path, threads: int) -> None:
-    """Threshold and margin belong to the model: benchmarks/calibrate_threshold.py chooses them (docs/CALIBRATION.md)
-    and writes them into the manifest entry, where the app reads them."""
+    """Threshold, margin and decision rule belong to the model: benchmarks/calibrate_threshold.py chooses them
+    (docs/CALIBRATION.md; the rule with the best DIR on the open-set protocol) and writes them into the manifest
+    entry, where the app reads them."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "calibrate_threshold.py"
     if not script.exists():
         raise _cli_error(f"{script} not found: shipping calibrates from a source checkout (or pass --no-calibrate)")
     cmd = [sys.executable, str(script), "--model", name, "--manifest", str(manifest), "--into-manifest",
-           "--threads", str(threads or 2)]
+           "--rule", "auto", "--threads", str(threads or 2)]
     if subprocess.run(cmd).returncode != 0:
         raise _cli_error(f"calibrating {name} failed (command: {' '.join(cmd)}); its entry has no threshold, so the "
                          "app would use the fallback (config.FALLBACK_THRESHOLD)")

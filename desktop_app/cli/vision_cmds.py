@@ -185,7 +185,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
     index, names = enroll_folder(pipe, Path(args.people), note)
     r = pipe.settings.recognition  # bound to the model: its calibrated threshold unless one was given
-    matcher = lambda e: index.decide(e, r.threshold, r.margin)  # noqa: E731
+    matcher = lambda e: index.decide(e, r.threshold, r.margin, rule=r.rule)  # noqa: E731
     print(f"enrolled {len(names)} people, {len(index)} photos (threshold {r.threshold:.2f}, margin {r.margin:.2f})",
           file=sys.stderr)
 
@@ -283,7 +283,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         def matcher_for(pipe: Any) -> Any:
             index, _ = enroll_folder(pipe, Path(args.people))
             r = pipe.settings.recognition
-            return lambda e: index.decide(e, r.threshold, r.margin)
+            return lambda e: index.decide(e, r.threshold, r.margin, rule=r.rule)
     targets: dict[int, float] = {}
     for part in (args.targets or "").split(","):
         if part.strip():

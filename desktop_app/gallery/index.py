@@ -27,9 +27,11 @@ node (its centroid is then out of date, the exact re-rank still scores their cur
 person's node is masked out. When a quarter of the nodes are out of date or removed, the graph is rebuilt the
 same way.
 
-Decision per face (:meth:`GalleryIndex.decide`): the best template of each person stands for that person;
-accept the best person when its similarity is at least ``threshold`` and beats the best *other* person by
-``margin``; otherwise the face is unknown.
+Decision per face (:meth:`GalleryIndex.decide`): each person gets one score, by ``rule``: ``best`` (the best of
+their templates), ``centroid`` (the similarity to the normalised mean of their templates) or ``best_or_centroid``
+(the larger); accept the best-scoring person when the score is at least ``threshold`` and beats the best *other*
+person's by ``margin``; otherwise the face is unknown. The rule belongs to the model like its threshold (its
+manifest entry; docs/CALIBRATION.md has the measurements).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from desktop_app.config import DECISION_RULES as RULES  # how a person's templates make one score (docstring)
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +255,8 @@ class GalleryIndex:
         self._graph: PersonGraph | None = None
         self._touched: set[int] = set()  # persons changed while a graph is being built from a snapshot
         self._rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # rows grouped by person (lazy)
+        self._sum_norms: dict[int, float] = {}  # |sum of a person's unit templates|, for the centroid rule (lazy)
+        self._sum_norms_of: object = None  # the ``_rows`` those norms were taken with (a change resets both)
 
     @property
     def kind(self) -> str:
@@ -554,15 +560,20 @@ class GalleryIndex:
 
     # ---------------------------------------------------------------- decision
     def decide(self, queries: np.ndarray, threshold: float, margin: float,
-               names: Mapping[int, str] | None = None) -> list[Match]:
+               names: Mapping[int, str] | None = None, rule: str = "best") -> list[Match]:
         """One :class:`Match` per query row (float32 [N, dim]); see the module docstring for the rule."""
+        if rule not in RULES:
+            raise ValueError(f"unknown decision rule {rule!r}; known: {', '.join(RULES)}")
         q = self._queries(queries)
         with self._lock:
             names = self.names if names is None else names
             best = np.full(len(q), NO_SIMILARITY, np.float32)
             best_pid = np.full(len(q), -1, np.int64)
             second = np.full(len(q), NO_SIMILARITY, np.float32)
-            if self._graph is not None and len(q):
+            if rule != "best" and len(q):
+                self._decide_by_person(q, rule, None if self.retry_below is None else threshold, best, best_pid,
+                                       second)
+            elif self._graph is not None and len(q):
                 retry = None if self.retry_below is None else threshold
                 for r, (rows, s) in enumerate(self._candidates(q, retry)):
                     if not len(rows):
@@ -587,6 +598,44 @@ class GalleryIndex:
                 candidate_id=cand,
             ))
         return out
+
+    def _person_norms(self, people: np.ndarray) -> np.ndarray:
+        """(Under the lock.) Norm of the sum of each person's unit templates: q . centroid = sum(q . t) / norm."""
+        self._rows_of(people[:1])  # groups the rows if the index changed
+        if self._sum_norms_of is not self._rows:
+            self._sum_norms, self._sum_norms_of = {}, self._rows
+        vecs = None
+        out = np.empty(len(people), np.float32)
+        for i, p in enumerate(people.tolist()):
+            n = self._sum_norms.get(p)
+            if n is None:
+                vecs = self._vectors() if vecs is None else vecs
+                n = self._sum_norms[p] = max(float(np.linalg.norm(vecs[self._rows_of(np.array([p]))].sum(0))), 1e-12)
+            out[i] = n
+        return out
+
+    def _decide_by_person(self, q: np.ndarray, rule: str, retry_below: float | None, best: np.ndarray,
+                          best_pid: np.ndarray, second: np.ndarray) -> None:
+        """(Under the lock.) Person scores by ``rule`` over all templates of the candidate persons: the graph's
+        proposals, or everybody in a gallery small enough for exhaustive search."""
+        if self._graph is not None:
+            cands = self._candidates(q, retry_below)
+        else:
+            every = np.arange(len(self._pids))
+            sims = self._vectors() @ q.T if len(every) else np.zeros((0, len(q)), np.float32)
+            cands = [(every, sims[:, r]) for r in range(len(q))]
+        for r, (rows, s) in enumerate(cands):
+            if not len(rows):
+                continue
+            people, inv = np.unique(self._pids[rows], return_inverse=True)
+            top = np.full(len(people), -np.inf, np.float32)
+            np.maximum.at(top, inv, s)
+            cent = (np.bincount(inv, weights=s, minlength=len(people)) / self._person_norms(people)).astype(np.float32)
+            score = cent if rule == "centroid" else np.maximum(top, cent)
+            i = int(np.argmax(score))
+            best[r], best_pid[r] = score[i], people[i]
+            if len(people) > 1:
+                second[r] = np.delete(score, i).max()
 
     def _decide_exhaustive(self, q: np.ndarray, best: np.ndarray, best_pid: np.ndarray,
                            second: np.ndarray) -> None:
