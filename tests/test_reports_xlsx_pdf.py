@@ -312,3 +312,64 @@ def test_cli_report_bad_input_is_one_clear_line(db, cfg, tmp_path, args, message
     assert r.returncode != 0
     assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not list(tmp_path.glob("OUT*")) and not list(tmp_path.glob("*.part"))
+
+
+# ------------------------------------------------------------------------------------------------ GUI
+def test_log_dialog_writes_excel_and_monthly_pdf_on_the_task_thread(db, tmp_path, qtbot, monkeypatch) -> None:
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QThread
+    from PySide6.QtWidgets import QApplication, QFileDialog
+
+    from desktop_app.ui import report_pdf
+    from desktop_app.ui.controller import AppController
+    from desktop_app.vision.pipeline import resolve_model
+
+    s = Settings().with_changes("storage", database_url=db).with_changes("capture", source="")
+    s = s.with_changes("attendance", timezone="Europe/Paris").with_changes("performance", threads=1)
+    entry, _ = resolve_model(s)
+    if entry is None:
+        pytest.skip("no recognition model installed (models/)")
+    ctl = AppController(s, tmp_path / "settings.toml", source="", embedder_entry=entry, pace=False,
+                        camera_lister=lambda: [])
+    qtbot.addWidget(ctl.window)
+    with qtbot.waitSignal(ctl.storeReady, timeout=60_000):
+        ctl.start()
+    try:
+        assert "Reports" in " ".join(a.text() for a in ctl.window.menuBar().actions()[2].menu().actions())
+        log = ctl.show_log()
+        log.set_range(date(2026, 11, 1), date(2026, 11, 30))
+        log.group.setCurrentIndex(log.group.findData("Class A"))
+        assert log.events.rowCount() == 6
+        xlsx = tmp_path / "gui.xlsx"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(xlsx), ""))
+        with qtbot.waitSignal(log.exported, timeout=60_000):
+            log.export_xlsx_btn.click()
+        wb = openpyxl.load_workbook(xlsx)
+        assert wb["Events"].max_row == 7 and wb["Absent"].max_row == 1 + 58
+        assert "6 event(s)" in log.status.text()
+
+        threads: list[bool] = []
+        real = report_pdf.write_monthly_pdf
+
+        def spy(*a, **k):
+            threads.append(QThread.currentThread() is QApplication.instance().thread())
+            return real(*a, **k)
+
+        monkeypatch.setattr(report_pdf, "write_monthly_pdf", spy)
+        pdf = tmp_path / "gui.pdf"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(pdf), ""))
+        with qtbot.waitSignal(log.exported, timeout=60_000):
+            log.export_pdf_btn.click()
+        assert threads == [False]  # written off the GUI thread
+        n, texts, _ = pdf_pages_text(pdf, tmp_path / "png")
+        assert n == 1 and "Monthly attendance: Class A" in texts[0] and "November 2026" in texts[0]
+        assert "Alice Martin (A1)" in texts[0] and "Zoe Other" not in texts[0]
+        # a month with nothing to report says so and writes nothing
+        log.set_range(date(2026, 5, 1), date(2026, 5, 31))
+        gone = tmp_path / "none.pdf"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(gone), ""))
+        log.export_pdf_btn.click()
+        qtbot.waitUntil(lambda: "nothing to report" in log.status.text(), timeout=60_000)
+        assert not gone.exists()
+    finally:
+        ctl.shutdown()

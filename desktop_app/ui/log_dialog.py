@@ -1,10 +1,12 @@
 """Attendance log: a date range with person, group and station filters; the events, the daily summary and a small
 painted chart of people present per day (PySide6-Essentials has no QtCharts); CSV export through the core's
-exporter (UTF-8 with BOM, ISO times, formula-safe cells) to a file picked in a dialog."""
+exporter (UTF-8 with BOM, ISO times, formula-safe cells) to a file picked in a dialog; the Excel workbook of the range
+and the monthly PDF of the "From" date's month (ui/report_pdf.py), both written on the task thread."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.attendance.export import events_csv, summary_csv
+from desktop_app.attendance.grid import AttendanceGrid, parse_month
 from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.gallery import store as st
@@ -154,12 +157,19 @@ class LogDialog(QDialog):
         self.status = QLabel()
         self.export_events_btn = QPushButton("Export events CSV…")
         self.export_summary_btn = QPushButton("Export summary CSV…")
+        self.export_xlsx_btn = QPushButton("Excel…")
+        self.export_xlsx_btn.setToolTip("Events, daily summary and absences of the range, one sheet each")
+        self.export_pdf_btn = QPushButton("Monthly PDF…")
+        self.export_pdf_btn.setToolTip("People x days of the From date's month, for the chosen group and station, "
+                                       "with present / late / absent marks and totals")
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
         bottom.addWidget(self.export_events_btn)
         bottom.addWidget(self.export_summary_btn)
+        bottom.addWidget(self.export_xlsx_btn)
+        bottom.addWidget(self.export_pdf_btn)
         bottom.addWidget(close)
         lay = QVBoxLayout(self)
         lay.addLayout(filters)
@@ -176,6 +186,8 @@ class LogDialog(QDialog):
         self.refresh_btn.clicked.connect(self.refresh)
         self.export_events_btn.clicked.connect(lambda: self.ask_export("events"))
         self.export_summary_btn.clicked.connect(lambda: self.ask_export("summary"))
+        self.export_xlsx_btn.clicked.connect(self.ask_export_xlsx)
+        self.export_pdf_btn.clicked.connect(self.ask_export_pdf)
         self.refresh()
 
     def _fill_filters(self) -> None:
@@ -208,6 +220,7 @@ class LogDialog(QDialog):
         reversed_range = last < first
         self.export_events_btn.setEnabled(not reversed_range)
         self.export_summary_btn.setEnabled(not reversed_range)
+        self.export_xlsx_btn.setEnabled(not reversed_range)
         if reversed_range:  # nothing is shown that the range does not select, and nothing can be exported
             self.rows, self.days = [], []
             self._fill_events()
@@ -278,3 +291,94 @@ class LogDialog(QDialog):
             emit(self.exported, path)
 
         self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Export failed: {m}"))
+
+    # -- Excel and monthly PDF -----------------------------------------------------------------------------------------
+    def _grid_job(self, first: date, last: date, month: bool) -> Callable[[], AttendanceGrid]:
+        """A job building the report's grid under the dialog's filters, read on the GUI thread now."""
+        from datetime import UTC, datetime
+
+        from desktop_app.attendance.grid import build_grid
+
+        a, r = self.controller.settings.attendance, self.controller.settings.reports
+        late = r.late_time()
+        person = None if month else self.person.currentData()
+        group, station = self.group.currentData(), self.station.currentData()
+        tz, tz_name, session = self.tz, self.tz_name, self.controller.session
+
+        def job() -> AttendanceGrid:
+            today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
+            with session() as s:
+                return build_grid(s, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=group,
+                                  station=station, person_id=person)
+
+        return job
+
+    def ask_export_xlsx(self) -> None:
+        first, last = self.range()
+        default = f"attendance-{first}_{last}.xlsx"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the range as an Excel workbook", default,
+                                              "Excel workbooks (*.xlsx)")
+        if path:
+            self.export_xlsx(path)
+
+    def export_xlsx(self, path: str | Path) -> None:
+        """Events, daily summary and absences of the range and filters on screen, written on the task thread."""
+        from desktop_app.attendance.xlsx import write_grid_xlsx
+
+        first, last = self.range()
+        path = str(path) if str(path).lower().endswith(".xlsx") else f"{path}.xlsx"
+        build = self._grid_job(first, last, month=False)
+
+        def job() -> dict[str, int]:
+            grid = build()
+            if not grid.events:
+                raise ValueError(f"no attendance recorded from {first} to {last} under these filters: nothing "
+                                 "written")
+            return write_grid_xlsx(path, grid)
+
+        def done(counts: dict[str, int]) -> None:
+            self.status.setText(f"Exported {counts['Events']} event(s), {counts['Daily summary']} person-day(s) and "
+                                f"{counts['Absent']} absence(s) to {path}")
+            emit(self.exported, path)
+
+        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Export failed: {m}"))
+
+    def pdf_month(self) -> tuple[date, date]:
+        """The month of the From date: the monthly PDF's period."""
+        first, _ = self.range()
+        return parse_month(f"{first:%Y-%m}")
+
+    def ask_export_pdf(self) -> None:
+        first, _ = self.pdf_month()
+        group = self.group.currentData()
+        default = f"attendance-{first:%Y-%m}-{_file_part(group) if group else 'all-groups'}.pdf"
+        path, _ = QFileDialog.getSaveFileName(self, f"Monthly PDF of {first:%B %Y}", default, "PDF files (*.pdf)")
+        if path:
+            self.export_pdf(path)
+
+    def export_pdf(self, path: str | Path) -> None:
+        """The monthly report of the From date's month for the chosen group and station, on the task thread
+        (QPdfWriter paints off the GUI thread)."""
+        from desktop_app.ui.report_pdf import write_monthly_pdf
+
+        first, last = self.pdf_month()
+        path = str(path) if str(path).lower().endswith(".pdf") else f"{path}.pdf"
+        build = self._grid_job(first, last, month=True)
+
+        def job() -> int:
+            grid = build()
+            if not grid.events and not grid.absences():
+                raise ValueError(f"nothing to report for {first:%B %Y}: no attendance recorded and nobody enrolled "
+                                 "to be absent then")
+            return write_monthly_pdf(path, grid)
+
+        def done(pages: int) -> None:
+            self.status.setText(f"Wrote the monthly report of {first:%B %Y} ({pages} page(s)) to {path}")
+            emit(self.exported, path)
+
+        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Export failed: {m}"))
+
+
+def _file_part(text: str) -> str:
+    """``text`` as part of a file name: letters, digits, dot, dash; anything else becomes a dash."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in text).strip("-.") or "group"

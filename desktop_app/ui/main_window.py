@@ -135,6 +135,10 @@ class MainWindow(QMainWindow):
         self.act_enroll = act("&Enroll a person…", self.enrollRequested, "Ctrl+E")
         self.act_people = act("&People…", self.peopleRequested, "Ctrl+P")
         self.act_log = act("Attendance &log…", self.logRequested, "Ctrl+L")
+        # the reports are written from the log dialog, under its range and filters (its Excel… / Monthly PDF…)
+        self.act_reports = act("&Reports: Excel, monthly PDF…", self.logRequested)
+        self.act_reports.setStatusTip("Opens the attendance log: pick the range, group and station, then Excel… or "
+                                      "Monthly PDF…")
         self.act_unknowns = act("&Unknown visitors…", self.unknownsRequested)
         self.act_settings = act("&Settings…", self.settingsRequested, "Ctrl+,")
         self.act_about = act("&About / diagnostics", self.aboutRequested)
@@ -156,6 +160,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_people)
         m = mb.addMenu("&Attendance")
         m.addAction(self.act_log)
+        m.addAction(self.act_reports)
         m.addAction(self.act_unknowns)
         m = mb.addMenu("&Tools")
         m.addAction(self.act_settings)
