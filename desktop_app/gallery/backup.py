@@ -241,8 +241,9 @@ def verify_file(path: Path, shown: Path | None = None) -> BackupCheck:
     return BackupCheck(path, str(versions[0]), people, events)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync(path: Path, flags: int = os.O_RDWR | getattr(os, "O_BINARY", 0)) -> None:
+    """Flush a file to disk (opened for writing: Windows flushes only such handles)."""
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
@@ -250,10 +251,11 @@ def _fsync(path: Path) -> None:
 
 
 def _fsync_dir(folder: Path) -> None:
-    if os.name == "nt":  # folders cannot be opened for fsync there; NTFS journals the rename
+    """Make a rename in ``folder`` durable (POSIX: fsync the folder; NTFS journals the rename itself)."""
+    if os.name == "nt":
         return
     try:
-        _fsync(folder)
+        _fsync(folder, os.O_RDONLY)
     except OSError as exc:
         log.debug("could not fsync %s: %s", folder, exc)
 
