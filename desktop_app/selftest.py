@@ -14,7 +14,10 @@ says it was skipped):
 - database: a temporary SQLite database is created and migrated (Alembic) through the gallery store, a person
   and a template are written and read back;
 - qt: a QApplication starts on the ``offscreen`` platform, its event loop runs and quits, and the platform
-  plugins the desktop needs (xcb on Linux) are in the bundle.
+  plugins the desktop needs (xcb on Linux) are in the bundle;
+- reports: a temporary database with a person and two events gives an Excel workbook (XlsxWriter: three sheets,
+  a date-time cell, frozen header, a formula-like name kept as text) and, with Qt, a one-page monthly PDF (Qt's PDF
+  writer) in a temporary folder; both are read back.
 
 ``--first-frame VIDEO`` is the start-up timing mode used by packaging/bench_startup.py: it starts the desktop app
 (offscreen unless QT_QPA_PLATFORM says otherwise) with a fresh database on ``VIDEO`` and reports the seconds from
@@ -106,6 +109,7 @@ class SelfTest:
                ("database", self.check_database)]
         if self.qt:
             out.append(("qt", self.check_qt))
+        out.append(("reports", self.check_reports))  # after qt: the PDF reuses its QApplication
         return out
 
     def check_models(self) -> str:
@@ -272,6 +276,39 @@ class SelfTest:
 
         return event_loop_check()
 
+    def check_reports(self) -> str:
+        from datetime import UTC, date, datetime, time
+
+        from sqlalchemy.orm import Session
+
+        from desktop_app.attendance.grid import build_grid
+        from desktop_app.attendance.xlsx import write_grid_xlsx
+        from desktop_app.gallery import store
+
+        name = "=Self Test"  # a formula start: must come out as text
+        with tempfile.TemporaryDirectory(prefix="fdface-selftest-reports-") as tmp:
+            folder = Path(tmp)
+            engine = store.open_engine(f"sqlite:///{folder / 'reports.db'}")
+            try:
+                with Session(engine) as s, s.begin():
+                    p = store.add_person(s, name, group="Self-test")
+                    p.created_at = datetime(2026, 1, 1, tzinfo=UTC)
+                    store.add_event(s, p, datetime(2026, 2, 2, 8, 30, tzinfo=UTC), "UTC", "selftest", "check-in", 0.9)
+                    store.add_event(s, p, datetime(2026, 2, 2, 17, 0, tzinfo=UTC), "UTC", "selftest", "check-out",
+                                    0.9)
+                with Session(engine) as s:
+                    grid = build_grid(s, date(2026, 2, 1), date(2026, 2, 28), UTC, "UTC", time(9), date(2026, 3, 1),
+                                      0, group="Self-test")
+            finally:
+                engine.dispose()
+            counts = write_grid_xlsx(folder / "report.xlsx", grid)
+            detail = _check_xlsx(folder / "report.xlsx", name, counts)
+            if not self.qt:
+                return detail + "; PDF not checked (--no-qt)"
+            from desktop_app.ui.selftest_qt import report_pdf_check
+
+            return detail + "; " + report_pdf_check(grid, folder / "month.pdf")
+
     def run(self, out: TextIO) -> list[CheckResult]:
         results = []
         for name, fn in self.checks():
@@ -294,6 +331,35 @@ class SelfTest:
 
 class _Skip(Exception):
     pass
+
+
+def _check_xlsx(path: Path, name: str, counts: dict[str, int]) -> str:
+    """Read the workbook's XML back with the standard library (no spreadsheet library ships for reading)."""
+    import re
+    import zipfile
+
+    from desktop_app.attendance.xlsx import SHEETS
+
+    if counts != {"Events": 2, "Daily summary": 1, "Absent": 19}:
+        raise SelfTestFailure(f"report rows {counts}, expected 2 events, 1 person-day, 19 absences")
+    try:
+        with zipfile.ZipFile(path) as z:
+            book = z.read("xl/workbook.xml").decode()
+            strings = z.read("xl/sharedStrings.xml").decode()
+            sheets = [z.read(f"xl/worksheets/sheet{i}.xml").decode() for i in range(1, len(SHEETS) + 1)]
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise SelfTestFailure(f"the Excel report {path.name} does not read back: {exc}") from None
+    names = re.findall(r'<sheet name="([^"]+)"', book)
+    if names != list(SHEETS):
+        raise SelfTestFailure(f"Excel sheets {names}, expected {list(SHEETS)}")
+    if any("<f>" in x for x in sheets) or f"<t>'{name}</t>" not in strings:
+        raise SelfTestFailure(f"the name {name!r} was not written as neutralised text (formula injection)")
+    if not all('ySplit="1"' in x for x in sheets):
+        raise SelfTestFailure("the Excel sheets' header row is not frozen")
+    # the first event's time as an Excel serial number: 2026-02-02 08:30 is day 46055 + 0.354166...
+    if not re.search(r'<c r="B2" s="\d+"><v>46055\.354166', sheets[0]):
+        raise SelfTestFailure("the first event's time is not a date-time cell of 2026-02-02 08:30")
+    return f"Excel: {', '.join(SHEETS)} ({sum(counts.values())} rows), dates as date cells, header frozen"
 
 
 def describe_install() -> str:

@@ -23,7 +23,7 @@ from tests.conftest import REPO, SYSTEM_ENV, SYSTEM_SKIP, shared_path
 
 PY = sys.executable
 PKG = "fdface-attendance"
-CHECKS = ("models", "detection", "recognition", "search", "database", "qt")
+CHECKS = ("models", "detection", "recognition", "search", "database", "qt", "reports")
 
 
 def run_selftest(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -47,7 +47,7 @@ def test_self_test_passes_from_source():
     r = run_selftest("--self-test", "--threads", "1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert check_lines(r.stdout) == dict.fromkeys(CHECKS, "ok"), r.stdout
-    assert "self-test passed: 6 checks" in r.stdout
+    assert "self-test passed: 7 checks" in r.stdout
     assert "Traceback" not in r.stderr
 
 

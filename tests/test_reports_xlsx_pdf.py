@@ -373,3 +373,28 @@ def test_log_dialog_writes_excel_and_monthly_pdf_on_the_task_thread(db, tmp_path
         assert not gone.exists()
     finally:
         ctl.shutdown()
+
+
+# ------------------------------------------------------------------------------------------------ self-test
+def test_selftest_report_check_refuses_a_formula_or_an_unfrozen_header(tmp_path) -> None:
+    """The bundle's report check reads the workbook's XML itself: it must notice what it is there to catch."""
+    import xlsxwriter
+
+    from desktop_app.selftest import SelfTestFailure, _check_xlsx
+
+    counts = {"Events": 2, "Daily summary": 1, "Absent": 19}
+    for case in ("formula", "unfrozen"):
+        out = tmp_path / f"{case}.xlsx"
+        wb = xlsxwriter.Workbook(str(out))
+        for i, name in enumerate(SHEETS):
+            ws = wb.add_worksheet(name)
+            if case != "unfrozen":
+                ws.freeze_panes(1, 0)
+            if i == 0:
+                ws.write_string(0, 0, "'=Self Test")
+                ws.write_datetime(1, 1, datetime(2026, 2, 2, 8, 30), wb.add_format({"num_format": "yyyy-mm-dd"}))
+                if case == "formula":
+                    ws.write_formula(2, 0, "=1+1")
+        wb.close()
+        with pytest.raises(SelfTestFailure, match="formula injection" if case == "formula" else "not frozen"):
+            _check_xlsx(out, "=Self Test", counts)

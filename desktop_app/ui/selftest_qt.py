@@ -154,3 +154,22 @@ def _gui_modules() -> str:
     for n in names:
         importlib.import_module(f"desktop_app.ui.{n}")
     return f"GUI modules import: {', '.join(names) or 'none found'}"
+
+
+def report_pdf_check(grid, path: Path) -> str:
+    """The monthly PDF of the self-test's grid, drawn by Qt's PDF writer, read back: a one-page PDF file with its
+    pages in landscape (the PDF's MediaBox is wider than high)."""
+    import re
+
+    from desktop_app.ui.report_pdf import ensure_gui_app, write_monthly_pdf
+
+    ensure_gui_app()
+    pages = write_monthly_pdf(path, grid)
+    data = path.read_bytes()
+    found = len(re.findall(rb"/Type\s*/Page\b", data))
+    box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", data)
+    if not data.startswith(b"%PDF-") or pages != 1 or found != 1:
+        raise QtCheckFailure(f"the monthly PDF {path.name} is not a one-page PDF (pages drawn {pages}, found {found})")
+    if box is None or float(box.group(1)) <= float(box.group(2)):
+        raise QtCheckFailure("the monthly PDF's page is not landscape")
+    return f"monthly PDF: {pages} page, landscape, {len(data) / 1024:.0f} KiB"
