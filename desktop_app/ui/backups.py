@@ -48,6 +48,10 @@ class BackupController(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(CHECK_EVERY_MS)
         self.timer.timeout.connect(self.backup_if_due)
+        self.first_look = QTimer(self)  # a child: stopped with the app, never fires into a closed one
+        self.first_look.setSingleShot(True)
+        self.first_look.setInterval(START_DELAY_MS)
+        self.first_look.timeout.connect(self.backup_if_due)
         self._first_look = True
         w = ctl.window
         w.backupRequested.connect(self.backup_now)
@@ -83,7 +87,7 @@ class BackupController(QObject):
         if self._first_look:
             self._first_look = False
             self.timer.start()
-            QTimer.singleShot(START_DELAY_MS, self.backup_if_due)
+            self.first_look.start()
 
     def backup_if_due(self) -> bool:
         """The daily backup: when it is on, a SQLite database is open and its newest backup is a day old (or there
@@ -206,6 +210,7 @@ class BackupController(QObject):
 
     def stop(self) -> None:
         self.timer.stop()
+        self.first_look.stop()
         self.queue.stop()
 
 
