@@ -361,6 +361,7 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
     try:
         with qtbot.waitSignal(ctl.storeReady, timeout=60_000):
             ctl.start()
+        assert ctl.backups.first_look.isActive() and ctl.backups.timer.isActive()  # the daily backup is scheduled
         texts = [a.text() for a in ctl.window.menuBar().actions()[0].menu().actions()]
         assert "&Back up now" in texts and "&Restore from backup…" in texts
         with qtbot.waitSignal(ctl.backups.finished, timeout=60_000) as said:
