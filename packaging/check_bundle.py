@@ -31,7 +31,8 @@ FORBIDDEN_PREFIXES = ("libtorch", "libc10", "MobileFaceNet", "libQt5", "libQt6We
 FORBIDDEN_MODULES = ("torch", "torchvision", "onnx2torch", "tensorboard", "onnx", "desktop_app.nets",
                      "desktop_app.train")
 REQUIRED_MODULES = ("retinaface.weights", "desktop_app.selftest", "desktop_app.vision.pipeline",
-                    "desktop_app.gallery.store", "desktop_app.ui.app", "alembic", "faiss", "onnxruntime", "cv2")
+                    "desktop_app.gallery.store", "desktop_app.ui.app", "alembic", "faiss", "onnxruntime", "cv2",
+                    "desktop_app.attendance.xlsx", "desktop_app.ui.report_pdf", "xlsxwriter")
 
 
 @dataclass
