@@ -398,3 +398,19 @@ def test_selftest_report_check_refuses_a_formula_or_an_unfrozen_header(tmp_path)
         wb.close()
         with pytest.raises(SelfTestFailure, match="formula injection" if case == "formula" else "not frozen"):
             _check_xlsx(out, "=Self Test", counts)
+
+
+def test_settings_dialog_takes_and_checks_the_late_time(qtbot) -> None:
+    pytest.importorskip("pytestqt")
+    from desktop_app.ui.settings_dialog import SettingsDialog
+
+    dlg = SettingsDialog(Settings(), ["fdfacenet"], [], "")
+    qtbot.addWidget(dlg)
+    got: list[Settings] = []
+    dlg.settingsAccepted.connect(got.append)
+    dlg.set_field("reports", "late_after", "9am")
+    dlg.accept()
+    assert not got and "Late after" in dlg.error.text() and "HH:MM" in dlg.error.text()
+    dlg.set_field("reports", "late_after", "08:30")
+    dlg.accept()
+    assert got and got[0].reports.late_time() == time(8, 30)

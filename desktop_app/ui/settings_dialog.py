@@ -80,6 +80,8 @@ FIELDS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
                                      {}),
     ("unknowns", "min_seconds"): ("Shorter unknown faces (a passer-by, a false detection) are not logged",
                                   {"step": 0.5, "decimals": 1}),
+    ("reports", "late_after"): ("Monthly report: a first check-in after this local time (HH:MM, 24-hour clock) "
+                                "marks the day late", {}),
     ("performance", "threads"): ("0: all cores", {}),
 }
 
@@ -90,7 +92,7 @@ def label_of(section: str, key: str) -> str:
 
 TABS = [("Camera", "capture"), ("Detection", "detector"), ("Recognition", "recognition"),
         ("Attendance", "attendance"), ("Storage", "storage"), ("Backups", "backup"),
-        ("Unknown visitors", "unknowns"), ("Performance", "performance")]
+        ("Unknown visitors", "unknowns"), ("Reports", "reports"), ("Performance", "performance")]
 
 
 def parse_number(text: str, integer: bool, decimal_point: str = ".") -> float | int:
