@@ -116,6 +116,13 @@ def test_a_track_that_stays_unknown_is_logged_once_a_named_or_brief_one_is_not(p
         time.sleep(0.05)
     assert len(un.list_unknowns(g.engine)) == 1, "logged when the track ended, before the session closed"
     t = leave(session, show(session, photo("amy", 5), 15, t + 5))  # Amy: named, never an unknown visitor
+    # a track unknown at first (Amy out of focus for 1.5 s), named once the face is sharp: not a visitor either
+    blurred = cv2.GaussianBlur(photo("amy", 5), (0, 0), 11 / 3)
+    t = show(session, blurred, 15, t + 5)
+    t = show(session, photo("amy", 5), 30, t)
+    last = session.process(photo("amy", 5), wall_time=t).result
+    assert [f.name for f in last.named()] == ["Amy"] and len({f.track_id for f in last.faces}) == 1
+    t = leave(session, t + DT)
     t = leave(session, show(session, photo("penny", 2), 4, t + 5))  # a face unknown for 0.1 s only
     assert session.close() == 0 and writer.pending == 0
     rows = un.list_unknowns(g.engine)
@@ -224,9 +231,10 @@ def test_expired_entries_are_purged_at_the_writers_start_and_daily_leaving_no_by
         time.sleep(0.02)
     assert w.purged == 2 and [r.frames for r in un.list_unknowns(engine)] == [6]
     assert w.close() == 0
-    engine.dispose()
+    # read while the database is open (closing the last connection would checkpoint the log away anyway)
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("w.db*"))
     assert b"UNKNOWN-VISITOR-SNAPSHOT" not in raw, "the deleted snapshot is still readable in the database files"
+    engine.dispose()
 
 
 def test_delete_all_leaves_no_snapshot_bytes_in_the_database_files(tmp_path) -> None:
@@ -235,9 +243,9 @@ def test_delete_all_leaves_no_snapshot_bytes_in_the_database_files(tmp_path) -> 
     marker = b"\xff\xd8 " + b"UNKNOWN-VISITOR-SNAPSHOT-" * 40
     old_and_new(engine, datetime.now(UTC), marker)
     assert un.delete_unknowns(engine) == 2 and un.list_unknowns(engine) == []
-    engine.dispose()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("w.db*"))
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("w.db*"))  # the database still open: its log too
     assert b"UNKNOWN-VISITOR-SNAPSHOT" not in raw
+    engine.dispose()
 
 
 # --------------------------------------------------------------------------------------------- erasure
