@@ -131,6 +131,8 @@ class RecognitionSettings:
         if self.rule is not None and self.rule not in DECISION_RULES:
             raise ConfigError(f"{self.rule!r} is not a decision rule; use one of {', '.join(DECISION_RULES)}",
                               "recognition.rule")
+        _rng("recognition.vote_frames", self.vote_frames, 1, 100)
+        _rng("recognition.recheck_frames", self.recheck_frames, 1, 10000)
 
     def for_model(self, entry: Any) -> RecognitionSettings:
         """These settings with threshold, margin and rule filled in: a value set here wins, then the model entry's
@@ -145,8 +147,6 @@ class RecognitionSettings:
         rule = self.rule or getattr(entry, "rule", None) or "best"
         return replace(self, threshold=pick(self.threshold, "threshold", FALLBACK_THRESHOLD),
                        margin=pick(self.margin, "margin", FALLBACK_MARGIN), rule=rule)
-        _rng("recognition.vote_frames", self.vote_frames, 1, 100)
-        _rng("recognition.recheck_frames", self.recheck_frames, 1, 10000)
 
 
 @dataclass(frozen=True)

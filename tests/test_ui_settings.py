@@ -367,3 +367,9 @@ def test_the_decision_rule_comes_from_the_model_unless_the_settings_file_names_o
     assert mine.recognition.for_model(entry).rule == "best_or_centroid"
     with pytest.raises(ConfigError, match=r"Decision rule.*'mean'.*centroid"):
         Settings.from_dict({"recognition": {"rule": "mean"}})
+
+
+@pytest.mark.parametrize("key, value", [("vote_frames", 0), ("vote_frames", 101), ("recheck_frames", 0)])
+def test_every_recognition_range_is_checked(key, value):
+    with pytest.raises(ConfigError, match=key):
+        Settings.from_dict({"recognition": {key: value}})
