@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write all figures to this file")
     ap.add_argument("--write", help="replace the generated section of this Markdown file (docs/CALIBRATION.md)")
     ap.add_argument("--rule", default="best", choices=("best", "centroid", "best_or_centroid", "auto"),
-                    help="the per-person score (GalleryIndex.decide); auto: each one, and the one with the highest DIR "
-                         f"at the bounds (more than {DIR_TIE} above best's; else best)")
+                    help="the per-person score (GalleryIndex.decide); auto: each one, and the simplest (in the order "
+                         f"above) whose DIR at the bounds is within {DIR_TIE} of the highest")
     ap.add_argument("--into-manifest", action="store_true",
                     help="write the chosen threshold and margin into the model's manifest entry (the app's values "
                          "for this model unless a setting overrides them)")
@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         by_rule[rule] = (o, *choose(o, args.fpir, args.misid))
         print(f"rule {rule}: threshold {by_rule[rule][1]:.2f}, margin {by_rule[rule][2]:.2f}, "
               f"DIR {by_rule[rule][3]['dir']:.4f}", flush=True)
-    rule = max(rules, key=lambda r: (by_rule[r][3]["dir"] - (0 if r == "best" else DIR_TIE), r == "best"))
+    top = max(v[3]["dir"] for v in by_rule.values())  # the simplest rule within the tie of the best DIR
+    rule = next(r for r in rules if by_rule[r][3]["dir"] >= top - DIR_TIE)
     os_, thr, mar, at = by_rule[rule]
     args.chosen_rule = rule
     ppl = people_check(entry, thr, mar, args.threads, rule)

@@ -135,7 +135,7 @@ def test_people_leave_one_out(people_embeddings: dict) -> None:
     wrong = []
     for k in range(1, 6):
         g = gallery(people_embeddings, leave_out=k)
-        matches = g.decide(np.stack([people_embeddings[n, k] for n in PEOPLE]), r.threshold, r.margin)
+        matches = g.decide(np.stack([people_embeddings[n, k] for n in PEOPLE]), r.threshold, r.margin, rule=r.rule)
         for name, m in zip(PEOPLE, matches, strict=True):
             if m.name != name:
                 wrong.append(f"{name}{k} -> {m.name} ({m.similarity:.2f}, runner-up {m.runner_up:.2f})")
@@ -151,7 +151,7 @@ def test_bbt_scenes_named_as_labelled(pipe: Pipeline, people_embeddings: dict) -
     n_named = 0
     for fname, faces in labels.items():
         res = pipe.analyze_still(read_image(shared_path("media", "scenes", fname)),
-                                 lambda e, g=g: g.decide(e, r.threshold, r.margin))
+                                 lambda e, g=g: g.decide(e, r.threshold, r.margin, rule=r.rule))
         assert res.ok
         lab_boxes = np.array([f["box"] for f in faces], np.float32)
         det_boxes = np.stack([f.box for f in res.faces]) if res.faces else np.zeros((0, 4), np.float32)
@@ -173,14 +173,14 @@ def test_dog_faces_never_named(pipe: Pipeline, people_embeddings: dict) -> None:
     g = gallery(people_embeddings)
     r = Settings().recognition.for_model(embedder_entry())  # the model's own calibrated threshold
     res = pipe.analyze_still(read_image(shared_path("media", "scenes", "dlib", "dogs.jpg")),
-                             lambda e: g.decide(e, r.threshold, r.margin))
+                             lambda e: g.decide(e, r.threshold, r.margin, rule=r.rule))
     assert res.ok and len(res.faces) >= 1  # RetinaFace does find the dogs' faces ...
     assert [f.name for f in res.faces if f.name] == []  # ... but they are nobody
     # the same holds through the tracking path, over several frames
     img = read_image(shared_path("media", "scenes", "dlib", "dogs.jpg"))
     pipe.reset_tracking()
     for _ in range(2 * r.vote_frames):
-        out = pipe.process(img, lambda e: g.decide(e, r.threshold, r.margin))
+        out = pipe.process(img, lambda e: g.decide(e, r.threshold, r.margin, rule=r.rule))
         assert [f.name for f in out.faces if f.name] == []
 
 
@@ -200,7 +200,7 @@ def test_video_tracking_votes_and_embeds_sparingly(pipe: Pipeline, people_embedd
         ok, frame = cap.read()
         if not ok:
             break
-        res = pipe.process(frame, lambda e: g.decide(e, r.threshold, r.margin))
+        res = pipe.process(frame, lambda e: g.decide(e, r.threshold, r.margin, rule=r.rule))
         assert res.ok and res.frame_index == fi
         ids_at[fi] = {f.track_id for f in res.faces}
         for f in res.faces:
