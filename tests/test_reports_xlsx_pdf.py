@@ -302,8 +302,9 @@ def test_cli_report_xlsx_and_pdf(db, cfg, tmp_path) -> None:
     (["pdf", "OUT.pdf", "--month", MONTH, "--group", "Class Z"], "no group named 'Class Z'; groups: Class A, Class B"),
     (["pdf", "OUT.pdf", "--month", "2026-05", "--group", "Class A"], "nothing to report"),
     (["xlsx", "OUT.xlsx", "--from", "2026-05-01", "--to", "2026-05-31"], "no attendance recorded"),
-    (["xlsx", "nodir/OUT.xlsx", "--from", "2026-11-01", "--to", "2026-11-30"], "cannot write"),
-    (["pdf", "nodir/OUT.pdf", "--month", MONTH], "cannot write"),
+    (["xlsx", "nodir/OUT.xlsx", "--from", "2026-11-01", "--to", "2026-11-30"],
+     "cannot write nodir/OUT.xlsx: the folder nodir does not exist"),
+    (["pdf", "nodir/OUT.pdf", "--month", MONTH], "cannot write nodir/OUT.pdf: the folder nodir does not exist"),
     (["xlsx", ".", "--from", "2026-11-01"], "is a folder"),
     (["xlsx", "OUT.xlsx", "--from", "2026-11-30", "--to", "2026-11-01"], "before --from"),
 ])
