@@ -255,8 +255,8 @@ class GalleryIndex:
         self._graph: PersonGraph | None = None
         self._touched: set[int] = set()  # persons changed while a graph is being built from a snapshot
         self._rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # rows grouped by person (lazy)
-        self._sum_norms: dict[int, float] = {}  # |sum of a person's unit templates|, for the centroid rule (lazy)
-        self._sum_norms_of: object = None  # the ``_rows`` those norms were taken with (a change resets both)
+        self._centroids: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32))
+        self._centroids_of: object = None  # the ``_rows`` the centroid table was taken with (a change resets both)
 
     @property
     def kind(self) -> str:
@@ -599,39 +599,46 @@ class GalleryIndex:
             ))
         return out
 
-    def _person_norms(self, people: np.ndarray) -> np.ndarray:
-        """(Under the lock.) Norm of the sum of each person's unit templates: q . centroid = sum(q . t) / norm."""
-        self._rows_of(people[:1])  # groups the rows if the index changed
-        if self._sum_norms_of is not self._rows:
-            self._sum_norms, self._sum_norms_of = {}, self._rows
-        vecs = None
-        out = np.empty(len(people), np.float32)
-        for i, p in enumerate(people.tolist()):
-            n = self._sum_norms.get(p)
-            if n is None:
-                vecs = self._vectors() if vecs is None else vecs
-                n = self._sum_norms[p] = max(float(np.linalg.norm(vecs[self._rows_of(np.array([p]))].sum(0))), 1e-12)
-            out[i] = n
-        return out
+    def _centroid_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(Under the lock.) (sorted person ids, their normalised centroids [P, dim]), rebuilt after a change."""
+        self._rows_of(np.zeros(0, np.int64))  # groups the rows again if the index changed
+        if self._centroids_of is not self._rows:
+            self._centroids, self._centroids_of = person_centroids(self._pids, self._vectors()), self._rows
+        return self._centroids
 
     def _decide_by_person(self, q: np.ndarray, rule: str, retry_below: float | None, best: np.ndarray,
                           best_pid: np.ndarray, second: np.ndarray) -> None:
-        """(Under the lock.) Person scores by ``rule`` over all templates of the candidate persons: the graph's
-        proposals, or everybody in a gallery small enough for exhaustive search."""
+        """(Under the lock.) Person scores by ``rule``: for ``centroid`` in a gallery small enough for exhaustive
+        search, one product with the centroid table; otherwise over all templates of the candidate persons (the
+        graph's proposals, or everybody)."""
+        people_all, cents = self._centroid_table()
+        if not len(people_all):
+            return
+        if rule == "centroid" and self._graph is None:
+            scores = q @ cents.T  # [N, P]
+            for r in range(len(q)):
+                i = int(np.argmax(scores[r]))
+                best[r], best_pid[r] = scores[r, i], people_all[i]
+                if len(people_all) > 1:
+                    second[r] = np.delete(scores[r], i).max()
+            return
         if self._graph is not None:
             cands = self._candidates(q, retry_below)
         else:
             every = np.arange(len(self._pids))
-            sims = self._vectors() @ q.T if len(every) else np.zeros((0, len(q)), np.float32)
+            sims = self._vectors() @ q.T
             cands = [(every, sims[:, r]) for r in range(len(q))]
         for r, (rows, s) in enumerate(cands):
             if not len(rows):
                 continue
             people, inv = np.unique(self._pids[rows], return_inverse=True)
-            top = np.full(len(people), -np.inf, np.float32)
-            np.maximum.at(top, inv, s)
-            cent = (np.bincount(inv, weights=s, minlength=len(people)) / self._person_norms(people)).astype(np.float32)
-            score = cent if rule == "centroid" else np.maximum(top, cent)
+            cent = cents[np.searchsorted(people_all, people)] @ q[r]
+            if rule == "centroid":
+                score = cent
+            else:
+                top = np.full(len(people), -np.inf, np.float32)
+                np.maximum.at(top, inv, s)
+                score = np.maximum(top, cent)
             i = int(np.argmax(score))
             best[r], best_pid[r] = score[i], people[i]
             if len(people) > 1:
