@@ -209,11 +209,14 @@ def pdf_pages_text(path: Path, png_dir: Path) -> tuple[int, list[str], list[Path
     return n, texts, pngs
 
 
-@pytest.fixture(scope="module")
-def qapp_offscreen():
+@pytest.fixture()
+def qapp_offscreen(qapp):
+    """pytest-qt's QApplication (a QGuiApplication made here first would leave no way to open the GUI test's
+    windows later in the session); ensure_gui_app must then hand back that one."""
     from desktop_app.ui.report_pdf import ensure_gui_app
 
-    return ensure_gui_app()
+    assert ensure_gui_app() is qapp
+    return qapp
 
 
 def test_monthly_pdf_header_names_marks_and_totals(db, tmp_path, qapp_offscreen) -> None:
