@@ -45,7 +45,8 @@ def embedder_entry() -> ModelEntry:
 # (0.47 since 2026-11-29; at 0.40 leave-one-out already missed penny1 at 0.39, runner-up 0.23; its bbt scores were
 # not looked at one by one), so the
 # recognition issue stays open until a better model ships. Strict: a model that passes turns these into failures,
-# to remove the mark.
+# to remove the mark. The teacher (FDFACE_TEST_EMBEDDER=teacher) passes the leave-one-out and the 21-of-22 bar, and
+# misses one face of the all-22 check (bbt1's leonard at 0.46, measured 2026-12-04, best or centroid rule).
 WEAK_SHIPPED = "67b5934052aef68b9aeb3e168ffe723b010a47138e3799b1d2b919d8650d376b"
 _shipped = load_manifest(default_models_dir() / "manifest.json").get("fdfacenet") \
     if (default_models_dir() / "manifest.json").exists() else None
@@ -167,6 +168,29 @@ def test_bbt_scenes_named_as_labelled(pipe: Pipeline, people_embeddings: dict) -
         errors += [f"{fname}: labelled {n} not detected" for n in missing]
     assert not errors, errors
     assert n_named == 22
+
+
+@weak_model
+def test_bbt_photos_name_at_least_21_of_22_with_none_wrong(pipe: Pipeline, people_embeddings: dict) -> None:
+    """The issue's bar as a person meets it: five group photos, the 8 people of media/people enrolled; at least 21 of
+    the 22 labelled faces named, no face given a wrong name (an unlabelled face named counts as wrong)."""
+    g = gallery(people_embeddings)
+    r = Settings().recognition.for_model(embedder_entry())
+    right, wrong = 0, []
+    for fname, faces in json.loads(LABELS.read_text())["images"].items():
+        res = pipe.analyze_still(read_image(shared_path("media", "scenes", fname)),
+                                 lambda e, g=g: g.decide(e, r.threshold, r.margin, rule=r.rule))
+        lab = np.array([f["box"] for f in faces], np.float32)
+        det = np.stack([f.box for f in res.faces]) if res.faces else np.zeros((0, 4), np.float32)
+        iou = iou_matrix(det, lab)
+        for i, face in enumerate(res.faces):
+            j = int(iou[i].argmax()) if len(faces) else -1
+            want = faces[j]["name"] if j >= 0 and iou[i, j] >= 0.5 else None
+            if face.name is not None and face.name != want:
+                wrong.append(f"{fname}: {face.name} ({face.similarity:.2f}), labelled {want}")
+            right += face.name is not None and face.name == want
+    assert not wrong, wrong
+    assert right >= 21, f"{right} of 22 labelled faces named"
 
 
 def test_dog_faces_never_named(pipe: Pipeline, people_embeddings: dict) -> None:
