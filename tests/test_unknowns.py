@@ -412,3 +412,26 @@ def test_gui_lists_visitors_enrols_one_from_the_snapshots_and_deletes_all(qtbot,
         assert "off: nothing new is logged" in sd.unknowns_note.text()
     finally:
         ctl.shutdown()
+
+
+def test_a_database_of_the_previous_schema_is_upgraded_keeping_its_data(tmp_path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = st.create_store_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(st.MIGRATIONS_DIR))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")  # the schema before the unknown-visitor log
+        conn.commit()
+    with Session(engine) as s, s.begin():
+        amy = st.add_person(s, "Amy").id
+    assert st.schema_version(engine) == "0001"
+    engine.dispose()
+    engine = st.open_engine(url)
+    assert st.schema_version(engine) == st.SCHEMA_HEAD == "0002"
+    AttendanceRecorder(engine).record_unknown(UnknownSighting(0.3, amy, 7, 1.0, datetime.fromtimestamp(T0, UTC)))
+    assert [(r.candidate_name, r.frames) for r in un.list_unknowns(engine)] == [("Amy", 7)]
+    engine.dispose()
