@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +76,10 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
 
 
 def _what(grid: Any) -> str:
-    from desktop_app.attendance.grid import period_text
-
-    parts = [period_text(grid.first, grid.last)]
+    """The period and filters in a few words: "November 2026, group 3B" or "2026-12-01 to 2026-12-04"."""
+    whole_month = grid.first.day == 1 and (grid.last + timedelta(days=1)).day == 1 and \
+        (grid.first.year, grid.first.month) == (grid.last.year, grid.last.month)
+    parts = [f"{grid.first:%B %Y}" if whole_month else f"{grid.first} to {grid.last}"]
     if grid.group:
         parts.append(f"group {grid.group}")
     if grid.station:
@@ -92,12 +93,12 @@ def cmd_report_xlsx(args: argparse.Namespace) -> int:
     out = _out_path(args.output, ".xlsx")
     grid, _ = _grid(args, None)
     if not grid.events:
-        raise CliError(f"no attendance recorded in {_what(grid)}: nothing written")
+        raise CliError(f"no attendance recorded for {_what(grid)}: nothing written")
     try:
         counts = write_grid_xlsx(out, grid)
     except XlsxError as exc:
         raise CliError(str(exc)) from None
-    print(f"wrote {out} ({_what(grid)}): {counts['Events']} event(s), {counts['Daily summary']} person-day(s), "
+    print(f"wrote {out}: {_what(grid)}, {counts['Events']} event(s), {counts['Daily summary']} person-day(s), "
           f"{counts['Absent']} absence(s)", file=sys.stderr)
     return 0
 
@@ -116,7 +117,7 @@ def cmd_report_pdf(args: argparse.Namespace) -> int:
         pages = write_monthly_pdf(out, grid)
     except PdfReportError as exc:
         raise CliError(str(exc)) from None
-    print(f"wrote {out} ({_what(grid)}): {len(grid.rows)} people on {pages} page(s)", file=sys.stderr)
+    print(f"wrote {out}: {_what(grid)}, {len(grid.rows)} people on {pages} page(s)", file=sys.stderr)
     return 0
 
 
