@@ -340,8 +340,9 @@ def test_log_dialog_writes_excel_and_monthly_pdf_on_the_task_thread(db, tmp_path
         ctl.start()
     try:
         menu = next(a.menu() for a in ctl.window.menuBar().actions() if a.text() == "&Attendance")
-        assert any("Reports" in a.text() for a in menu.actions())
-        log = ctl.show_log()
+        reports = next(a for a in menu.actions() if "Reports" in a.text())
+        reports.trigger()  # Attendance > Reports opens the log dialog, where the reports are written
+        log = ctl._dialogs["log"]
         log.set_range(date(2026, 11, 1), date(2026, 11, 30))
         log.group.setCurrentIndex(log.group.findData("Class A"))
         assert log.events.rowCount() == 6
