@@ -140,7 +140,8 @@ def write_xlsx(path: str | Path, events: Sequence[EventRow], summaries: Sequence
         os.replace(tmp, p)
     except (OSError, XlsxFileError) as exc:
         tmp.unlink(missing_ok=True)
-        cause = getattr(exc, "strerror", None) or str(exc)
+        inner = exc.args[0] if exc.args and isinstance(exc.args[0], OSError) else exc  # XlsxWriter wraps it
+        cause = getattr(inner, "strerror", None) or str(inner)
         raise XlsxError(f"cannot write {p}: {cause}") from None
     return counts
 
