@@ -22,7 +22,23 @@ FDFACENET_PLAN: tuple[tuple[int, int], ...] = (
 )
 
 
-class FDFaceNet(nn.Module):
+class _ConvStackNet(nn.Module):
+    """features (3x3 stages, padding 1) -> (GDC) -> FC -> BN1d; the parameter names every checkpoint uses."""
+
+    def _finish(self, layers: list[nn.Module], cin: int, size: int, gdc: bool, emb_dim: int) -> None:
+        self.features = nn.Sequential(*layers)
+        self.gdc = GDC(cin, size) if gdc else nn.Identity()
+        self.head = EmbeddingHead(cin if gdc else cin * size * size, emb_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.gdc(self.features(x)))
+
+
+def _out_size(size: int, stride: int) -> int:
+    return (size + 2 - 3) // stride + 1
+
+
+class FDFaceNet(_ConvStackNet):
     """CONV-P 1..8 -> (GDC) -> FC -> BN1d. ``act`` swaps PReLU for a fusable activation (study in issue 7)."""
 
     def __init__(
@@ -34,13 +50,8 @@ class FDFaceNet(nn.Module):
         cin, size = 3, input_size
         for cout, stride in plan:
             layers.append(ConvBNAct(cin, cout, 3, stride, act=act))
-            cin, size = cout, (size + 2 - 3) // stride + 1
-        self.features = nn.Sequential(*layers)
-        self.gdc = GDC(cin, size) if gdc else nn.Identity()
-        self.head = EmbeddingHead(cin if gdc else cin * size * size, emb_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.gdc(self.features(x)))
+            cin, size = cout, _out_size(size, stride)
+        self._finish(layers, cin, size, gdc, emb_dim)
 
 
 @register_net("fdfacenet", paper={"params_m": 3.17, "macs_m": 130, "f_mb": 7.39, "lfw": 99.35, "pi4b_ms": 44.1,
@@ -91,7 +102,7 @@ def nfn_star(act: str = "prelu", **kw: object) -> FDFaceNet:
     return FDFaceNet(plan=NFN_PLAN, gdc=False, act=act, **kw)  # type: ignore[arg-type]
 
 
-class DWFaceNet(nn.Module):
+class DWFaceNet(_ConvStackNet):
     """DWFN: NFN with convs 2..8 as DSConv-P (3x3 depthwise + BN + PReLU, 1x1 pointwise + BN + PReLU, Fig. 4(c)).
 
     Conv 1 (3 input channels) stays a CONV-P, as in MobileNet-style nets; strides as NFN's, on the depthwise.
@@ -109,13 +120,8 @@ class DWFaceNet(nn.Module):
             else:
                 layers.append(nn.Sequential(ConvBNAct(cin, cin, 3, stride, groups=cin, act=act),
                                             ConvBNAct(cin, cout, 1, 1, act=act)))
-            cin, size = cout, (size + 2 - 3) // stride + 1
-        self.features = nn.Sequential(*layers)
-        self.gdc = GDC(cin, size) if gdc else nn.Identity()
-        self.head = EmbeddingHead(cin if gdc else cin * size * size, emb_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.gdc(self.features(x)))
+            cin, size = cout, _out_size(size, stride)
+        self._finish(layers, cin, size, gdc, emb_dim)
 
 
 @register_net("dwfn_star_x1.25", paper={"macs_m": 132, "f_mb": 26.70, "lfw": 99.20, "pi4b_ms": 51.1, "tx2_ms": 13.9})

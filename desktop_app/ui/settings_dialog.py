@@ -275,9 +275,18 @@ class SettingsDialog(QDialog):
         return w
 
     def _with_browse(self, sec: str, key: str, w: QWidget) -> QWidget:
+        """The field with a Browse… button beside it, for the fields that name a file or folder."""
         if (sec, key) == ("backup", "folder"):
-            return self._folder_browse(w)
-        if (sec, key) not in (("storage", "database_url"), ("capture", "source")):
+            from desktop_app.config import BackupSettings
+
+            w.setPlaceholderText(f"default: {BackupSettings().resolved_folder()}")
+            pick = lambda: self._browse_folder(w)  # noqa: E731
+        elif (sec, key) == ("storage", "database_url"):
+            w.setPlaceholderText("default: SQLite in the user's data folder")
+            pick = self._browse_database
+        elif (sec, key) == ("capture", "source"):
+            pick = self._browse_source
+        else:
             return w
         box = QWidget()
         h = QHBoxLayout(box)
@@ -285,26 +294,12 @@ class SettingsDialog(QDialog):
         h.addWidget(w, 1)
         b = QPushButton("Browse…")
         h.addWidget(b)
-        if sec == "storage":
-            w.setPlaceholderText("default: SQLite in the user's data folder")
-            b.clicked.connect(self._browse_database)
-        else:
-            b.clicked.connect(self._browse_source)
+        b.clicked.connect(pick)
         return box
 
-    def _folder_browse(self, w: QLineEdit) -> QWidget:
-        from desktop_app.config import BackupSettings
-
-        w.setPlaceholderText(f"default: {BackupSettings().resolved_folder()}")
-        box = QWidget()
-        h = QHBoxLayout(box)
-        h.setContentsMargins(0, 0, 0, 0)
-        h.addWidget(w, 1)
-        b = QPushButton("Browse…")
-        h.addWidget(b)
-        b.clicked.connect(lambda: (p := QFileDialog.getExistingDirectory(self, "Backup folder", w.text())) and
-                          w.setText(p))
-        return box
+    def _browse_folder(self, w: QLineEdit) -> None:
+        if path := QFileDialog.getExistingDirectory(self, "Backup folder", w.text()):
+            w.setText(path)
 
     def _browse_database(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Database file", "attendance.db", "SQLite database (*.db)",
