@@ -189,6 +189,7 @@ class SettingsDialog(QDialog):
         self.calibrated = calibrated or RecognitionSettings().for_model(None)
         self.widgets: dict[tuple[str, str], QWidget] = {}
         tabs = QTabWidget()
+        tabs.setUsesScrollButtons(False)  # every tab in sight: the dialog widens to show them all
         for title, section in TABS:
             page = QWidget()
             form = QFormLayout(page)
