@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+from desktop_app import storage as st  # noqa: E402
 from desktop_app.config import Settings  # noqa: E402
-from desktop_app.gallery import store as st  # noqa: E402
 from desktop_app.gallery.service import Gallery, default_index_path  # noqa: E402
 
 MODEL = "bench-model@0"

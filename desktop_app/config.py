@@ -162,7 +162,7 @@ class AttendanceSettings:
     def validate(self) -> None:
         _rng("attendance.dedupe_minutes", self.dedupe_minutes, 0.0, 24 * 60)
         station = self.station.strip()
-        label = field_label("attendance.station")  # the store checks the rest (gallery/store.py check_station)
+        label = field_label("attendance.station")  # the store checks the rest (storage/fields.py check_station)
         if not station:
             raise ConfigError(f"{label}: the station name is empty: give the station a name")
         if len(station) > STATION_MAX:

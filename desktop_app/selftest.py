@@ -230,7 +230,7 @@ class SelfTest:
     def check_database(self) -> str:
         from sqlalchemy.orm import Session
 
-        from desktop_app.gallery import store
+        from desktop_app import storage as store
 
         with tempfile.TemporaryDirectory(prefix="fdface-selftest-") as tmp:
             url = f"sqlite:///{Path(tmp) / 'selftest.db'}"
@@ -281,9 +281,9 @@ class SelfTest:
 
         from sqlalchemy.orm import Session
 
+        from desktop_app import storage as store
         from desktop_app.attendance.grid import build_grid
         from desktop_app.attendance.xlsx import write_grid_xlsx
-        from desktop_app.gallery import store
 
         name = "=Self Test"  # a formula start: must come out as text
         with tempfile.TemporaryDirectory(prefix="fdface-selftest-reports-") as tmp:

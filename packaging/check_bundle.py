@@ -31,7 +31,7 @@ FORBIDDEN_PREFIXES = ("libtorch", "libc10", "MobileFaceNet", "libQt5", "libQt6We
 FORBIDDEN_MODULES = ("torch", "torchvision", "onnx2torch", "tensorboard", "onnx", "desktop_app.nets",
                      "desktop_app.train")
 REQUIRED_MODULES = ("retinaface.weights", "desktop_app.selftest", "desktop_app.vision.pipeline",
-                    "desktop_app.gallery.store", "desktop_app.ui.app", "alembic", "faiss", "onnxruntime", "cv2",
+                    "desktop_app.storage.engine", "desktop_app.ui.app", "alembic", "faiss", "onnxruntime", "cv2",
                     "desktop_app.attendance.xlsx", "desktop_app.ui.report_pdf", "xlsxwriter")
 
 
@@ -89,7 +89,7 @@ def inspect(root: Path, max_mb: float = MAX_MB, strict_size: bool = False, build
         for onnx in inner.rglob("*.onnx"):
             if onnx.parent != manifest.parent or onnx.name not in names:
                 rep.problems.append(f"ONNX file not named by the manifest: {onnx.relative_to(root)}")
-    for need in ("desktop_app/gallery/migrations/env.py", "assets/selftest/face.jpg"):
+    for need in ("desktop_app/storage/migrations/env.py", "assets/selftest/face.jpg"):
         if not (inner / need).is_file():
             rep.problems.append(f"{need} missing from the bundle")
     plat_dirs = [p for p in inner.rglob("platforms") if p.is_dir() and "plugins" in p.parts]

@@ -30,7 +30,7 @@ TZ = ZoneInfo("Europe/Paris")
 def build_db(url: str) -> None:
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     rng = random.Random(7)
     engine = st.open_engine(url)
@@ -58,8 +58,8 @@ def main() -> int:
     args = ap.parse_args()
     from sqlalchemy.orm import Session
 
+    from desktop_app import storage as st
     from desktop_app.attendance.grid import build_grid, parse_month
-    from desktop_app.gallery import store as st
     from desktop_app.ui.report_pdf import ensure_gui_app, write_monthly_pdf
 
     ensure_gui_app()

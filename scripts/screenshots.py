@@ -182,8 +182,8 @@ def take(app, ctl, settings, args, wait, shot) -> int:
     # the log and its chart have several days to show; station "demo" marks them
     from sqlalchemy.orm import Session
 
+    from desktop_app import storage as st
     from desktop_app.attendance.rules import resolve_zone
-    from desktop_app.gallery import store as st
 
     pid = done[0].person_id
     _, tz_name = resolve_zone(settings.attendance.timezone)

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 
 T0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)
 KIOSKS = 8

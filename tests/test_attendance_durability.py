@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desktop_app.gallery import store as st
+from desktop_app import storage as st
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ WRITER = textwrap.dedent("""
     from sqlalchemy.orm import Session
     from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
     from desktop_app.config import AttendanceSettings
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     engine = st.open_engine(sys.argv[1])
     with Session(engine) as s, s.begin():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from desktop_app.gallery import store as st
+from desktop_app import storage as st
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = "import sys; from desktop_app.cli import main; sys.exit(main())"

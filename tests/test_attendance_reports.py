@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance import export
 from desktop_app.attendance.recorder import AttendanceRecorder
 from desktop_app.attendance.reports import absent_people, daily_summary, events_in_range, summarize
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 
 TZ = ZoneInfo("America/New_York")
 DAY = date(2026, 6, 10)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
 from desktop_app.attendance.rules import (
     DEFAULT_DEDUPE,
@@ -20,7 +21,6 @@ from desktop_app.attendance.rules import (
     resolve_zone,
 )
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)  # 08:00 in Paris

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.session import SIGHTING_INTERVAL_S, AttendanceSession
 from desktop_app.config import Settings
-from desktop_app.gallery import store as st
 from desktop_app.gallery.enroll import Enroller
 from desktop_app.gallery.service import Gallery, model_id_for
 from desktop_app.vision.pipeline import Pipeline

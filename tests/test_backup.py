@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Sighting
 from desktop_app.cli import main as cli_main
 from desktop_app.config import AttendanceSettings, Settings
 from desktop_app.gallery import backup as bk
-from desktop_app.gallery import store as st
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

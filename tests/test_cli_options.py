@@ -29,7 +29,7 @@ def test_a_config_file_that_does_not_exist_stops_the_command(argv, tmp_path, cap
 
 
 def test_an_existing_config_file_is_used(tmp_path, capsys, monkeypatch) -> None:
-    from desktop_app.gallery.store import open_engine
+    from desktop_app.storage import open_engine
 
     cfg = tmp_path / "settings.toml"
     cfg.write_text(f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "from-config.db"}"\n')
@@ -75,7 +75,7 @@ def test_db_option_environment_and_settings_take_a_plain_path(tmp_path, capsys, 
             code, out, err = cli(capsys, *cmd, *argv, "--config", str(cfg))
             assert code == 2 and f"there is no database at {tmp_path / made}" in err, err
         assert not (tmp_path / made).exists() and not (tmp_path / "no").exists()
-    from desktop_app.gallery.store import open_engine
+    from desktop_app.storage import open_engine
 
     for made in ("relative.db", "from-env.db", "from-settings.db"):
         open_engine(f"sqlite:///{tmp_path / made}").dispose()

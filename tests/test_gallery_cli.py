@@ -21,7 +21,7 @@ def db(tmp_path, monkeypatch):
         pytest.skip("the CLI uses the installed model: models/fdfacenet.onnx is absent or does not match its manifest")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("FDFACE_DB", url)
-    from desktop_app.gallery.store import open_engine
+    from desktop_app.storage import open_engine
 
     open_engine(url).dispose()  # an installed app's database (listing and export do not create one)
     cfg = tmp_path / "settings.toml"
@@ -111,7 +111,7 @@ def test_user_errors_are_one_line(db, tmp_path, capsys) -> None:
 def test_db_option_overrides_the_environment(db, tmp_path, capsys) -> None:
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     other = f"sqlite:///{tmp_path / 'other.db'}"
     engine = st.open_engine(other)
@@ -174,7 +174,7 @@ def test_people_set_and_export_filters_without_a_model(tmp_path, capsys, monkeyp
 
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     url = f"sqlite:///{tmp_path / 'plain.db'}"
     monkeypatch.setenv("FDFACE_DB", url)

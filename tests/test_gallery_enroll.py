@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.config import Settings
-from desktop_app.gallery import store as st
 from desktop_app.gallery.enroll import Enroller, EnrollmentError, EnrollmentPlan
 from desktop_app.gallery.service import Gallery, default_index_path, model_id_for
 from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest

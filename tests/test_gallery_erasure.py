@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 from desktop_app.gallery.service import Gallery, default_index_path, erase_person
 
 DIM = 64

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 
 LONG = "x" * 101
 

@@ -26,10 +26,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance.recorder import AttendanceRecorder
 from desktop_app.attendance.reports import absent_people, daily_summary
 from desktop_app.config import AttendanceSettings
-from desktop_app.gallery import store as st
 from desktop_app.gallery.service import Gallery
 
 URL = os.environ.get("FDFACE_TEST_POSTGRES_URL", "")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desktop_app.gallery import store as st
+from desktop_app import storage as st
 
 
 @pytest.fixture
@@ -93,8 +93,6 @@ def test_templates_round_trip_and_fingerprint(engine) -> None:
         assert len(st.load_templates(s, "m@1", 32).template_ids) == 0  # another dimension is not this model
         fp = st.templates_fingerprint(s, "m@1")
         assert st.model_counts(s) == {"m@1": 4, "old@0": 1}
-        ok, missing = st.templates_needing_model(s, "m@1")
-        assert ok == [] and len(missing) == 1
     with Session(engine) as s, s.begin():
         st.delete_templates(s, [int(arr.template_ids[0])])
     with Session(engine) as s:
@@ -236,7 +234,7 @@ def test_gallery_attendance_and_cli_import_without_qt() -> None:
     import sys
     from pathlib import Path
 
-    mods = ("desktop_app.gallery.store", "desktop_app.gallery.index", "desktop_app.gallery.service",
+    mods = ("desktop_app.storage", "desktop_app.gallery.index", "desktop_app.gallery.service",
             "desktop_app.gallery.enroll", "desktop_app.attendance.rules", "desktop_app.attendance.recorder",
             "desktop_app.attendance.reports", "desktop_app.attendance.export", "desktop_app.cli.gallery_cmds")
     code = f"import sys, importlib; [importlib.import_module(m) for m in {mods!r}]; " \
@@ -286,7 +284,5 @@ def test_store_takes_numpy_ids(engine) -> None:
         assert st.load_templates(s, "m@1", 16).person_ids.tolist() == [qid]
         assert s.scalar(select(st.TemplateCrop.template_id)) is None
         assert st.get_person(s, np.int64(pid)).name == "Ada"
-        since = datetime(2026, 3, 2, tzinfo=UTC)
-        assert len(st.events_of_person_since(s, np.int64(qid), since)) == 1
     with Session(engine) as s, s.begin():
         assert st.delete_person(s, np.int64(qid), erase_events=True).events_deleted == 1

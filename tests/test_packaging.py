@@ -131,7 +131,7 @@ def test_wheel_carries_the_models_and_passes_its_self_test(tmp_path):
     wheel = next((tmp_path / "w").glob("*.whl"))
     manifest = json.loads((REPO / "models" / "manifest.json").read_text())
     want = {"desktop_app/models/manifest.json", "desktop_app/assets/selftest/face.jpg",
-            "desktop_app/gallery/migrations/env.py"}
+            "desktop_app/storage/migrations/env.py"}
     want |= {f"desktop_app/models/{e['file']}" for e in manifest["models"].values()}
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance import grid as gr
 from desktop_app.attendance.xlsx import SHEETS, write_grid_xlsx
 from desktop_app.config import ConfigError, Settings
-from desktop_app.gallery import store as st
 
 openpyxl = pytest.importorskip("openpyxl", reason="openpyxl (test extra) reads the workbooks back")
 

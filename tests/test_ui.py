@@ -24,10 +24,10 @@ from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox  # noqa: E402
 
+from desktop_app import storage as st  # noqa: E402
 from desktop_app.attendance.recorder import Sighting as CoreSighting  # noqa: E402
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, FrameSource, SourceError, SourceKind  # noqa: E402,E501
 from desktop_app.config import Settings  # noqa: E402
-from desktop_app.gallery import store as st  # noqa: E402
 from desktop_app.gallery.service import REFRESH_SECONDS  # noqa: E402
 from desktop_app.manifest import ManifestError, ModelEntry  # noqa: E402
 from desktop_app.ui.controller import AppController, model_id_of  # noqa: E402

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.attendance import recorder as rec_mod
 from desktop_app.attendance import unknowns as un
 from desktop_app.attendance.recorder import (
@@ -33,7 +34,6 @@ from desktop_app.attendance.recorder import (
 from desktop_app.attendance.session import AttendanceSession
 from desktop_app.cli import main as cli_main
 from desktop_app.config import Settings, UnknownSettings
-from desktop_app.gallery import store as st
 from desktop_app.gallery.enroll import Candidate, Enroller, choose_face
 from desktop_app.gallery.service import Gallery, erase_person, model_id_for
 from desktop_app.vision.pipeline import Pipeline

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from desktop_app.attendance.rules import PriorEvent, classify, day_of, day_start, resolve_zone
 from desktop_app.config import AttendanceSettings, UnknownSettings
 from desktop_app.gallery.service import spool_path  # noqa: F401 (the spool's place, named with the store's)
-from desktop_app.gallery.store import (
+from desktop_app.storage import (
     AttendanceEvent,
     Person,
     StoreError,

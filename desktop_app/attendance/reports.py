@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import DEFAULT_DAY_BOUNDARY_HOUR, day_bounds, day_of
-from desktop_app.gallery.store import AttendanceEvent, EventKind, Person
+from desktop_app.storage import AttendanceEvent, EventKind, Person
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from desktop_app.gallery.store import EventKind
+from desktop_app.event_kinds import EventKind
 
 DEFAULT_DEDUPE = timedelta(minutes=5)
 DEFAULT_DAY_BOUNDARY_HOUR = 4

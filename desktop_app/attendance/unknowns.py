@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from desktop_app.gallery import store as st
+from desktop_app import storage as st
 
 SNAPSHOT_MARGIN = 0.4  # the snapshot reaches this fraction of the face box beyond each side of it
 SNAPSHOT_FACE_PX = 160  # the face box's longer side in the snapshot at most (larger faces are scaled down)

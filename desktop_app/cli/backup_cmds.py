@@ -23,7 +23,7 @@ def _size(n: int) -> str:
 def _sqlite_or_pg(url: str, pg_index: int) -> Path | None:
     """The SQLite file of ``url``; for PostgreSQL prints the command to use and returns None."""
     from desktop_app.gallery.backup import BackupError, pg_commands, sqlite_file
-    from desktop_app.gallery.store import describe_url
+    from desktop_app.storage import describe_url
 
     try:
         db = sqlite_file(url)

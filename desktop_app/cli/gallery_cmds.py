@@ -50,7 +50,7 @@ def _engine(settings: Any, must_exist: bool = False) -> Any:
     folders above it, where there is none (a mistyped ``--db`` would otherwise leave an empty database behind)."""
     from sqlalchemy.engine import make_url
 
-    from desktop_app.gallery.store import StoreError, open_engine
+    from desktop_app.storage import StoreError, open_engine
 
     url = settings.storage.resolved_url()
     if must_exist:
@@ -69,7 +69,7 @@ def _pipeline_and_gallery(settings: Any, threads: int, recompute: bool = True) -
     """The pipeline and the gallery of its model; with ``recompute``, templates of an older model are first
     recomputed from their kept crops (and people without crops are named)."""
     from desktop_app.gallery.service import Gallery, model_id_for
-    from desktop_app.gallery.store import StoreError
+    from desktop_app.storage import StoreError
     from desktop_app.vision.pipeline import Pipeline
 
     pipe = Pipeline(settings, threads=threads)
@@ -118,7 +118,7 @@ def _parse_day(text: str | None, today: date, default: date | None = None) -> da
 
 
 def _store_call(fn: Any, *a: Any, **kw: Any) -> Any:
-    from desktop_app.gallery.store import StoreError
+    from desktop_app.storage import StoreError
 
     try:
         return fn(*a, **kw)
@@ -130,7 +130,7 @@ def _store_call(fn: Any, *a: Any, **kw: Any) -> Any:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
     from desktop_app.gallery.enroll import Enroller, EnrollmentError
 
     s = _settings(args)
@@ -178,7 +178,7 @@ def cmd_people_list(args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     engine = _engine(_settings(args), must_exist=True)
     try:
@@ -212,7 +212,7 @@ def cmd_people_list(args: argparse.Namespace) -> int:
 def cmd_people_remove(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
     from desktop_app.gallery.service import erase_person
 
     s = _settings(args)
@@ -240,7 +240,7 @@ def cmd_people_remove(args: argparse.Namespace) -> int:
 def cmd_people_set(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     engine = _engine(_settings(args), must_exist=True)
     try:
@@ -279,7 +279,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from desktop_app.attendance.session import AttendanceSession
     from desktop_app.capture.sources import FolderSource, SourceError, open_source
     from desktop_app.config import data_dir
-    from desktop_app.gallery.store import StoreError, check_station
+    from desktop_app.storage import StoreError, check_station
 
     s = _settings(args)
     _store_call(check_station, s.attendance.station)  # not at the first recognised face
@@ -379,9 +379,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
+    from desktop_app import storage as st
     from desktop_app.attendance import export, reports
     from desktop_app.attendance.rules import day_of, resolve_zone
-    from desktop_app.gallery import store as st
 
     s = _settings(args)
     a = s.attendance
@@ -429,7 +429,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_gallery_status(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     s = _settings(args)
     pipe, gallery = _pipeline_and_gallery(s, args.threads, recompute=False)

@@ -174,7 +174,7 @@ def _known_revisions() -> tuple[str, set[str]]:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from desktop_app.gallery.store import MIGRATIONS_DIR
+    from desktop_app.storage import MIGRATIONS_DIR
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -390,7 +390,7 @@ def restore_database(backup: Path, db: Path, *, now: datetime | None = None,
 
 def _migrate_copy(copy: Path, shown: Path, schema: str) -> str:
     """Bring the copy's schema up to this app's (the store's Alembic migrations); its version afterwards."""
-    from desktop_app.gallery import store as st
+    from desktop_app import storage as st
 
     head, _ = _known_revisions()
     if schema != head:

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.config import Settings
-from desktop_app.gallery import store as st
 from desktop_app.gallery.service import Gallery
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
 from desktop_app.vision.types import Face, FrameResult, largest_face

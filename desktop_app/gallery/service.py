@@ -23,8 +23,8 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from desktop_app import storage as st
 from desktop_app.config import Settings, data_dir
-from desktop_app.gallery import store as st
 from desktop_app.gallery.index import HNSW_EF_SEARCH, GalleryIndex, Match
 from desktop_app.manifest import ModelEntry, sha256_file
 

@@ -33,7 +33,8 @@ from desktop_app.config import ConfigError, RecognitionSettings, Settings, confi
 from desktop_app.dburl import database_url
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
-from desktop_app.gallery.store import (
+from desktop_app.manifest import ModelEntry
+from desktop_app.storage import (
     Person,
     StoreError,
     Template,
@@ -44,7 +45,6 @@ from desktop_app.gallery.store import (
     reader,
     store_errors,
 )
-from desktop_app.manifest import ModelEntry
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.qtcompat import emit, emitter
 from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys
@@ -674,7 +674,7 @@ class AppController(QObject):
             return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
 
     def stations(self) -> list[str]:
-        from desktop_app.gallery.store import AttendanceEvent
+        from desktop_app.storage import AttendanceEvent
 
         if self.engine is None:
             return []

@@ -28,11 +28,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app import storage as st
 from desktop_app.attendance.export import events_csv, summary_csv
 from desktop_app.attendance.grid import AttendanceGrid, parse_month
 from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
 from desktop_app.attendance.rules import day_of, resolve_zone
-from desktop_app.gallery import store as st
 from desktop_app.ui.qtcompat import emit
 
 DEFAULT_DAYS = 7

@@ -1,7 +1,7 @@
 """People manager: search, each person's templates (thumbnails of the kept crops), edit, add photos / re-enroll,
 delete with confirmation (the right to erasure: templates, crops and snapshots go; past events are deleted or
 keep a pseudonym, by the settings). Reads are small queries; every write runs on the controller's task thread
-through the core (:class:`desktop_app.gallery.service.Gallery`, :mod:`desktop_app.gallery.store`)."""
+through the core (:class:`desktop_app.gallery.service.Gallery`, :mod:`desktop_app.storage`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from desktop_app.gallery import store as st
+from desktop_app import storage as st
 from desktop_app.ui.qtcompat import emit
 
 THUMB = 80

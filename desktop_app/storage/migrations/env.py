@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection ``store.migrate`` passes in (or, for developers running the
+"""Alembic environment: runs on the connection ``storage.migrate`` passes in (or, for developers running the
 ``alembic`` command, on ``sqlalchemy.url`` from the config)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from desktop_app.gallery.store import Base
+from desktop_app.storage.models import Base
 
 target_metadata = Base.metadata
 

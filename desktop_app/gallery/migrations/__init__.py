@@ -1,1 +1,0 @@
-"""Alembic migrations of the store; run by ``store.open_engine`` on every open."""

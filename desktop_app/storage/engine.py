@@ -1,0 +1,160 @@
+"""Opening a database: the engine with this app's SQLite settings, Alembic migrations, and the scrub of the
+SQLite write-ahead log after an erasure.
+
+SQLite by default (``Settings.storage.resolved_url()``) with WAL, foreign keys, secure delete, a busy timeout and full
+fsync on commit; any SQLAlchemy URL works (PostgreSQL for several kiosks sharing one gallery). The schema is created and
+upgraded by the Alembic migrations in ``desktop_app/storage/migrations`` when :func:`open_engine` finds it behind.
+
+On SQLite a transaction begins ``IMMEDIATE`` (takes the write lock up front, so a read-then-write transaction
+never fails half-way on a lock upgrade); read-only work can use :func:`reader` to begin ``DEFERRED`` instead and
+not wait for writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from desktop_app.storage.errors import SQLITE_BUSY_TIMEOUT_MS, StoreError, describe_url, friendly_error
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SCHEMA_HEAD = "0002"  # the newest migration; bump with every new revision file
+
+
+def _is_sqlite(engine_or_url: Engine | str) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+
+def _check_sqlite_path(url: str) -> None:
+    db = make_url(url).database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    p = Path(db).expanduser()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder for the database {p.parent}: {exc.strerror or exc}; choose "
+                         "another location (--db / storage.database_url)") from None
+    if p.is_dir():
+        raise StoreError(f"the database path {p} is a folder, not a file; give a file name such as {p / 'fdface.db'}")
+    if p.exists() and not os.access(p, os.R_OK | os.W_OK):
+        raise StoreError(f"the database {p} cannot be written (permission denied); fix its permissions or choose "
+                         "another location (--db / storage.database_url)")
+    if not os.access(p.parent, os.W_OK):
+        raise StoreError(f"the folder {p.parent} cannot be written (permission denied); the database needs it for "
+                         "its journal files: choose another location (--db / storage.database_url)")
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # the driver must not begin on its own: the "begin" event does
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys = ON")
+    # deleted rows and freed pages are overwritten with zeros (right to erasure), whatever this SQLite's default
+    cur.execute("PRAGMA secure_delete = ON")
+    mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode and str(mode[0]).lower() not in ("wal", "memory"):
+        log.warning("SQLite journal mode is %s, not WAL (a network drive?)", mode[0])
+    cur.execute("PRAGMA synchronous = FULL")  # an event that was reported committed survives a power cut
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine, but its SQLite transactions begin DEFERRED: for read-only work (reports, start-up)."""
+    return engine.execution_options(sqlite_begin="DEFERRED") if _is_sqlite(engine) else engine
+
+
+def create_store_engine(url: str, **kw: Any) -> Engine:
+    """An engine for ``url`` with this app's SQLite settings; no migrations (see :func:`open_engine`)."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        raise StoreError(f"the database URL {url!r} is not valid; expected for example sqlite:///C:/data/fdface.db "
+                         "or postgresql+psycopg://user:password@host/dbname") from None
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        _check_sqlite_path(url)
+    try:
+        engine = create_engine(parsed, **kw)
+    except (sa_exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+        raise StoreError(f"the database URL {describe_url(url)} names a database this installation cannot use "
+                         f"({exc}); use sqlite:///PATH, or install the driver for it") from None
+    except sa_exc.ArgumentError as exc:
+        raise StoreError(f"the database URL {describe_url(url)} is not valid: {exc}") from None
+    if sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def open_engine(url: str, **kw: Any) -> Engine:
+    """Open the database at ``url`` and bring its schema up to date (Alembic). Raises :class:`StoreError`."""
+    engine = create_store_engine(url, **kw)
+    try:
+        migrate(engine)
+    except StoreError:
+        engine.dispose()
+        raise
+    except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
+        engine.dispose()
+        raise friendly_error(exc, url) from None
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest migration, but only when it is behind: checking is a plain read, so
+    opening an up-to-date database does not need the write lock (``people list`` and ``export`` work while a
+    kiosk is writing)."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if schema_version(engine) == ScriptDirectory.from_config(cfg).get_current_head():
+        return
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        conn.commit()
+
+
+def schema_version(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with reader(engine).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+
+def scrub(engine: Engine) -> bool:
+    """After an erasure: make the deleted data unreadable on disk too. On SQLite (secure_delete zeroes the rows and
+    pages in the database file) the write-ahead log still holds earlier copies of the changed pages: checkpoint it
+    and truncate it to nothing. False when another connection kept the log in use (it is truncated at a later
+    checkpoint); other engines: nothing to do here."""
+    if not _is_sqlite(engine):
+        return True
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        busy, _log, _done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        log.warning("after an erasure the SQLite write-ahead log could not be truncated (another connection is "
+                    "reading); it still holds earlier page copies until the next checkpoint")
+    return not busy
+
