@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
 from desktop_app.attendance.rules import DEFAULT_DAY_BOUNDARY_HOUR, day_of
-from desktop_app.gallery.store import Person
+from desktop_app.storage import Person
 
 PRESENT, LATE, ABSENT, NONE = "P", "L", "A", ""
 MARK_WORDS = {PRESENT: "present", LATE: "late", ABSENT: "absent"}

@@ -34,10 +34,10 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
     """(grid, settings) for the range or the month, with the group checked against the store's groups."""
     from sqlalchemy.orm import Session
 
+    from desktop_app import storage as st
     from desktop_app.attendance import grid as gr
     from desktop_app.attendance.rules import day_of, resolve_zone
     from desktop_app.config import ConfigError
-    from desktop_app.gallery import store as st
 
     s = _settings(args)
     a = s.attendance
