@@ -66,16 +66,20 @@ if [ -n "$FROM" ]; then
 fi
 
 # --- chroot helpers -----------------------------------------------------------------------------------------------
-mount_root() {  # ROOT: /proc, /sys, /dev, the checkout copy's data (read-only) and DNS for apt and pip
+# Not /sys: with the x86_64 host's /sys present, ONNX Runtime's cpuinfo goes on to parse the host's x86 /proc/cpuinfo
+# as ARM and crashes (qemu: uncaught target signal 11) on import; without it cpuinfo gives up cleanly and ONNX Runtime
+# reads the processor features from the auxiliary vector, i.e. from the emulated Cortex-A72 (as on a Pi).
+mount_root() {  # ROOT: /proc, /dev, ../shared (read-only at /work/shared) and DNS for apt and pip
     local r="$1"
     mountpoint -q "$r/proc" || mount -t proc proc "$r/proc"
-    mountpoint -q "$r/sys" || mount --rbind /sys "$r/sys"
     mountpoint -q "$r/dev" || mount --rbind /dev "$r/dev"
     mkdir -p "$r/work/shared"
     if ! mountpoint -q "$r/work/shared"; then
         mount --bind "$SHARED" "$r/work/shared" && mount -o remount,bind,ro "$r/work/shared"
     fi
     cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+    # this machine's CA bundle for pip (behind a TLS-inspecting proxy the root's own bundle does not know its CA)
+    cp -L "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$r/etc/fdface-host-ca.crt"
 }
 umount_all() {  # every mount this script makes, in either root (steps run in subshells: no list survives them)
     local r m
@@ -99,15 +103,15 @@ in_root() {  # ROOT COMMAND: a login-free shell inside ROOT, emulated as $QEMU_C
     shift
     chroot "$r" /usr/bin/env -i QEMU_CPU="$QEMU_CPU" HOME=/root LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=dumb \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin QT_QPA_PLATFORM=offscreen \
-        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 DEBIAN_FRONTEND=noninteractive \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PIP_CERT=/etc/fdface-host-ca.crt DEBIAN_FRONTEND=noninteractive \
         FDFACE_DEB_COMPRESS="${FDFACE_DEB_COMPRESS:-zstd}" /bin/bash -euo pipefail -c "$*"
 }
-copy_checkout() {  # ROOT: the checkout's tracked files (with uncommitted edits) at $IN
-    rm -rf "$1$IN"
+copy_checkout() {  # ROOT: the checkout's tracked files (with uncommitted edits) at $IN; its build/ and dist/ stay
     mkdir -p "$1$IN"
     (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- . "$1$IN/")
 }
 VENV="$IN/build/pkg-venv-arm64"
+CLI='import sys; from desktop_app.cli import main; sys.exit(main())'  # `fdface`, without installing the checkout
 IDENT_ARGS="--people /work/shared/media/people --json --threads 1"
 
 # --- steps ----------------------------------------------------------------------------------------------------------
@@ -181,9 +185,9 @@ step_x86-reference() {  # the same commands on this machine's x86_64 Python: the
     rm -rf "$home"; mkdir -p "$home"
     bbt_folder "$W/x86-bbt"
     (cd "$REPO" && export HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_DATA_HOME="$home/.local/share" &&
-        "$X86_PY" -m desktop_app.cli identify --people "$SHARED/media/people" --json --threads 1 "$W/x86-bbt" \
+        "$X86_PY" -c "$CLI" identify --people "$SHARED/media/people" --json --threads 1 "$W/x86-bbt" \
             > "$RES/photos-x86.jsonl" &&
-        "$X86_PY" -m desktop_app.cli identify --people "$SHARED/media/people" --json --threads 1 --every-frame \
+        "$X86_PY" -c "$CLI" identify --people "$SHARED/media/people" --json --threads 1 --every-frame \
             "$SHARED/media/video/short_hamilton_clip.mp4" > "$RES/clip-x86.jsonl" &&
         "$X86_PY" -c 'import cv2, numpy, onnxruntime as o, faiss; print("x86_64: onnxruntime", o.__version__, "opencv", cv2.__version__, "numpy", numpy.__version__, "faiss", faiss.__version__)') \
         | tee "$RES/versions-x86.txt"
@@ -193,8 +197,8 @@ step_pipeline() {  # the headless pipeline (fdface identify) on arm64 with the w
     mount_root "$BROOT"
     copy_checkout "$BROOT"
     bbt_folder "$BROOT/tmp/bbt"
-    in_root "$BROOT" "cd $IN && $VENV/bin/python -m desktop_app.cli identify $IDENT_ARGS /tmp/bbt" > "$RES/photos-arm64.jsonl"
-    in_root "$BROOT" "cd $IN && $VENV/bin/python -m desktop_app.cli identify $IDENT_ARGS --every-frame \
+    in_root "$BROOT" "cd $IN && $VENV/bin/python -c '$CLI' identify $IDENT_ARGS /tmp/bbt" > "$RES/photos-arm64.jsonl"
+    in_root "$BROOT" "cd $IN && $VENV/bin/python -c '$CLI' identify $IDENT_ARGS --every-frame \
         /work/shared/media/video/short_hamilton_clip.mp4" > "$RES/clip-arm64.jsonl"
     in_root "$BROOT" "$VENV/bin/python -c 'import cv2, numpy, onnxruntime as o, faiss; print(\"arm64: onnxruntime\", o.__version__, \"opencv\", cv2.__version__, \"numpy\", numpy.__version__, \"faiss\", faiss.__version__)'" \
         | tee "$RES/versions-arm64.txt"
