@@ -101,7 +101,7 @@ def test_grid_leaves_days_to_come_and_before_enrolment_blank(db) -> None:
     engine = st.open_engine(db)
     with Session(engine) as s:
         g = gr.build_grid(s, first, last, PARIS, "Europe/Paris", time(9), date(2026, 12, 2), 4, group="Class A")
-        p = st.find_people(s, "Bob Stone")[0]
+        p = st.resolve_person(s, "Bob Stone")
         p.created_at = datetime(2026, 11, 20, 12, tzinfo=UTC)
         s.commit()
         g2 = gr.build_grid(s, *gr.parse_month(MONTH), PARIS, "Europe/Paris", time(9), TODAY, 4, group="Class A")
