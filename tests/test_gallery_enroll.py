@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
+from desktop_app.attendance.queries import list_people
 from desktop_app.config import Settings
 from desktop_app.gallery.enroll import Enroller, EnrollmentError, EnrollmentPlan
 from desktop_app.gallery.service import Gallery, default_index_path, model_id_for
@@ -200,7 +201,7 @@ def test_enrollment_is_all_or_nothing(pipeline, settings, monkeypatch) -> None:
     with pytest.raises(st.StoreError, match="simulated"):
         en.commit(plan, name="Penny", confirm=True)
     with Session(g.engine) as s:
-        assert [p.name for p in st.find_people(s)] == ["Raj"]
+        assert [p.name for p in list_people(s)] == ["Raj"]
         assert s.scalar(select(func.count(st.Template.id))) == 2
     assert len(g.index) == before
     g.close()

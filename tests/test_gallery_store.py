@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
+from desktop_app.attendance.queries import list_people
 
 
 @pytest.fixture
@@ -58,9 +59,12 @@ def test_people_names_repeat_external_ids_do_not(engine) -> None:
     with Session(engine) as s, s.begin(), pytest.raises(st.StoreError, match="needs a name"):
         st.add_person(s, "   ")
     with Session(engine) as s:
-        assert [p.name for p in st.find_people(s, "sam")] == ["Sam Lee", "Sam Lee"]
-        assert [p.external_id for p in st.find_people(s, "E-1")] == ["E-1"]
-        assert len(st.find_people(s, group="night")) == 1
+        assert [p.name for p in list_people(s, "sam")] == ["Sam Lee", "Sam Lee"]
+        assert [p.external_id for p in list_people(s, "E-1")] == ["E-1"]
+        assert [p.id for p in list_people(s, "nig")] == [a_id]  # any part of the group too
+        assert [p.id for p in list_people(s, f"#{b_id}")] == [b_id]
+        assert len(list_people(s, group="night")) == 1
+        assert [p.templates for p in list_people(s, active=True)] == [0, 0]
         assert st.resolve_person(s, "E-1").id == a_id
         assert st.resolve_person(s, f"#{b_id}").id == b_id
         with pytest.raises(st.StoreError, match="2 people are named 'Sam Lee'"):

@@ -25,6 +25,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox  # noqa: E402
 
 from desktop_app import storage as st  # noqa: E402
+from desktop_app.attendance.queries import list_people  # noqa: E402
 from desktop_app.attendance.recorder import Sighting as CoreSighting  # noqa: E402
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, FrameSource, SourceError, SourceKind  # noqa: E402,E501
 from desktop_app.config import Settings  # noqa: E402
@@ -794,7 +795,7 @@ def test_enroll_two_people_from_the_clip_then_they_are_named_and_logged(make_app
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
-    names = {p.id: p.name for p in ctl.session().scalars(select(st.Person))}
+    names = {p.id: p.name for p in ctl.store().read(list_people)}
     assert [(int(r["event_id"]), r["name"], r["kind"]) for r in rows] == [
         (e.id, names[e.person_id], e.kind) for e in events]
     assert log.chart.data and log.chart.data[-1][1] == len({e.person_id for e in events})

@@ -175,21 +175,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- people
 def cmd_people_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
-
     from desktop_app import storage as st
+    from desktop_app.attendance.queries import StoreReads, list_people
 
     engine = _engine(_settings(args), must_exist=True)
     try:
-        with st.store_errors(), Session(st.reader(engine)) as sess:
-            people = st.find_people(sess, args.query, group=args.group,
-                                    active=None if args.all else True)
-            counts = dict(sess.execute(select(st.Template.person_id, func.count(st.Template.id))
-                                       .group_by(st.Template.person_id)).all())
-            rows = [{"id": p.id, "name": p.name, "external_id": p.external_id, "group": p.group,
-                     "active": p.active, "templates": int(counts.get(p.id, 0)),
-                     "created": p.created_at.isoformat(timespec="seconds")} for p in people]
+        people = StoreReads(engine).read(list_people, args.query or "", group=args.group,
+                                         active=None if args.all else True)
+        rows = [{"id": p.id, "name": p.name, "external_id": p.external_id, "group": p.group,
+                 "active": p.active, "templates": p.templates,
+                 "created": p.created.isoformat(timespec="seconds")} for p in people]
     except st.StoreError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -507,7 +502,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_people_list, query=None)
     ps = p.add_subparsers(dest="people_command", metavar="ACTION")
     pl = ps.add_parser("list", help="list people (the default)")
-    pl.add_argument("query", nargs="?", help="part of a name, an exact id or #number")
+    pl.add_argument("query", nargs="?", help="part of a name, an id or a group, or #number")
     pl.add_argument("--json", action="store_true", help="as JSON", default=argparse.SUPPRESS)
     pl.add_argument("--group", help="only this group", default=argparse.SUPPRESS)
     pl.add_argument("--all", action="store_true", help="include inactive people", default=argparse.SUPPRESS)

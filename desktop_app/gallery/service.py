@@ -322,6 +322,12 @@ class Gallery:
             self.index.set_name(person_id, name)
         self._note_change()
 
+    def set_details(self, person_id: int, *, external_id: str, group: str) -> None:
+        """A person's external id and group ("" clears them); the index does not hold them."""
+        with st.store_errors(self.url), Session(self.engine) as s, s.begin():
+            st.update_person(s, st.require_person(s, st.as_id(person_id)), external_id=external_id, group=group)
+        self._note_change()
+
     def rename(self, person_id: int, name: str) -> None:
         person_id = st.as_id(person_id)
         with st.store_errors(self.url), Session(self.engine) as s, s.begin():

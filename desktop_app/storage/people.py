@@ -51,23 +51,6 @@ def require_person(s: Session, person_id: int) -> Person:
     return person
 
 
-def find_people(s: Session, query: str | None = None, group: str | None = None,
-                active: bool | None = None) -> list[Person]:
-    """People ordered by name; ``query`` matches a name part or an exact external id or ``#id``."""
-    stmt = select(Person).order_by(Person.name, Person.id)
-    if group is not None:
-        stmt = stmt.where(Person.group == group)
-    if active is not None:
-        stmt = stmt.where(Person.active == active)
-    if query:
-        q = query.strip()
-        cond = Person.name.ilike(f"%{q}%") | (Person.external_id == q)
-        if q.startswith("#") and q[1:].isdigit():
-            cond = cond | (Person.id == int(q[1:]))
-        stmt = stmt.where(cond)
-    return list(s.scalars(stmt))
-
-
 def resolve_person(s: Session, ref: str) -> Person:
     """One person from ``#12``, an external id or an exact name; :class:`StoreError` when none or several."""
     ref = ref.strip()

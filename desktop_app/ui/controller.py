@@ -13,7 +13,7 @@ import logging
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,9 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
+from desktop_app.attendance.queries import StoreReads, count_people, group_names, station_names, store_view
 from desktop_app.attendance.recorder import EventWriter, RecordedEvent, spool_path
-from desktop_app.attendance.reports import events_in_range
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.attendance.session import AttendanceSession
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
@@ -34,17 +32,7 @@ from desktop_app.dburl import database_url
 from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.manifest import ModelEntry
-from desktop_app.storage import (
-    Person,
-    StoreError,
-    Template,
-    TemplateCrop,
-    count_people,
-    describe_url,
-    open_engine,
-    reader,
-    store_errors,
-)
+from desktop_app.storage import StoreError, describe_url, open_engine
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.qtcompat import emit, emitter
 from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys
@@ -70,7 +58,7 @@ class Opened:
     """What the task thread hands back after (re)opening the store: the gallery (store + index) or, without a
     recognition model, the bare engine; counts, thumbnails and today's events for the views."""
 
-    engine: Engine
+    engine: Any  # the core's database handle (an SQLAlchemy Engine), passed on, never queried here
     gallery: Gallery | None
     enrolled: int
     thumbnails: dict[int, QImage]
@@ -171,7 +159,7 @@ class AppController(QObject):
         self.model_id = model_id_of(self.entry)
         self.camera_lister = camera_lister
         self.cameras: list[CameraInfo] = []
-        self.engine: Engine | None = None
+        self.engine: Any = None  # the open database's handle, for the core (see Opened)
         self.index = None  # the gallery's GalleryIndex, searched from the vision thread
         self.store_error: str | None = None
         self.enrolled = 0
@@ -285,12 +273,8 @@ class AppController(QObject):
         def job() -> Opened:
             gallery = Gallery.open(settings, model_id, entry.output_dim, url=url) if entry is not None else None
             engine = gallery.engine if gallery is not None else open_engine(url)
-            with store_errors(url), Session(reader(engine)) as s:
-                enrolled = count_people(s)
-                thumbs = thumbnails_of(first_crops(s))
-                today = day_of(datetime.now(UTC), tz, boundary)
-                rows = events_in_range(s, today, today, tz, boundary)
-            return Opened(engine, gallery, enrolled, thumbs, rows)
+            view = StoreReads(engine, url).read(store_view, tz, boundary)
+            return Opened(engine, gallery, view.enrolled, thumbnails_of(view.crops), view.today)
 
         self.tasks.submit(job, self._store_opened, self._store_failed)
 
@@ -597,34 +581,33 @@ class AppController(QObject):
 
         def done(out) -> None:
             if isinstance(out, EnrollmentResult):
-                self._after_gallery_change(out.person_id)
+                self.after_gallery_change(out.person_id)
             if on_done is not None:
                 on_done(out)
 
         self.tasks.submit(job, done, on_error)
 
-    def _after_gallery_change(self, person_id: int | None = None) -> None:
+    def after_gallery_change(self, person_id: int | None = None) -> None:
         """Counts, thumbnails and today's events follow the store (an erased person leaves the screen at once);
-        faces in view are named afresh; open dialogs are told."""
+        faces in view are named afresh; open dialogs are told. Dialogs that changed the gallery call this."""
         engine = self.engine
         if engine is None:
             return
+        reads = self.store()
         tz, _ = resolve_zone(self.settings.attendance.timezone)
         boundary = self.settings.attendance.day_boundary_hour
 
         def job():
-            with store_errors(), Session(reader(engine)) as s:
-                today = day_of(datetime.now(UTC), tz, boundary)
-                crops, rows = first_crops(s), events_in_range(s, today, today, tz, boundary)
-                return count_people(s), thumbnails_of(crops), rows
+            view = reads.read(store_view, tz, boundary)
+            return view, thumbnails_of(view.crops)
 
         def done(out) -> None:
             if engine is not self.engine:
                 return  # another database was opened meanwhile
-            self.enrolled = out[0]
-            self.thumbnails = out[1]
+            view, self.thumbnails = out
+            self.enrolled = view.enrolled
             emit(self._forgetIdentities)
-            self._show_today(out[2])
+            self._show_today(view.today)
             self._update_counts()
             emit(self.galleryChanged)
 
@@ -639,18 +622,17 @@ class AppController(QObject):
         if engine is None or self._refreshing:
             return
         self._refreshing = True
-        enrolled = self.enrolled
+        enrolled, reads = self.enrolled, self.store()
 
         def job() -> bool:
             changed = session.refresh()
-            with store_errors(), Session(reader(engine)) as s:
-                return changed or count_people(s) != enrolled
+            return changed or reads.read(count_people) != enrolled
 
         def done(changed: bool) -> None:
             self._refreshing = False
             if changed and engine is self.engine:
                 self.gallery_refreshes += 1
-                self._after_gallery_change()
+                self.after_gallery_change()
 
         def failed(message: str) -> None:
             self._refreshing = False
@@ -660,26 +642,18 @@ class AppController(QObject):
 
         self.tasks.submit(job, done, failed)
 
-    # -- reads for the dialogs (small queries; the caller's session per action) -----------------------------------
-    def session(self) -> Session:
-        """A read-only session (SQLite: DEFERRED, never waits for the writer). Raises StoreError without a store."""
+    # -- reads for the dialogs (small queries of attendance/queries.py, each in its own read-only session) ----------
+    def store(self) -> StoreReads:
+        """Reads of the open database (SQLite: DEFERRED, never waits for the writer); StoreError without one."""
         if self.engine is None:
             raise StoreError(self.store_error or "the database is not open yet")
-        return Session(reader(self.engine))
+        return StoreReads(self.engine, self.settings.storage.resolved_url())
 
     def groups(self) -> list[str]:
-        if self.engine is None:
-            return []
-        with self.session() as s:
-            return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
+        return self.store().read(group_names) if self.engine is not None else []
 
     def stations(self) -> list[str]:
-        from desktop_app.storage import AttendanceEvent
-
-        if self.engine is None:
-            return []
-        with self.session() as s:
-            return sorted(x for x in s.scalars(select(AttendanceEvent.station).distinct()) if x)
+        return self.store().read(station_names) if self.engine is not None else []
 
     # -- dialogs ---------------------------------------------------------------------------------------------------
     @Slot()
@@ -788,18 +762,6 @@ def thumbnails_of(crops: dict[int, bytes]) -> dict[int, QImage]:
     """The crops decoded (on the task thread: a QImage, unlike a QPixmap, may be made off the GUI thread; a
     thousand people would otherwise stall the window at every gallery change)."""
     return {pid: q for pid, b in crops.items() if (q := jpeg_to_qimage(b)) is not None}
-
-
-def first_crops(s: Session) -> dict[int, bytes]:
-    """The kept crop of each person's first template (their thumbnail), when crops are kept."""
-    rows = s.execute(select(Template.person_id, TemplateCrop.jpeg)
-                     .join(TemplateCrop, TemplateCrop.template_id == Template.id)
-                     .join(Person, Person.id == Template.person_id)
-                     .order_by(Template.person_id, Template.id)).all()
-    out: dict[int, bytes] = {}
-    for pid, jpeg in rows:
-        out.setdefault(pid, jpeg)
-    return out
 
 
 def _app_version() -> str:

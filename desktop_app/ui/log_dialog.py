@@ -28,11 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app import storage as st
 from desktop_app.attendance.export import events_csv, summary_csv
 from desktop_app.attendance.grid import AttendanceGrid, parse_month
+from desktop_app.attendance.queries import list_people
 from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
 from desktop_app.attendance.rules import day_of, resolve_zone
+from desktop_app.storage import StoreError
 from desktop_app.ui.qtcompat import emit
 
 DEFAULT_DAYS = 7
@@ -195,10 +196,9 @@ class LogDialog(QDialog):
         self.group.addItem("All groups", None)
         self.station.addItem("All stations", None)
         try:
-            with self.controller.session() as s:
-                for p in st.find_people(s):
-                    self.person.addItem(p.name + (f" ({p.external_id})" if p.external_id else ""), p.id)
-        except st.StoreError:
+            for p in self.controller.store().read(list_people):
+                self.person.addItem(p.name + (f" ({p.external_id})" if p.external_id else ""), p.id)
+        except StoreError:
             pass
         for g in self.controller.groups():
             self.group.addItem(g, g)
@@ -231,11 +231,10 @@ class LogDialog(QDialog):
             return
         a = self.controller.settings.attendance
         try:
-            with self.controller.session() as s:
-                self.rows = events_in_range(s, first, last, self.tz, a.day_boundary_hour,
-                                            person_id=self.person.currentData(), group=self.group.currentData(),
-                                            station=self.station.currentData())
-        except st.StoreError as exc:
+            self.rows = self.controller.store().read(
+                events_in_range, first, last, self.tz, a.day_boundary_hour, person_id=self.person.currentData(),
+                group=self.group.currentData(), station=self.station.currentData())
+        except StoreError as exc:
             self.rows = []
             self.status.setText(str(exc))
         self.days = summarize(self.rows)
@@ -303,13 +302,12 @@ class LogDialog(QDialog):
         late = r.late_time()
         person = None if month else self.person.currentData()
         group, station = self.group.currentData(), self.station.currentData()
-        tz, tz_name, session = self.tz, self.tz_name, self.controller.session
+        tz, tz_name, store = self.tz, self.tz_name, self.controller.store
 
         def job() -> AttendanceGrid:
             today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
-            with session() as s:
-                return build_grid(s, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=group,
-                                  station=station, person_id=person)
+            return store().read(build_grid, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=group,
+                                station=station, person_id=person)
 
         return job
 

@@ -1,11 +1,10 @@
 """People manager: search, each person's templates (thumbnails of the kept crops), edit, add photos / re-enroll,
 delete with confirmation (the right to erasure: templates, crops and snapshots go; past events are deleted or
-keep a pseudonym, by the settings). Reads are small queries; every write runs on the controller's task thread
-through the core (:class:`desktop_app.gallery.service.Gallery`, :mod:`desktop_app.storage`)."""
+keep a pseudonym, by the settings). Reads are small queries of :mod:`desktop_app.attendance.queries` through
+``controller.store()``; every write runs on the controller's task thread through
+:class:`desktop_app.gallery.service.Gallery`."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QPixmap
@@ -27,62 +26,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session
 
-from desktop_app import storage as st
+from desktop_app.attendance.queries import PersonRow, list_people, person_templates
+from desktop_app.storage import StoreError
 from desktop_app.ui.qtcompat import emit
 
 THUMB = 80
-
-
-@dataclass(frozen=True)
-class PersonRow:
-    id: int
-    name: str
-    external_id: str | None
-    group: str | None
-    active: bool
-    templates: int
-
-
-@dataclass(frozen=True)
-class TemplateRow:
-    id: int
-    model_id: str
-    quality: float
-    source: str
-    jpeg: bytes | None
-
-
-def search_condition(query: str) -> ColumnElement[bool] | None:
-    """What the search field finds: any part of a name, an external id or a group (any case), or ``#id``."""
-    q = query.strip()
-    if not q:
-        return None
-    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    cond = or_(*(col.ilike(like, escape="\\") for col in (st.Person.name, st.Person.external_id, st.Person.group)))
-    if q.startswith("#") and q[1:].isdigit():
-        cond = cond | (st.Person.id == int(q[1:]))
-    return cond
-
-
-def list_people(s: Session, query: str = "") -> list[PersonRow]:
-    counts = {pid: n for pid, n in s.execute(select(st.Template.person_id, func.count(st.Template.id))
-                                             .group_by(st.Template.person_id))}
-    stmt = select(st.Person).order_by(st.Person.name, st.Person.id)
-    cond = search_condition(query)
-    if cond is not None:
-        stmt = stmt.where(cond)
-    return [PersonRow(p.id, p.name, p.external_id, p.group, p.active, counts.get(p.id, 0)) for p in s.scalars(stmt)]
-
-
-def person_templates(s: Session, person_id: int) -> list[TemplateRow]:
-    rows = s.execute(select(st.Template.id, st.Template.model_id, st.Template.quality, st.Template.source,
-                            st.TemplateCrop.jpeg)
-                     .outerjoin(st.TemplateCrop, st.TemplateCrop.template_id == st.Template.id)
-                     .where(st.Template.person_id == person_id).order_by(st.Template.id)).all()
-    return [TemplateRow(*r) for r in rows]
 
 
 class PeopleDialog(QDialog):
@@ -178,9 +127,8 @@ class PeopleDialog(QDialog):
     def refresh(self) -> None:
         keep = self.selected_id
         try:
-            with self.controller.session() as s:
-                self.rows = list_people(s, self.search.text().strip())
-        except st.StoreError as exc:
+            self.rows = self.controller.store().read(list_people, self.search.text().strip())
+        except StoreError as exc:
             self.rows = []
             self.status.setText(str(exc))
         self.table.setRowCount(len(self.rows))
@@ -234,8 +182,7 @@ class PeopleDialog(QDialog):
         self.external_id.setText(r.external_id or "")
         self.group.setCurrentText(r.group or "")
         self.active.setChecked(r.active)
-        with self.controller.session() as s:
-            tpls = person_templates(s, r.id)
+        tpls = self.controller.store().read(person_templates, r.id)
         from desktop_app.ui.controller import jpeg_to_qimage
 
         for t in tpls:
@@ -259,7 +206,7 @@ class PeopleDialog(QDialog):
             self.status.setText(f"{what}: done")
             if after is not None:
                 after()
-            self.controller._after_gallery_change()
+            self.controller.after_gallery_change()
             emit(self.changed)
 
         self.controller.tasks.submit(fn, done, lambda m: self.status.setText(f"{what} failed: {m}"))
@@ -274,11 +221,7 @@ class PeopleDialog(QDialog):
         group, active = self.group.currentText().strip(), self.active.isChecked()
 
         def job():
-            with st.store_errors(gallery.url), Session(gallery.engine) as s, s.begin():
-                p = s.get(st.Person, r.id)
-                if p is None:
-                    raise st.StoreError(f"no person #{r.id}")
-                st.update_person(s, p, external_id=ext, group=group)
+            gallery.set_details(r.id, external_id=ext, group=group)
             if name != r.name:
                 gallery.rename(r.id, name)
             if active != r.active:
