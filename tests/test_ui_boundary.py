@@ -143,6 +143,28 @@ def test_no_import_cycle_between_packages():
     assert gone == [], f"no longer a cycle: take it off KNOWN_CYCLES: {gone}"
 
 
+def ui_module_graph() -> dict[str, dict[str, str]]:
+    """ui module -> {ui module it imports: 'file:line'}; `from desktop_app.ui import x` counts as importing x."""
+    ui = {_module_name(p): p for p in (PACKAGE / "ui").rglob("*.py")}
+    graph: dict[str, dict[str, str]] = {}
+    for src, path in ui.items():
+        for module, names, line in imports_of(path):
+            for dst in [module] + [f"{module}.{n}" for n in names]:
+                if dst in ui and dst != src and dst != "desktop_app.ui":
+                    graph.setdefault(src, {}).setdefault(dst, f"{path.relative_to(REPO)}:{line}")
+    return graph
+
+
+def test_no_import_cycle_between_ui_modules():
+    """The controller makes the dialogs and hands itself in; no dialog imports the controller back (issue 18:
+    ``Capture`` in controller.py made the controller -> enroll_dialog -> controller circle)."""
+    graph = ui_module_graph()
+    assert "desktop_app.ui.enroll_dialog" in graph.get("desktop_app.ui.controller", {})  # the graph is really read
+    found = cycles(graph)
+    assert found == [], [" ; ".join(f"{a} -> {b} ({graph[a][b]})" for a in c for b in c if b in graph.get(a, {}))
+                         for c in found]
+
+
 def test_benchmarks_are_not_in_the_core():
     """The benchmark modules live in desktop_app/bench, which only the CLI imports (lazily)."""
     graph = package_graph()

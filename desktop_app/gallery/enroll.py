@@ -125,6 +125,27 @@ def encode_crop(crop: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+@dataclass(frozen=True)
+class Capture:
+    """An image offered for enrollment and what a pipeline already made of it (``analyze_still``): the GUI's
+    captures, analysed on its vision thread."""
+
+    source: str
+    image: np.ndarray
+    result: FrameResult
+
+
+class Analyzed:
+    """A stand-in pipeline for :class:`Enroller` over :class:`Capture` s: the images were already analysed (on the
+    GUI's vision thread), so the gates and the duplicate check run without a second detector and embedder."""
+
+    def __init__(self, captures: Sequence[Capture]) -> None:
+        self._by_id = {id(c.image): c.result for c in captures}
+
+    def analyze_still(self, image: np.ndarray) -> FrameResult:
+        return self._by_id[id(image)]
+
+
 class Enroller:
     """Enrollment over a pipeline (anything with ``analyze_still(image) -> FrameResult``) and a gallery."""
 

@@ -29,18 +29,18 @@ from desktop_app.attendance.session import AttendanceSession
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
 from desktop_app.config import ConfigError, RecognitionSettings, Settings, config_path, data_dir, field_label
 from desktop_app.dburl import database_url
-from desktop_app.gallery.enroll import Enroller, EnrollmentPlan, EnrollmentResult
+from desktop_app.gallery.enroll import Analyzed, Capture, Enroller, EnrollmentPlan, EnrollmentResult
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.manifest import ModelEntry
 from desktop_app.storage import StoreError, describe_url, open_engine
+from desktop_app.ui.images import bgr_to_qimage, thumbnails_of
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.qtcompat import emit, emitter
 from desktop_app.ui.settings_dialog import SettingsDialog, changed_keys
 from desktop_app.ui.side_panel import PanelRow
 from desktop_app.ui.tasks import TaskQueue
-from desktop_app.ui.worker import FramePacket, VisionWorker, bgr_to_qimage
+from desktop_app.ui.worker import FramePacket, VisionWorker
 from desktop_app.vision.pipeline import resolve_model
-from desktop_app.vision.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +63,6 @@ class Opened:
     enrolled: int
     thumbnails: dict[int, QImage]
     today: list[Any]
-
-
-@dataclass(frozen=True)
-class Capture:
-    """An image offered for enrollment and what the vision worker made of it (``analyze_still``)."""
-
-    source: str
-    image: np.ndarray
-    result: FrameResult
-
-
-class _Analyzed:
-    """A stand-in pipeline for :class:`Enroller`: the images were already analysed on the vision thread, so the
-    enroller's gates and duplicate check run on the task thread without a second detector and embedder."""
-
-    def __init__(self, captures: list[Capture]) -> None:
-        self._by_id = {id(c.image): c.result for c in captures}
-
-    def analyze_still(self, image: np.ndarray) -> FrameResult:
-        return self._by_id[id(image)]
 
 
 def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
@@ -115,17 +95,6 @@ def keep_aside(path: Path) -> Path | None:
         log.warning("could not keep a copy of %s: %s", path, exc)
         return None
     return dst
-
-
-def jpeg_to_qimage(data: bytes | None) -> QImage | None:
-    if not data:
-        return None
-    from desktop_app.vision.media import MediaError, decode_image  # the one guarded image reader
-
-    try:
-        return bgr_to_qimage(decode_image(data, "snapshot"))
-    except MediaError:
-        return None
 
 
 class AppController(QObject):
@@ -568,7 +537,7 @@ class AppController(QObject):
             return
 
         def job() -> EnrollmentPlan | EnrollmentResult:
-            enroller = Enroller(_Analyzed(captures), gallery, settings)
+            enroller = Enroller(Analyzed(captures), gallery, settings)
             plan = enroller.prepare([(c.source, c.image) for c in captures], largest=largest, person_id=person_id)
             if plan.needs_confirmation and not confirm:
                 return plan
@@ -756,12 +725,6 @@ def skipped_lines(skipped: tuple[SkippedFile, ...], at_most: int = 8) -> str:
     if len(skipped) > at_most:
         lines.append(f"… and {len(skipped) - at_most} more")
     return "\n".join(lines)
-
-
-def thumbnails_of(crops: dict[int, bytes]) -> dict[int, QImage]:
-    """The crops decoded (on the task thread: a QImage, unlike a QPixmap, may be made off the GUI thread; a
-    thousand people would otherwise stall the window at every gallery change)."""
-    return {pid: q for pid, b in crops.items() if (q := jpeg_to_qimage(b)) is not None}
 
 
 def _app_version() -> str:

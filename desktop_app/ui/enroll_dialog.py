@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.gallery.enroll import Candidate, EnrollmentPlan, EnrollmentResult, Refusal, choose_face
-from desktop_app.ui.controller import Capture
+from desktop_app.gallery.enroll import Candidate, Capture, EnrollmentPlan, EnrollmentResult, Refusal, choose_face
+from desktop_app.ui.images import bgr_to_qimage
 from desktop_app.ui.main_window import IMAGE_FILTER
 from desktop_app.ui.qtcompat import emit
-from desktop_app.ui.worker import FramePacket, bgr_to_qimage
+from desktop_app.ui.worker import FramePacket
 from desktop_app.vision.media import MediaError, read_image
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
 from desktop_app.vision.types import Face, largest_face

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.attendance.queries import PersonRow, list_people, person_templates
 from desktop_app.storage import StoreError
+from desktop_app.ui.images import jpeg_to_qimage
 from desktop_app.ui.qtcompat import emit
 
 THUMB = 80
@@ -183,8 +184,6 @@ class PeopleDialog(QDialog):
         self.group.setCurrentText(r.group or "")
         self.active.setChecked(r.active)
         tpls = self.controller.store().read(person_templates, r.id)
-        from desktop_app.ui.controller import jpeg_to_qimage
-
         for t in tpls:
             item = QListWidgetItem(f"#{t.id}")
             item.setData(Qt.ItemDataRole.UserRole, t.id)

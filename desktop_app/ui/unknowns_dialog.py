@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.attendance import unknowns as un
 from desktop_app.attendance.rules import resolve_zone
-from desktop_app.ui.controller import jpeg_to_qimage
+from desktop_app.ui.images import jpeg_to_qimage
 from desktop_app.ui.qtcompat import emit
 from desktop_app.vision.media import MediaError, decode_image
 

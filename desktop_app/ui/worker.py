@@ -33,6 +33,7 @@ from desktop_app.capture import (
 )
 from desktop_app.config import Settings
 from desktop_app.manifest import ModelEntry
+from desktop_app.ui.images import bgr_to_qimage
 from desktop_app.ui.qtcompat import emit, emitter
 from desktop_app.vision.types import Face, FrameResult
 
@@ -40,15 +41,6 @@ log = logging.getLogger(__name__)
 
 FPS_WINDOW = 30  # frames over which the displayed FPS is measured
 MAX_PACKETS_IN_FLIGHT = 2  # frames queued for the GUI beyond this are not painted (never queued without bound)
-
-
-def bgr_to_qimage(img: np.ndarray) -> QImage:
-    """A QImage that owns a copy of the pixels of a BGR uint8 [H, W, 3] (or grey [H, W]) array."""
-    a = np.ascontiguousarray(img)
-    h, w = a.shape[:2]
-    if a.ndim == 2:
-        return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8).copy()
-    return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_BGR888).copy()
 
 
 @dataclass(frozen=True)
