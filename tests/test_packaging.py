@@ -187,8 +187,8 @@ def _fake_bundle(root: Path) -> Path:
     (root / PKG).write_bytes(b"\x7fELF")
     (inner / "models" / "manifest.json").write_text(json.dumps({"models": {"fdfacenet": {"file": "fdfacenet.onnx"}}}))
     (inner / "models" / "fdfacenet.onnx").write_bytes(b"onnx")
-    (inner / "desktop_app" / "gallery" / "migrations").mkdir(parents=True)
-    (inner / "desktop_app" / "gallery" / "migrations" / "env.py").write_text("")
+    (inner / "desktop_app" / "storage" / "migrations").mkdir(parents=True)
+    (inner / "desktop_app" / "storage" / "migrations" / "env.py").write_text("")
     (inner / "assets" / "selftest").mkdir(parents=True)
     (inner / "assets" / "selftest" / "face.jpg").write_bytes(b"jpg")
     plat = inner / "PySide6" / "Qt" / "plugins" / "platforms"
