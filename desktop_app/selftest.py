@@ -24,8 +24,10 @@ says it was skipped):
 process start (the launcher's exec) to the first processed frame shown in its window; with ``--no-qt`` the headless
 core alone (models, video, one frame).
 
-This module is headless like the rest of the core; only the ``qt`` check imports :mod:`desktop_app.ui.selftest_qt`
-(lazily, inside the check), so ``--no-qt`` runs without Qt.
+This module is headless like the rest of the core and imports nothing of ``ui``: the Qt checks are handed in
+(``qt_checks``, the module :mod:`desktop_app.ui.selftest_qt`) by the entry points that have Qt: ``fdface-gui
+--self-test``, the frozen launcher and ``python -m desktop_app.ui.selftest_qt``. ``python -m desktop_app.selftest``
+runs the headless checks only.
 """
 
 from __future__ import annotations
@@ -93,12 +95,13 @@ def process_age_s() -> float | None:
 class SelfTest:
     """Runs the checks in order, sharing what one check produced with the next (the pipeline, the face)."""
 
-    def __init__(self, models_dir: Path | None = None, threads: int = 0, qt: bool = True) -> None:
+    def __init__(self, models_dir: Path | None = None, threads: int = 0, qt_checks: Any = None) -> None:
         from desktop_app.manifest import default_models_dir
 
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         self.threads = threads
-        self.qt = qt
+        self.qt_checks = qt_checks  # desktop_app.ui.selftest_qt, or None: no Qt checks
+        self.qt = qt_checks is not None
         self.pipeline: Any = None
         self.face: Any = None
         self.image: np.ndarray | None = None
@@ -272,9 +275,7 @@ class SelfTest:
         return restore_database(done.path, tmp / "restored.db").people
 
     def check_qt(self) -> str:
-        from desktop_app.ui.selftest_qt import event_loop_check
-
-        return event_loop_check()
+        return self.qt_checks.event_loop_check()
 
     def check_reports(self) -> str:
         from datetime import UTC, date, datetime, time
@@ -305,9 +306,7 @@ class SelfTest:
             detail = _check_xlsx(folder / "report.xlsx", name, counts)
             if not self.qt:
                 return detail + "; PDF not checked (--no-qt)"
-            from desktop_app.ui.selftest_qt import report_pdf_check
-
-            return detail + "; " + report_pdf_check(grid, folder / "month.pdf")
+            return detail + "; " + self.qt_checks.report_pdf_check(grid, folder / "month.pdf")
 
     def run(self, out: TextIO) -> list[CheckResult]:
         results = []
@@ -368,12 +367,14 @@ def describe_install() -> str:
             f"{platform.system()} {platform.machine()})")
 
 
-def run_self_test(models_dir: Path | None = None, threads: int = 0, qt: bool = True,
+def run_self_test(models_dir: Path | None = None, threads: int = 0, qt_checks: Any = None,
                   out: TextIO | None = None) -> int:
     out = out or sys.stdout
     t0 = time.perf_counter()
     print(describe_install(), file=out, flush=True)
-    results = SelfTest(models_dir, threads, qt).run(out)
+    if qt_checks is None:
+        print("Qt not checked here (headless); `fdface-gui --self-test` or the installed app checks it", file=out)
+    results = SelfTest(models_dir, threads, qt_checks).run(out)
     total = time.perf_counter() - t0
     failed = [r for r in results if r.status != "ok"]
     if failed:
@@ -385,8 +386,9 @@ def run_self_test(models_dir: Path | None = None, threads: int = 0, qt: bool = T
 
 
 # --------------------------------------------------------------------------------------- start-up timing mode
-def first_frame(video: str, threads: int = 0, qt: bool = True, out: TextIO | None = None) -> int:
-    """Seconds from process start to the first processed frame of ``video``: with ``qt`` as the desktop app does it
+def first_frame(video: str, threads: int = 0, qt_checks: Any = None, out: TextIO | None = None) -> int:
+    """Seconds from process start to the first processed frame of ``video``: with ``qt_checks`` as the desktop app
+    does it
     (main window, database, capture worker: the frame is counted once it is shown in the window), else the
     headless core alone (load the models, open the video, process one frame)."""
     out = out or sys.stdout
@@ -401,13 +403,11 @@ def first_frame(video: str, threads: int = 0, qt: bool = True, out: TextIO | Non
     except SourceError as exc:
         print(f"fdface-attendance: cannot read {video}: {exc}", file=sys.stderr)
         return 2
-    if qt:
+    if qt_checks is not None:
         source.close()
-        from desktop_app.ui.selftest_qt import QtCheckFailure, gui_first_frame
-
         try:
-            t_shown, faces, notice = gui_first_frame(video, threads=threads)
-        except QtCheckFailure as exc:
+            t_shown, faces, notice = qt_checks.gui_first_frame(video, threads=threads)
+        except qt_checks.QtCheckFailure as exc:
             print(f"fdface-attendance: {exc}", file=sys.stderr)
             return 1
         marks.append(("app started, first frame processed and shown", t_shown))
@@ -462,15 +462,18 @@ def wants_self_test(argv: Sequence[str]) -> bool:
     return any(a == "--self-test" or a == "--first-frame" or a.startswith("--first-frame=") for a in argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, qt_checks: Any = None) -> int:
+    """``qt_checks``: the Qt checks (desktop_app.ui.selftest_qt) from an entry point that has Qt; None or --no-qt:
+    headless."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if sys.stdout is None:  # a windowed (no console) Windows build: write the report beside the temp files
         sys.stdout = sys.stderr = open(Path(tempfile.gettempdir()) / "fdface-selftest.txt", "w")  # noqa: SIM115
     args = build_parser().parse_args(argv)
     try:
+        qt = None if args.no_qt else qt_checks
         if args.first_frame:
-            return first_frame(args.first_frame, threads=args.threads, qt=not args.no_qt)
-        return run_self_test(args.models, threads=args.threads, qt=not args.no_qt)
+            return first_frame(args.first_frame, threads=args.threads, qt_checks=qt)
+        return run_self_test(args.models, threads=args.threads, qt_checks=qt)
     except KeyboardInterrupt:
         return 130
 

@@ -11,7 +11,9 @@ def main() -> int:
 
     argv = sys.argv[1:]
     if selftest.wants_self_test(argv):
-        return selftest.main(argv)
+        from desktop_app.ui import selftest_qt  # the checks with Qt (the core's self-test does not import ui)
+
+        return selftest_qt.main(argv)
     from desktop_app.ui.app import main as gui_main
 
     return int(gui_main(argv) or 0)

@@ -28,7 +28,8 @@ CHECKS = ("models", "detection", "recognition", "search", "database", "qt", "rep
 
 def run_selftest(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    return subprocess.run([PY, "-m", "desktop_app.selftest", *args], capture_output=True, text=True, env=env,
+    # the entry with the Qt checks, as fdface-gui --self-test and the frozen launcher run it
+    return subprocess.run([PY, "-m", "desktop_app.ui.selftest_qt", *args], capture_output=True, text=True, env=env,
                           cwd=cwd or REPO, timeout=timeout)
 
 

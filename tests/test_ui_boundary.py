@@ -126,10 +126,9 @@ def test_cycle_finder_sees_a_cycle():
     assert cycles({"a": {"b": ""}, "b": {}}) == []
 
 
-#: Cycles known and named, to be removed (the list only shrinks). selftest <-> ui: `fdface-gui --self-test` reaches
-#: the core's self-test from ui/app.py, and the self-test runs its Qt check from ui/selftest_qt.py (both lazily,
-#: inside functions); issue 18: to be removed by making the launcher (packaging/launcher.py) the one entry point.
-KNOWN_CYCLES = [["desktop_app.selftest", "desktop_app.ui"]]
+#: Cycles known and named, to be removed (the list only shrinks; empty since the self-test takes its Qt checks from
+#: the entry points that have Qt instead of importing ui).
+KNOWN_CYCLES: list[list[str]] = []
 
 
 def test_no_import_cycle_between_packages():

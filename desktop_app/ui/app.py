@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     from desktop_app import selftest  # --self-test / --first-frame VIDEO: installation checks (packaging)
 
     if selftest.wants_self_test(sys.argv[1:] if argv is None else argv):
-        return selftest.main(argv)
+        from desktop_app.ui import selftest_qt
+
+        return selftest_qt.main(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -173,3 +173,15 @@ def report_pdf_check(grid, path: Path) -> str:
     if box is None or float(box.group(1)) <= float(box.group(2)):
         raise QtCheckFailure("the monthly PDF's page is not landscape")
     return f"monthly PDF: {pages} page, landscape, {len(data) / 1024:.0f} KiB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--self-test`` / ``--first-frame VIDEO`` with the Qt checks: the entry of ``fdface-gui --self-test``, the frozen
+    launcher and ``python -m desktop_app.ui.selftest_qt`` (the core's self-test does not import ui)."""
+    from desktop_app import selftest
+
+    return selftest.main(argv, qt_checks=sys.modules[__name__])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
