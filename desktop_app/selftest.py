@@ -346,12 +346,14 @@ def _check_xlsx(path: Path, name: str, counts: dict[str, int]) -> str:
             book = z.read("xl/workbook.xml").decode()
             strings = z.read("xl/sharedStrings.xml").decode()
             sheets = [z.read(f"xl/worksheets/sheet{i}.xml").decode() for i in range(1, len(SHEETS) + 1)]
+            styles = z.read("xl/styles.xml").decode()
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise SelfTestFailure(f"the Excel report {path.name} does not read back: {exc}") from None
     names = re.findall(r'<sheet name="([^"]+)"', book)
     if names != list(SHEETS):
         raise SelfTestFailure(f"Excel sheets {names}, expected {list(SHEETS)}")
-    if any("<f>" in x for x in sheets) or f"<t>'{name}</t>" not in strings:
+    # the formula-like name: its own text, in a cell format with Excel's quote prefix (shown as text, never run)
+    if any("<f>" in x for x in sheets) or f"<t>{name}</t>" not in strings or 'quotePrefix="1"' not in styles:
         raise SelfTestFailure(f"the name {name!r} was not written as neutralised text (formula injection)")
     if not all('ySplit="1"' in x for x in sheets):
         raise SelfTestFailure("the Excel sheets' header row is not frozen")

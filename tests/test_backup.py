@@ -14,6 +14,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session
@@ -342,10 +343,103 @@ def test_cli_backup_list_restore_and_postgresql(tmp_path, capsys, monkeypatch):
         assert "Nothing was done" in cap.err
 
 
+def test_cli_restore_on_postgresql_prints_the_command_for_the_file_given(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    cfg = tmp_path / "settings.toml"
+    Settings().save(cfg)
+    pg = "postgresql+psycopg://kiosk@db-host/attendance"
+    assert cli_main(["restore", "nightly 2026-12-03.dump", "--db", pg, "--config", str(cfg)]) == 3
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("pg_restore ") and out.endswith(" 'nightly 2026-12-03.dump'"), out
+    assert out.count(".dump") == 1
+
+
+def test_cli_backup_into_a_file_says_choose_a_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    cfg = tmp_path / "settings.toml"
+    Settings().save(cfg)
+    db = tmp_path / "attendance.db"
+    new_store(db)[0].dispose()
+    assert cli_main(["backup", "--db", str(db), "--config", str(cfg), "--to", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg} is a file, not a folder: choose a folder" in err and err.count("\n") == 1, err
+
+
+def test_backup_and_kept_copy_names_are_utc_and_listed_on_the_configured_clock(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    cfg = tmp_path / "settings.toml"
+    Settings().with_changes("attendance", timezone="Pacific/Kiritimati").save(cfg)  # UTC+14: not this machine's
+    db = tmp_path / "attendance.db"
+    new_store(db)[0].dispose()
+    folder = tmp_path / "backups"
+    assert cli_main(["backup", "--db", str(db), "--config", str(cfg), "--to", str(folder)]) == 0
+    capsys.readouterr()
+    (b,) = bk.list_backups(folder, db)
+    assert b.path.name.endswith("Z.db") and b.taken.tzinfo is not None
+    assert abs((datetime.now(UTC) - b.taken).total_seconds()) < 120  # the name's time is UTC
+    assert cli_main(["backup", "--db", str(db), "--config", str(cfg), "--to", str(folder), "--list"]) == 0
+    shown = b.taken.astimezone(ZoneInfo("Pacific/Kiritimati"))
+    assert f"{shown:%Y-%m-%d %H:%M:%S} Pacific/Kiritimati" in capsys.readouterr().out
+    # a backup named by an earlier version (local time, no Z) is still listed, at the same moment
+    old = folder / f"{bk.backup_prefix(db)}-20261201-120000.db"
+    old.write_bytes(b.path.read_bytes())
+    older = next(x for x in bk.list_backups(folder, db) if x.path == old)
+    assert older.taken == datetime(2026, 12, 1, 12).astimezone().astimezone(UTC)
+    old.unlink()
+    r = bk.restore_database(b.path, db, now=datetime(2026, 12, 4, 17, 45, 12, tzinfo=UTC))
+    assert r.kept_aside is not None and r.kept_aside.name == "attendance.db.before-restore-20261204-174512Z"
+
+
+def test_only_the_newest_kept_copies_stay_after_restores(tmp_path):
+    db = tmp_path / "attendance.db"
+    engine, pids = new_store(db)
+    record_some(engine, pids, 2)
+    engine.dispose()
+    backup = bk.make_backup(db, tmp_path / "backups").path
+    legacy = db.with_name(db.name + ".before-restore-20261101-080000")  # an earlier version's name: the oldest
+    legacy.write_bytes(db.read_bytes())
+    results = [bk.restore_database(backup, db, now=datetime(2026, 12, d, 9, tzinfo=UTC)) for d in (1, 2, 3, 4)]
+    kept = sorted(p.name for p in tmp_path.glob("attendance.db.before-restore-*"))
+    assert kept == [f"attendance.db.before-restore-2026120{d}-090000Z" for d in (2, 3, 4)]
+    assert bk.KEEP_BEFORE_RESTORE == 3
+    assert results[2].kept_removed == (legacy,)
+    assert results[3].kept_removed == (db.with_name("attendance.db.before-restore-20261201-090000Z"),)
+    assert len(events_of(db)) == 2
+
+
+def test_background_refusals_are_logged_in_one_line_and_bugs_with_their_traceback(tmp_path, request, caplog):
+    pytest.importorskip("pytestqt")
+    qtbot = request.getfixturevalue("qtbot")
+    from desktop_app.ui.tasks import TaskQueue
+
+    q = TaskQueue("test-refusals")
+    got: list[str] = []
+
+    def refuse():
+        raise bk.BackupError("damaged.db is truncated: use another backup")
+
+    def bug():
+        return 1 / 0
+
+    try:
+        with caplog.at_level("WARNING", logger="desktop_app.ui.tasks"):
+            for job in (refuse, bug):
+                q.submit(job, None, got.append)
+            qtbot.waitUntil(lambda: len(got) == 2, timeout=10_000)
+    finally:
+        q.stop()
+    assert got == ["damaged.db is truncated: use another backup", "division by zero"]
+    refused, failed = [r for r in caplog.records if r.name == "desktop_app.ui.tasks"]
+    assert not refused.exc_info and refused.getMessage() == "background job 1 refused: damaged.db is truncated: " \
+        "use another backup"
+    assert failed.exc_info is not None and failed.exc_info[0] is ZeroDivisionError
+
+
 # ------------------------------------------------------------------------------------------------ (7) the GUI
 def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkeypatch):
     pytest.importorskip("pytestqt")
     qtbot = request.getfixturevalue("qtbot")
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QFileDialog, QMessageBox
 
     from desktop_app.ui.controller import AppController
@@ -373,6 +467,10 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
         assert "1 older backup(s) removed" in said.args[0]  # the same day: its newest is kept
         assert ctl.window.statusBar().currentMessage() == said.args[0]
         (backup,) = bk.list_backups(tmp_path / "backups", db)
+        box = ctl.backups.box  # Back up now: the whole path, in a box where it can be selected and copied
+        assert isinstance(box, QMessageBox) and box.isVisible() and str(backup.path) in box.text()
+        assert box.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+        box.accept()
         assert not ctl.backups.backup_if_due()  # one a day: there is one from now
 
         dlg = ctl.show_settings()  # Settings > Backups: validated and saved like every other field
@@ -420,6 +518,11 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
             assert st.count_events(sess) == 4  # as the backup had it
         kept = ctl.backups.last.kept_aside
         assert len(events_of(kept)) == 5  # the event recorded after the backup is in the kept copy
+        box = ctl.backups.box  # the restore's result: the full path of the kept copy, selectable, never cut off
+        assert isinstance(box, QMessageBox) and box.isVisible() and box.windowTitle() == "Restore"
+        assert str(kept) in box.text() and str(backup.path) in box.text() and "newest 3" in box.text()
+        assert box.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+        box.accept()
 
         # the app records into the restored database
         ctl.writer.submit(Sighting(pids[1], 0.9, ts=datetime.now(UTC)))

@@ -107,9 +107,35 @@ def test_grid_leaves_days_to_come_and_before_enrolment_blank(db) -> None:
         g2 = gr.build_grid(s, *gr.parse_month(MONTH), PARIS, "Europe/Paris", time(9), TODAY, 4, group="Class A")
     engine.dispose()
     bob = next(r for r in g.rows if r.name == "Bob Stone")
-    assert bob.marks[:2] == (gr.ABSENT, gr.ABSENT) and set(bob.marks[2:]) == {gr.NONE}
+    assert bob.marks[:2] == (gr.ABSENT, gr.NONE) and set(bob.marks[2:]) == {gr.NONE}  # the 2nd is today
     bob2 = next(r for r in g2.rows if r.name == "Bob Stone")
     assert bob2.marks[18] == gr.NONE and bob2.marks[19] == gr.ABSENT  # 19th: before enrolment, 20th: absent
+
+
+def test_today_is_not_absent_before_it_is_over(db) -> None:
+    """Someone who arrives at 14:00 is not reported absent at noon: today is blank until it has ended."""
+    engine = st.open_engine(db)
+    try:
+        with Session(engine) as s:
+            g = gr.build_grid(s, date(2026, 11, 2), date(2026, 11, 6), PARIS, "Europe/Paris", time(9),
+                              date(2026, 11, 5), 4, group="Class A")
+    finally:
+        engine.dispose()
+    bob = next(r for r in g.rows if r.name == "Bob Stone")
+    assert bob.marks == (gr.PRESENT, gr.ABSENT, gr.ABSENT, gr.NONE, gr.NONE)  # Thu 5th: today, Fri 6th: to come
+    assert g.day_totals()[3] == (1, 0, 0)  # today: the one who came (the formula-named person), nobody absent
+
+
+def test_an_unknown_station_is_refused_with_the_known_ones(db) -> None:
+    engine = st.open_engine(db)
+    try:
+        with Session(engine) as s:
+            gr.check_station(s, "door")
+            gr.check_station(s, None)
+            with pytest.raises(ValueError, match=r"no station named 'nowhere'; stations: =cmd.*, door, gate"):
+                gr.check_station(s, "nowhere")
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("bad", ["2026-13", "2026/11", "nov", "", "26-11"])
@@ -144,16 +170,21 @@ def test_xlsx_types_values_frozen_header_and_no_formulas(db, tmp_path) -> None:
     assert first[2] == datetime(2026, 11, 2, 7, 30)  # the same moment in UTC
     assert ev.cell(2, 4).is_date and ev.cell(2, 4).value.date() == date(2026, 11, 2)
     assert isinstance(first[0], int) and first[6] == "Alice Martin" and first[11] == pytest.approx(0.81)
-    # the formula-named person and the formula-like station stay text, neutralised as in the CSV export
+    # the formula-named person and the formula-like station stay their own text, in a quote-prefix cell format
+    # (Excel shows them as text and never evaluates them); no apostrophe is added to the data
     evil = list(ev[7])
-    assert evil[6].value == "'" + EVIL and evil[6].data_type == "s"
-    assert evil[9].value == "'=cmd|' /C calc'!A0" and evil[9].data_type == "s"
-    assert evil[5].value == "'+1-2"
+    assert evil[6].value == EVIL and evil[6].data_type == "s" and evil[6].quotePrefix
+    assert evil[9].value == "=cmd|' /C calc'!A0" and evil[9].data_type == "s" and evil[9].quotePrefix
+    assert evil[5].value == "+1-2" and evil[5].quotePrefix
+    assert not ev.cell(2, 7).quotePrefix  # "Alice Martin": an ordinary cell
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2", ws.title
         for row in ws.iter_rows():
             for c in row:
                 assert c.data_type != "f", (ws.title, c.coordinate, c.value)
+        # every column has a width of its own, the last ones too (openpyxl reads only a <col> range's first column)
+        sized = set(ws.column_dimensions)  # the columns the file gives a width (before looking one up adds it)
+        assert {chr(65 + j) for j in range(ws.max_column)} <= sized, (ws.title, sized)
         widths = [ws.column_dimensions[chr(65 + j)].width for j in range(ws.max_column)]
         assert all(w and w >= 8 for w in widths), (ws.title, widths)
     su = wb["Daily summary"]
@@ -169,7 +200,25 @@ def test_xlsx_types_values_frozen_header_and_no_formulas(db, tmp_path) -> None:
     ab = wb["Absent"]
     assert [c.value for c in ab[1]] == ["day", "weekday", "person_id", "external_id", "name", "group"]
     first_abs = [c.value for c in ab[2]]
-    assert first_abs[0] == datetime(2026, 11, 2) and first_abs[4] == "'" + EVIL  # nobody else absent on the 2nd
+    assert first_abs[0] == datetime(2026, 11, 2) and first_abs[4] == EVIL  # nobody else absent on the 2nd
+    assert su.column_dimensions["H"].width >= 19  # last_out, next to first_in of the same width
+
+
+def test_xlsx_absent_sheet_says_so_when_nobody_was_absent(db, tmp_path) -> None:
+    from desktop_app.attendance.xlsx import NO_ABSENCE
+
+    engine = st.open_engine(db)
+    try:
+        with Session(engine) as s:  # Monday 2 November: everyone in Class A but one came, so only Class B's Zoe
+            g = gr.build_grid(s, date(2026, 11, 2), date(2026, 11, 2), PARIS, "Europe/Paris", time(9), TODAY, 4,
+                              group="Class B")
+    finally:
+        engine.dispose()
+    assert g.events and not g.absences()
+    out = tmp_path / "none-absent.xlsx"
+    assert write_grid_xlsx(out, g)["Absent"] == 0
+    ab = openpyxl.load_workbook(out)["Absent"]
+    assert [c.value for c in ab[1]][0] == "day" and ab["A2"].value == NO_ABSENCE and ab.max_row == 2
 
 
 def test_xlsx_unwritable_path_is_a_clear_error(db, tmp_path) -> None:
@@ -244,6 +293,45 @@ def test_monthly_pdf_header_names_marks_and_totals(db, tmp_path, qapp_offscreen)
     assert (img < 128).mean() > 0.01  # something is drawn
 
 
+def test_monthly_pdf_of_every_group_has_a_section_per_group(db, tmp_path, qapp_offscreen) -> None:
+    from desktop_app.ui.report_pdf import write_monthly_pdf
+
+    engine = st.open_engine(db)
+    with Session(engine) as s, s.begin():
+        nora = st.add_person(s, "Nora Nogroup", None, None)
+        nora.created_at = datetime(2026, 10, 1, tzinfo=UTC)
+    engine.dispose()
+    out = tmp_path / "all.pdf"
+    pages = write_monthly_pdf(out, _grid(db, group=None))
+    n, texts, _ = pdf_pages_text(out, tmp_path / "png")
+    assert pages == n == 3  # Class A, Class B, (no group): each on its own page with its own totals
+    heads = [x.split("\n")[0] for x in texts]
+    assert "Monthly attendance: Class A" in texts[0] and "Zoe Other" not in texts[0] and "Nora" not in texts[0]
+    assert "Monthly attendance: Class B" in texts[1] and "Zoe Other" in texts[1] and "Alice" not in texts[1]
+    assert "Monthly attendance: (no group)" in texts[2] and "Nora Nogroup" in texts[2], heads
+    assert all("Present (day)" in x and f"Page {i + 1} of 3" in x for i, x in enumerate(texts))
+    assert "3 people" in texts[0] and "1 people" in texts[1]  # totals of the section, not of everyone
+
+
+def test_monthly_pdf_says_when_it_was_generated_on_the_report_zone_clock(db, tmp_path, qapp_offscreen) -> None:
+    from desktop_app.ui.report_pdf import write_monthly_pdf
+
+    first, last = gr.parse_month(MONTH)
+    far = ZoneInfo("Pacific/Kiritimati")  # UTC+14: never the test machine's own clock
+    engine = st.open_engine(db)
+    try:
+        with Session(engine) as s:
+            g = gr.build_grid(s, first, last, far, "Pacific/Kiritimati", time(9), TODAY, 4, group="Class A")
+    finally:
+        engine.dispose()
+    before = datetime.now(far)
+    write_monthly_pdf(tmp_path / "far.pdf", g)
+    after = datetime.now(far)
+    _, texts, _ = pdf_pages_text(tmp_path / "far.pdf", tmp_path / "png")
+    text = " ".join(texts[0].split())
+    assert any(f"generated {t:%Y-%m-%d %H:%M} Pacific/Kiritimati" in text for t in (before, after)), text
+
+
 def test_monthly_pdf_breaks_pages_for_many_people(tmp_path, qapp_offscreen) -> None:
     from desktop_app.ui.report_pdf import write_monthly_pdf
 
@@ -310,6 +398,9 @@ def test_cli_report_xlsx_and_pdf(db, cfg, tmp_path) -> None:
     (["pdf", "nodir/OUT.pdf", "--month", MONTH], "cannot write nodir/OUT.pdf: the folder nodir does not exist"),
     (["xlsx", ".", "--from", "2026-11-01"], "is a folder"),
     (["xlsx", "OUT.xlsx", "--from", "2026-11-30", "--to", "2026-11-01"], "before --from"),
+    (["pdf", "OUT.pdf", "--month", "2026-12", "--station", "nowhere"],
+     "no station named 'nowhere'; stations: =cmd|' /C calc'!A0, door, gate"),
+    (["xlsx", "OUT.xlsx", "--from", "2026-11-01", "--station", "nowhere"], "no station named 'nowhere'"),
 ])
 def test_cli_report_bad_input_is_one_clear_line(db, cfg, tmp_path, args, message) -> None:
     r = _cli("report", *args, "--db", db, "--config", str(cfg), cwd=tmp_path)
@@ -318,10 +409,27 @@ def test_cli_report_bad_input_is_one_clear_line(db, cfg, tmp_path, args, message
     assert not list(tmp_path.glob("OUT*")) and not list(tmp_path.glob("*.part"))
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux), a folder nobody can write in")
+def test_cli_report_pdf_in_a_folder_that_cannot_be_written_says_so_without_qt_noise(db, cfg, tmp_path) -> None:
+    r = _cli("report", "pdf", "/proc/e.pdf", "--month", MONTH, "--db", db, "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "cannot write /proc/e.pdf" in r.stderr and "QPainter" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+
+
+def test_cli_report_pdf_of_everyone_has_a_section_per_group(db, cfg, tmp_path) -> None:
+    pdf = tmp_path / "all.pdf"
+    r = _cli("report", "pdf", str(pdf), "--month", MONTH, "--db", db, "--config", str(cfg), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "in 2 group section(s) on 2 page(s)" in r.stderr, r.stderr
+    n, texts, _ = pdf_pages_text(pdf, tmp_path / "png")
+    assert n == 2 and "Monthly attendance: Class A" in texts[0] and "Monthly attendance: Class B" in texts[1]
+
+
 # ------------------------------------------------------------------------------------------------ GUI
 def test_log_dialog_writes_excel_and_monthly_pdf_on_the_task_thread(db, tmp_path, qtbot, monkeypatch) -> None:
     pytest.importorskip("pytestqt")
-    from PySide6.QtCore import QThread
+    from PySide6.QtCore import QDate, QThread
     from PySide6.QtWidgets import QApplication, QFileDialog
 
     from desktop_app.ui import report_pdf
@@ -343,7 +451,13 @@ def test_log_dialog_writes_excel_and_monthly_pdf_on_the_task_thread(db, tmp_path
         reports = next(a for a in menu.actions() if "Reports" in a.text())
         reports.trigger()  # Attendance > Reports opens the log dialog, where the reports are written
         log = ctl._dialogs["log"]
+        # the monthly PDF's month: the To date's (a week ending on 4 December is December's), or the one picked
+        log.set_range(date(2026, 11, 28), date(2026, 12, 4))
+        assert log.pdf_month() == (date(2026, 12, 1), date(2026, 12, 31))
+        log.month.setDate(QDate(2026, 10, 1))
+        assert log.pdf_month() == (date(2026, 10, 1), date(2026, 10, 31))
         log.set_range(date(2026, 11, 1), date(2026, 11, 30))
+        assert log.pdf_month() == (date(2026, 11, 1), date(2026, 11, 30))
         log.group.setCurrentIndex(log.group.findData("Class A"))
         assert log.events.rowCount() == 6
         xlsx = tmp_path / "gui.xlsx"
@@ -375,8 +489,8 @@ def test_log_dialog_writes_excel_and_monthly_pdf_on_the_task_thread(db, tmp_path
         gone = tmp_path / "none.pdf"
         monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(gone), ""))
         log.export_pdf_btn.click()
-        qtbot.waitUntil(lambda: "nothing to report" in log.status.text(), timeout=60_000)
-        assert not gone.exists()
+        qtbot.waitUntil(lambda: "nothing to report" in log.status.text().lower(), timeout=60_000)
+        assert not gone.exists() and "failed" not in log.status.text().lower()  # information, not a failure
     finally:
         ctl.shutdown()
 
@@ -397,7 +511,7 @@ def test_selftest_report_check_refuses_a_formula_or_an_unfrozen_header(tmp_path)
             if case != "unfrozen":
                 ws.freeze_panes(1, 0)
             if i == 0:
-                ws.write_string(0, 0, "'=Self Test")
+                ws.write_string(0, 0, "=Self Test", wb.add_format({"quote_prefix": True}))
                 ws.write_datetime(1, 1, datetime(2026, 2, 2, 8, 30), wb.add_format({"num_format": "yyyy-mm-dd"}))
                 if case == "formula":
                     ws.write_formula(2, 0, "=1+1")

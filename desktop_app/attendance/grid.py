@@ -3,21 +3,23 @@
 The rule (README "Reports"): a person is *present* on an attendance day with at least one event that day, *late*
 when the first check-in of that day came after ``reports.late_after`` (local time on that calendar day: a first
 check-in after midnight, before the day boundary, is later still), and *absent* on a working day (Monday to Friday)
-that has begun, with no event, while enrolled (from the day they were added) and active. Weekends, days still to
-come and days before enrolment carry no mark. Inactive or deleted people (a pseudonym) appear only with the days
-they were seen; nobody is marked absent for a time the store cannot vouch for.
+that has ended, with no event, while enrolled (from the day they were added) and active. Weekends, today (someone
+may still arrive: today is marked once it is over), days still to come and days before enrolment carry no mark.
+Inactive or deleted people (a pseudonym) appear only with the days they were seen;
+nobody is marked absent for a time the store cannot vouch for.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desktop_app.attendance.queries import station_names
 from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
 from desktop_app.attendance.rules import DEFAULT_DAY_BOUNDARY_HOUR, day_of
 from desktop_app.storage import Person
@@ -81,6 +83,7 @@ class AttendanceGrid:
     today: date
     events: tuple[EventRow, ...]  # the range's events (under the filters)
     summaries: tuple[DaySummary, ...]  # what the marks were made from
+    tz: tzinfo | None = None  # the zone of tz_name (the PDF's "generated" time is read on its clock)
 
     def day_totals(self) -> list[tuple[int, int, int]]:
         """(present incl. late, late, absent) for each day."""
@@ -124,7 +127,7 @@ def build_grid(s: Session, first: date, last: date, tz: tzinfo, tz_name: str, la
             d = seen.get(day)
             if d is not None:
                 marks.append(LATE if is_late(d.first_in, day, late_after) else PRESENT)
-            elif p is not None and day <= today and day.weekday() in WORKDAYS and since is not None and day >= since:
+            elif p is not None and day < today and day.weekday() in WORKDAYS and since is not None and day >= since:
                 marks.append(ABSENT)
             else:
                 marks.append(NONE)
@@ -137,12 +140,38 @@ def build_grid(s: Session, first: date, last: date, tz: tzinfo, tz_name: str, la
     rows.sort(key=lambda r: (r.name.casefold(), r.person_ref))
     return AttendanceGrid(first=first, last=last, days=days, rows=tuple(rows), group=group, station=station,
                           tz_name=tz_name, late_after=late_after, today=today, events=tuple(events),
-                          summaries=tuple(summaries))
+                          summaries=tuple(summaries), tz=tz)
 
 
 def group_names(s: Session) -> list[str]:
     """The groups people are in (for "unknown group" messages and pickers)."""
     return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
+
+
+def check_station(s: Session, station: str | None) -> None:
+    """ValueError naming the known stations when ``station`` never recorded anything: a typo would otherwise
+    report everyone absent."""
+    if station is None:
+        return
+    known = station_names(s)
+    if station not in known:
+        raise ValueError(f"no station named {station!r}; stations: {', '.join(known) or 'none yet'}")
+
+
+NO_GROUP = "(no group)"
+
+
+def by_group(grid: AttendanceGrid) -> list[tuple[str, AttendanceGrid]]:
+    """The grid split into one grid per group (sorted; people without a group last, as ``NO_GROUP``): the monthly
+    PDF of everyone has a section per group, each with its own totals. A grid of one group is returned whole."""
+    if grid.group is not None:
+        return [(grid.group, grid)]
+    groups = sorted({r.group for r in grid.rows if r.group}, key=str.casefold)
+    out = [(g, replace(grid, rows=tuple(r for r in grid.rows if r.group == g), group=g)) for g in groups]
+    rest = tuple(r for r in grid.rows if not r.group)
+    if rest or not out:
+        out.append((NO_GROUP if rest else "all groups", replace(grid, rows=rest)))
+    return out
 
 
 def period_text(first: date, last: date) -> str:

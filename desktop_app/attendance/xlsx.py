@@ -6,9 +6,10 @@ days are dates, times are date-times in the report's time zone (Excel has no tim
 column heading), the time present is a duration (``[h]:mm`` format, so it adds up past 24 hours), ids and counts
 are numbers. The header row is frozen and filtered, and the columns are as wide as their content.
 
-Text is always written as text, never as a formula, and a cell that a spreadsheet would read as a formula start gets
-the same leading apostrophe as in the CSV export (:func:`desktop_app.attendance.export.safe_cell`), so copying it
-elsewhere stays harmless too.
+Text is always written as text, never as a formula. A cell that a spreadsheet would read as a formula start
+(``= + - @``, tab, CR) gets Excel's *quote prefix* cell format: the value stays exactly the text ("+41"), Excel shows
+it as text and never evaluates it, even when the cell is edited (the CSV export, which has no formats, uses a
+leading apostrophe instead). An Absent sheet with no absence says so in its first row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from desktop_app.attendance.export import EVENT_HEADER, FORMULA_PREFIXES, safe_cell
+from desktop_app.attendance.export import EVENT_HEADER, FORMULA_PREFIXES
 from desktop_app.attendance.grid import AttendanceGrid, GridRow
 from desktop_app.attendance.reports import DaySummary, EventRow
 
@@ -34,6 +35,7 @@ SHEETS = ("Events", "Daily summary", "Absent")
 SUMMARY_HEADER = ("day", "person_id", "external_id", "name", "group", "person_ref", "first_in", "last_out",
                   "present", "events", "stations")
 ABSENT_HEADER = ("day", "weekday", "person_id", "external_id", "name", "group")
+NO_ABSENCE = "No absence in this range (working days that have ended, people enrolled and active then)"
 
 
 class XlsxError(OSError):
@@ -118,7 +120,8 @@ def write_xlsx(path: str | Path, events: Sequence[EventRow], summaries: Sequence
     wb = xlsxwriter.Workbook(str(tmp), {"strings_to_formulas": False, "strings_to_numbers": False,
                                         "strings_to_urls": False, "remove_timezone": True})
     fmt = {"date": wb.add_format({"num_format": DATE_FMT}), "datetime": wb.add_format({"num_format": TIME_FMT}),
-           "duration": wb.add_format({"num_format": DURATION_FMT}), "float": wb.add_format({"num_format": "0.000"})}
+           "duration": wb.add_format({"num_format": DURATION_FMT}), "float": wb.add_format({"num_format": "0.000"}),
+           "quoted": wb.add_format({"quote_prefix": True})}
     head = wb.add_format({"bold": True, "bottom": 1})
     counts: dict[str, int] = {}
     for name, cols, rows in sheets:
@@ -130,8 +133,16 @@ def write_xlsx(path: str | Path, events: Sequence[EventRow], summaries: Sequence
             for j, (c, v) in enumerate(zip(cols, row, strict=True)):
                 widths[j] = max(widths[j], _shown_width(v, c.kind))
                 _write_cell(ws, i, j, v, c.kind, fmt)
+        if name == SHEETS[2] and not rows:
+            ws.write_string(1, 0, NO_ABSENCE)
+        previous = 0.0
         for j, w in enumerate(widths):
-            ws.set_column(j, j, min(w, MAX_WIDTH) + 2)
+            width = float(min(w, MAX_WIDTH) + 2)
+            # XlsxWriter writes adjacent columns of one width as one range; readers that look at a range's first
+            # column only (openpyxl) then see no width for the others. Half a character more keeps each its own.
+            width += 0.5 if width == previous else 0.0
+            ws.set_column(j, j, width)
+            previous = width
         ws.freeze_panes(1, 0)
         ws.autofilter(0, 0, max(len(rows), 1), len(cols) - 1)
         counts[name] = len(rows)
@@ -159,7 +170,10 @@ def _write_cell(ws: Any, i: int, j: int, v: Any, kind: str, fmt: dict[str, Any])
         ws.write_number(i, j, v, fmt.get(kind))
     else:
         text = str(v)
-        ws.write_string(i, j, safe_cell(text) if text.startswith(FORMULA_PREFIXES) else text)
+        if text.startswith(FORMULA_PREFIXES):
+            ws.write_string(i, j, text, fmt["quoted"])
+        else:
+            ws.write_string(i, j, text)
 
 
 def write_grid_xlsx(path: str | Path, grid: AttendanceGrid) -> dict[str, int]:

@@ -20,8 +20,8 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
 
 
-def _sqlite_or_pg(url: str, pg_index: int) -> Path | None:
-    """The SQLite file of ``url``; for PostgreSQL prints the command to use and returns None."""
+def _sqlite_or_pg(url: str, pg_index: int, file: str | None = None) -> Path | None:
+    """The SQLite file of ``url``; for PostgreSQL prints the command to use (restoring ``file``) and returns None."""
     from desktop_app.gallery.backup import BackupError, pg_commands, sqlite_file
     from desktop_app.storage import describe_url
 
@@ -38,11 +38,12 @@ def _sqlite_or_pg(url: str, pg_index: int) -> Path | None:
             "restore a pg_dump file with pg_restore (it replaces the tables of the database)")
     print(f"fdface: {describe_url(url)} is a PostgreSQL database: {what}. Nothing was done here. The command "
           "(it asks for the password, or reads PGPASSWORD / ~/.pgpass):", file=sys.stderr)
-    print(pg_commands(url)[pg_index])
+    print(pg_commands(url, file=file)[pg_index])
     return None
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    from desktop_app.attendance.rules import resolve_zone
     from desktop_app.gallery.backup import EXIT_USE_PG_TOOLS, BackupError, list_backups, make_backup
 
     s = _settings(args)
@@ -51,17 +52,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if db is None:
         return EXIT_USE_PG_TOOLS
     folder = Path(args.to).expanduser().absolute() if args.to else s.backup.resolved_folder()
+    tz, tz_name = resolve_zone(s.attendance.timezone)
     if args.list:
         backups = list_backups(folder, db)
         if not backups:
             print(f"no backups of {db} in {folder}")
             return 0
         for b in backups:
-            print(f"{b.taken:%Y-%m-%d %H:%M:%S}  {_size(b.size):>9}  {b.path}")
+            print(f"{b.taken.astimezone(tz):%Y-%m-%d %H:%M:%S} {tz_name}  {_size(b.size):>9}  {b.path}")
         print(f"{len(backups)} backup(s) of {db} in {folder}")
         return 0
     try:
-        r = make_backup(db, folder, s.backup.keep_daily, s.backup.keep_weekly)
+        r = make_backup(db, folder, s.backup.keep_daily, s.backup.keep_weekly, tz=tz)
     except BackupError as exc:
         raise CliError(str(exc)) from None
     print(f"backed up {db} to {r.path} ({r.check.people} people, {r.check.events} events, "
@@ -73,10 +75,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from desktop_app.gallery.backup import EXIT_USE_PG_TOOLS, BackupError, restore_database
+    from desktop_app.gallery.backup import EXIT_USE_PG_TOOLS, KEEP_BEFORE_RESTORE, BackupError, restore_database
 
     s = _settings(args)
-    db = _sqlite_or_pg(s.storage.resolved_url(), 1)
+    db = _sqlite_or_pg(s.storage.resolved_url(), 1, args.file)
     if db is None:
         return EXIT_USE_PG_TOOLS
 
@@ -94,6 +96,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     kept = f"; the database as it was is kept as {r.kept_aside}" if r.kept_aside else ""
     migrated = f", schema brought up from {r.schema_before} to {r.schema_now}" if r.migrated else ""
     print(f"restored {db} from {r.restored_from} ({r.people} people, {r.events} events{migrated}){kept}")
+    if r.kept_removed:
+        print(f"removed {len(r.kept_removed)} older before-restore cop{'y' if len(r.kept_removed) == 1 else 'ies'} "
+              f"(the newest {KEEP_BEFORE_RESTORE} are kept): {', '.join(p.name for p in r.kept_removed)}")
     if r.index_files_removed:
         print(f"removed {len(r.index_files_removed)} saved index file(s): the index is rebuilt from the restored "
               "database at the next start")

@@ -65,6 +65,10 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
                 groups = gr.group_names(sess)
                 if args.group not in groups:
                     raise CliError(f"no group named {args.group!r}; groups: {', '.join(groups) or 'none yet'}")
+            try:
+                gr.check_station(sess, args.station)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
             pid = _store_call(st.resolve_person, sess, args.person).id if getattr(args, "person", None) else None
             grid = gr.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=args.group,
                                  station=args.station, person_id=pid)
@@ -104,6 +108,8 @@ def cmd_report_xlsx(args: argparse.Namespace) -> int:
 
 
 def cmd_report_pdf(args: argparse.Namespace) -> int:
+    from desktop_app.attendance.grid import by_group
+
     out = _out_path(args.output, ".pdf")
     grid, _ = _grid(args, args.month)
     if not grid.events and not grid.absences():
@@ -117,7 +123,8 @@ def cmd_report_pdf(args: argparse.Namespace) -> int:
         pages = write_monthly_pdf(out, grid)
     except PdfReportError as exc:
         raise CliError(str(exc)) from None
-    print(f"wrote {out}: {_what(grid)}, {len(grid.rows)} people on {pages} page(s)", file=sys.stderr)
+    sections = "" if grid.group else f" in {len(by_group(grid))} group section(s)"
+    print(f"wrote {out}: {_what(grid)}, {len(grid.rows)} people{sections} on {pages} page(s)", file=sys.stderr)
     return 0
 
 
@@ -138,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = rs.add_parser("pdf", help="monthly PDF: people x days with present / late / absent marks and totals")
     p.add_argument("output", metavar="OUT.pdf")
     p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-12")
-    p.add_argument("--group", help="only this group (default: everyone)")
+    p.add_argument("--group", help="only this group (default: every group, each in its own section)")
     p.add_argument("--station", help="only events of this station")
     _common(p)
     p.set_defaults(func=cmd_report_pdf)

@@ -10,8 +10,14 @@ version readable) and only then renamed to its final name: a backup killed half-
 Restore works on a private copy of the file: the copy is checked (a SQLite file, not truncated, integrity check,
 our tables, a schema version this app knows; an older one is migrated forward with the store's own migrations)
 before anything is replaced. The current database is then kept beside itself (``attendance.db.before-restore-
-20261204-174512``) and the checked copy takes its place in one rename; saved FAISS index files of the database
-are wiped, so the index is rebuilt from the restored store. A refused file leaves the current database as it was.
+20261204-174512Z``; the newest ``KEEP_BEFORE_RESTORE`` such copies are kept) and the checked copy takes its place
+in one rename; saved FAISS index files of the database are wiped, so the index is rebuilt from the restored store.
+A refused file leaves the current database as it was.
+
+Times in file names are UTC, marked with a ``Z`` (they sort in order and mean one moment whatever the zone and
+daylight saving time); what is shown to people (``fdface backup --list``) is on the clock of
+``attendance.timezone``, with its name. Names of earlier versions, in the computer's local time without the ``Z``,
+are still read.
 
 PostgreSQL is backed up with its own tools: :func:`pg_commands` says how (docs in README.md, Backups).
 """
@@ -28,7 +34,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from glob import escape as glob_escape
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -37,10 +44,11 @@ log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 OUR_TABLES = ("people", "templates", "events", "alembic_version")
-STAMP = "%Y%m%d-%H%M%S"  # local time in backup names: what a person reads in a file browser
-# <db stem>-<6 hex of the database's path>-<local time>.db: two databases with the same file name that back up
+STAMP = "%Y%m%d-%H%M%S"  # followed by "Z": UTC (names of earlier versions: local time, no Z)
+# <db stem>-<6 hex of the database's path>-<UTC time>Z.db: two databases with the same file name that back up
 # into one folder never prune each other's backups
-_NAME = re.compile(r"^(?P<prefix>.+-[0-9a-f]{6})-(?P<stamp>\d{8}-\d{6})\.db$")
+_NAME = re.compile(r"^(?P<prefix>.+-[0-9a-f]{6})-(?P<stamp>\d{8}-\d{6})(?P<utc>Z?)\.db$")
+KEEP_BEFORE_RESTORE = 3  # copies of the database as it was before a restore kept beside it (the newest ones)
 PARTIAL = ".partial"
 STALE_PARTIAL_S = 3600.0  # a hidden .partial older than this is what a killed backup left: removed
 BACKUP_EVERY = timedelta(days=1)  # the desktop app's scheduled backup
@@ -55,7 +63,7 @@ class BackupError(RuntimeError):
 @dataclass(frozen=True)
 class BackupFile:
     path: Path
-    taken: datetime  # local time, from the name
+    taken: datetime  # aware (UTC), from the name
     size: int
 
 
@@ -87,6 +95,7 @@ class RestoreResult:
     people: int
     events: int
     index_files_removed: tuple[Path, ...] = field(default=())
+    kept_removed: tuple[Path, ...] = field(default=())  # older before-restore copies dropped (KEEP_BEFORE_RESTORE)
 
     @property
     def migrated(self) -> bool:
@@ -102,6 +111,22 @@ def sqlite_file(url: str) -> Path | None:
     if not u.database or u.database == ":memory:" or u.database.startswith("file:"):
         raise BackupError(f"the database {url} is not a file: there is nothing to back up or restore")
     return Path(u.database).expanduser().absolute()
+
+
+def utc_now(now: datetime | None = None) -> datetime:
+    """``now`` (or the present) as an aware UTC time; a naive one is read as the computer's local time."""
+    now = now or datetime.now(UTC)
+    return (now if now.tzinfo else now.astimezone()).astimezone(UTC)
+
+
+def _parse_stamp(stamp: str, utc: bool) -> datetime:
+    t = datetime.strptime(stamp, STAMP)
+    return t.replace(tzinfo=UTC) if utc else t.astimezone().astimezone(UTC)
+
+
+def stamp_of(now: datetime) -> str:
+    """The time part of a file name: UTC, marked with Z."""
+    return f"{utc_now(now):{STAMP}}Z"
 
 
 def backup_prefix(db: Path) -> str:
@@ -121,7 +146,7 @@ def list_backups(folder: Path, db: Path) -> list[BackupFile]:
         if not m or m["prefix"] != prefix or not p.is_file():
             continue
         try:
-            out.append(BackupFile(p, datetime.strptime(m["stamp"], STAMP), p.stat().st_size))
+            out.append(BackupFile(p, _parse_stamp(m["stamp"], bool(m["utc"])), p.stat().st_size))
         except (ValueError, OSError):
             continue
     return sorted(out, key=lambda b: b.taken, reverse=True)
@@ -132,19 +157,20 @@ def backup_due(folder: Path, db: Path, now: datetime | None = None, every: timed
     if not Path(db).exists():
         return False
     backups = list_backups(folder, db)
-    now = now or datetime.now()
-    return not backups or now - backups[0].taken >= every
+    return not backups or utc_now(now) - backups[0].taken >= every
 
 
-def retained(backups: Sequence[BackupFile], keep_daily: int, keep_weekly: int) -> set[Path]:
+def retained(backups: Sequence[BackupFile], keep_daily: int, keep_weekly: int, tz: tzinfo | None = None) -> set[Path]:
     """Which backups the retention keeps: the newest of each of the last ``keep_daily`` days that have one, the
-    newest of each of the last ``keep_weekly`` ISO weeks that have one, and always the newest of all."""
+    newest of each of the last ``keep_weekly`` ISO weeks that have one, and always the newest of all. Days and
+    weeks are those of ``tz`` (``attendance.timezone``; None: the computer's zone)."""
     ordered = sorted(backups, key=lambda b: b.taken, reverse=True)
     keep: set[Path] = {ordered[0].path} if ordered else set()
     days: list[object] = []
     weeks: list[object] = []
     for b in ordered:
-        day, week = b.taken.date(), b.taken.isocalendar()[:2]
+        local = b.taken.astimezone(tz)
+        day, week = local.date(), local.isocalendar()[:2]
         if day not in days and len(days) < keep_daily:
             days.append(day)
             keep.add(b.path)
@@ -154,10 +180,10 @@ def retained(backups: Sequence[BackupFile], keep_daily: int, keep_weekly: int) -
     return keep
 
 
-def prune(folder: Path, db: Path, keep_daily: int, keep_weekly: int) -> list[Path]:
+def prune(folder: Path, db: Path, keep_daily: int, keep_weekly: int, tz: tzinfo | None = None) -> list[Path]:
     """Delete the backups of ``db`` the retention does not keep; returns them."""
     backups = list_backups(folder, db)
-    keep = retained(backups, keep_daily, keep_weekly)
+    keep = retained(backups, keep_daily, keep_weekly, tz)
     removed = []
     for b in backups:
         if b.path not in keep:
@@ -274,11 +300,14 @@ def _with_suffix(path: Path, suffix: str) -> Path:
 
 # ------------------------------------------------------------------------------------------------ backup
 def make_backup(db: Path, folder: Path, keep_daily: int = 7, keep_weekly: int = 4,
-                now: datetime | None = None) -> BackupResult:
-    """Back ``db`` up into ``folder`` (made when missing), verify it, then apply the retention."""
+                now: datetime | None = None, tz: tzinfo | None = None) -> BackupResult:
+    """Back ``db`` up into ``folder`` (made when missing), verify it, then apply the retention (days of ``tz``)."""
     db, folder = Path(db), Path(folder).expanduser()
     if not db.is_file():
         raise BackupError(f"there is no database at {db}: nothing to back up (check --db or the settings)")
+    if folder.exists() and not folder.is_dir():
+        raise BackupError(f"{folder} is a file, not a folder: choose a folder for the backups (--to FOLDER, or "
+                          "Settings > Backups)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -289,12 +318,12 @@ def make_backup(db: Path, folder: Path, keep_daily: int = 7, keep_weekly: int = 
                           "(--to, or Settings > Backups)")
     _remove_stale_partials(folder, db)
     t0 = time.perf_counter()
-    stamp = now or datetime.now()
+    stamp = utc_now(now)
     prefix = backup_prefix(db)
-    final = folder / f"{prefix}-{stamp:{STAMP}}.db"
+    final = folder / f"{prefix}-{stamp_of(stamp)}.db"
     while final.exists():  # two backups within one second: the later one a second on
         stamp += timedelta(seconds=1)
-        final = folder / f"{prefix}-{stamp:{STAMP}}.db"
+        final = folder / f"{prefix}-{stamp_of(stamp)}.db"
     partial = folder / f".{final.name}.{os.getpid()}{PARTIAL}"
     try:
         _copy_online(db, partial)
@@ -310,7 +339,7 @@ def make_backup(db: Path, folder: Path, keep_daily: int = 7, keep_weekly: int = 
         text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
         hint = "; free some space" if "full" in text.lower() or "space" in text.lower() else ""
         raise BackupError(f"the backup of {db} into {folder} failed: {text}{hint}") from None
-    removed = prune(folder, db, keep_daily, keep_weekly)
+    removed = prune(folder, db, keep_daily, keep_weekly, tz)
     return BackupResult(final, BackupCheck(final, check.schema, check.people, check.events),
                         time.perf_counter() - t0, tuple(removed))
 
@@ -377,7 +406,7 @@ def restore_database(backup: Path, db: Path, *, now: datetime | None = None,
         if confirm is not None and not confirm(check):
             raise BackupError("not restored: the current database was left as it was")
         _fsync(copy)
-        kept = _set_aside(db, now or datetime.now())
+        kept = _set_aside(db, utc_now(now))
         os.replace(copy, db)  # in one step: the path always holds a whole database, the old or the restored one
         for suffix in ("-wal", "-shm", "-journal"):  # the old database's (emptied) log must not meet the new file
             _unlink_quietly(_with_suffix(db, suffix))
@@ -385,7 +414,36 @@ def restore_database(backup: Path, db: Path, *, now: datetime | None = None,
     finally:
         _unlink_quietly(copy, _with_suffix(copy, "-journal"), _with_suffix(copy, "-wal"), _with_suffix(copy, "-shm"))
     removed = _remove_index_files(db)
-    return RestoreResult(db, backup, kept, check.schema, schema_now, check.people, check.events, removed)
+    dropped = prune_kept_aside(db)
+    return RestoreResult(db, backup, kept, check.schema, schema_now, check.people, check.events, removed, dropped)
+
+
+def kept_aside_copies(db: Path) -> list[Path]:
+    """The copies of ``db`` kept before restores (``NAME.before-restore-STAMP[Z][-n]``), newest first."""
+    pattern = re.compile(rf"^{re.escape(db.name)}\.before-restore-(\d{{8}}-\d{{6}})(Z?)(?:-(\d+))?$")
+    found = []
+    for p in db.parent.glob(f"{glob_escape(db.name)}.before-restore-*"):
+        m = pattern.match(p.name)
+        if m and p.is_file():
+            try:
+                found.append((_parse_stamp(m[1], bool(m[2])), int(m[3] or 1), p))
+            except ValueError:
+                continue
+    return [p for *_, p in sorted(found, reverse=True)]
+
+
+def prune_kept_aside(db: Path, keep: int = KEEP_BEFORE_RESTORE) -> tuple[Path, ...]:
+    """Delete all but the newest ``keep`` before-restore copies of ``db`` (with their kept write-ahead logs), so
+    that restores do not fill the disk with whole databases; returns the removed ones."""
+    removed = []
+    for p in kept_aside_copies(db)[keep:]:
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError as exc:
+            log.warning("could not remove the old copy %s: %s", p, exc)
+        _unlink_quietly(_with_suffix(p, "-wal"))
+    return tuple(removed)
 
 
 def _migrate_copy(copy: Path, shown: Path, schema: str) -> str:
@@ -417,11 +475,11 @@ def _set_aside(db: Path, now: datetime) -> Path | None:
     instant, and the path never lacks a database). Refused while another program uses it."""
     if not db.exists():
         return None
-    kept = db.with_name(f"{db.name}.before-restore-{now:{STAMP}}")
+    kept = db.with_name(f"{db.name}.before-restore-{stamp_of(now)}")
     n = 1
     while kept.exists():
         n += 1
-        kept = db.with_name(f"{db.name}.before-restore-{now:{STAMP}}-{n}")
+        kept = db.with_name(f"{db.name}.before-restore-{stamp_of(now)}-{n}")
     con = None
     wal = _with_suffix(db, "-wal")
     try:
@@ -468,12 +526,13 @@ def _remove_index_files(db: Path) -> tuple[Path, ...]:
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL
-def pg_commands(url: str, now: datetime | None = None) -> tuple[str, str]:
+def pg_commands(url: str, now: datetime | None = None, file: str | Path | None = None) -> tuple[str, str]:
     """The pg_dump and pg_restore command lines for a PostgreSQL URL, without its password (pg_dump asks for it,
-    or reads PGPASSWORD / ~/.pgpass)."""
+    or reads PGPASSWORD / ~/.pgpass). ``file``: the dump to restore (and the one pg_dump writes); without it a
+    name with the UTC time."""
     u = make_url(url)
     name = u.database or "postgres"
-    file = f"{name}-{(now or datetime.now()):{STAMP}}.dump"
+    file = str(file) if file is not None else f"{name}-{stamp_of(utc_now(now))}.dump"
     conn = []
     if u.host:
         conn.append(f"--host={u.host}")

@@ -4,6 +4,9 @@ Backups run on their own worker thread (a large database takes seconds to copy a
 attendance writer go on meanwhile). A restore runs on the controller's database thread: the file is checked
 first while the app keeps recording; only once it passed are the event writer (everything it holds is written
 first) and the gallery closed, the database replaced, and the store opened again as after a database switch.
+
+A restore's result is always shown in a message box (selectable text with the full paths: where the database as it
+was is kept); so is Back up now's, whose path does not fit in the status bar. The daily backup only says so there.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from desktop_app.attendance.rules import resolve_zone
 from desktop_app.gallery.backup import (
+    KEEP_BEFORE_RESTORE,
     BackupCheck,
     BackupError,
     BackupResult,
@@ -130,6 +135,12 @@ class BackupController(QObject):
             removed = f"; {len(r.removed)} older backup(s) removed" if r.removed else ""
             self._say(f"Backed up to {r.path} ({r.check.people} people, {r.check.events} events, verified)"
                       f"{removed}")
+            if not scheduled:  # the path does not fit in the status bar: said where it can be read and copied
+                kept = (f"\n\n{len(r.removed)} older backup(s) removed (keeping the newest of each of the last "
+                        f"{s.keep_daily} days and {s.keep_weekly} weeks).") if r.removed else ""
+                self._show(QMessageBox.Icon.Information, "Back up",
+                           f"Backed up the database\n{db}\nto\n{r.path}\n\n{r.check.people} people, "
+                           f"{r.check.events} events, verified.{kept}")
 
         def failed(message: str) -> None:
             self.running = ""
@@ -137,7 +148,8 @@ class BackupController(QObject):
             if not scheduled:
                 self._show(QMessageBox.Icon.Warning, "Back up", f"The backup failed: {message}")
 
-        self.queue.submit(lambda: make_backup(db, folder, s.keep_daily, s.keep_weekly), done, failed)
+        tz, _ = resolve_zone(self.ctl.settings.attendance.timezone)
+        self.queue.submit(lambda: make_backup(db, folder, s.keep_daily, s.keep_weekly, tz=tz), done, failed)
 
     # -- restore -------------------------------------------------------------------------------------------------
     def ask_restore(self, path: str) -> None:
@@ -149,14 +161,14 @@ class BackupController(QObject):
             url = self.ctl.settings.storage.resolved_url()
             self._show(QMessageBox.Icon.Information, "Restore",
                        "This station uses a PostgreSQL database: restore a pg_dump file on the database server "
-                       f"with pg_restore (it replaces the tables):\n\n{pg_commands(url)[1]}"
+                       f"with pg_restore (it replaces the tables):\n\n{pg_commands(url, file=path)[1]}"
                        if url.startswith("postgresql") else "This database cannot be restored from here.")
             return
         box = QMessageBox(QMessageBox.Icon.Warning, "Restore from backup",
                           f"Replace the database\n{db}\nwith the backup\n{path}?\n\nThe backup is checked first; "
                           "a damaged one is refused and nothing changes. The current database is kept beside "
-                          "it (…before-restore-DATE); attendance recorded since the backup stays only in that "
-                          "kept copy.",
+                          f"it (…before-restore-DATE; the newest {KEEP_BEFORE_RESTORE} such copies are kept); "
+                          "attendance recorded since the backup stays only in that kept copy.",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.ctl.window)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.button(QMessageBox.StandardButton.Yes).setText("Restore")
@@ -198,6 +210,15 @@ class BackupController(QObject):
             migrated = f", schema brought up to {r.schema_now}" if r.migrated else ""
             kept = f" The database as it was is kept as {r.kept_aside}." if r.kept_aside else ""
             self._say(f"Restored from {r.restored_from} ({r.people} people, {r.events} events{migrated}).{kept}", 0)
+            text = f"Restored the database\n{r.database}\nfrom\n{r.restored_from}\n\n{r.people} people, " \
+                   f"{r.events} events{migrated}."
+            if r.kept_aside:
+                text += (f"\n\nThe database as it was (with anything recorded since the backup) is kept as\n"
+                         f"{r.kept_aside}")
+            text += f"\n\nThe newest {KEEP_BEFORE_RESTORE} copies kept before a restore are kept"
+            text += (f"; older ones removed: {', '.join(p.name for p in r.kept_removed)}." if r.kept_removed
+                     else ".")
+            self._show(QMessageBox.Icon.Information, "Restore", text)
 
         def failed(message: str) -> None:
             self.running = ""

@@ -1,7 +1,8 @@
 """Attendance log: a date range with person, group and station filters; the events, the daily summary and a small
 painted chart of people present per day (PySide6-Essentials has no QtCharts); CSV export through the core's
 exporter (UTF-8 with BOM, ISO times, formula-safe cells) to a file picked in a dialog; the Excel workbook of the range
-and the monthly PDF of the "From" date's month (ui/report_pdf.py), both written on the task thread."""
+and the monthly PDF of the month picked beside its button (the To date's month until one is picked; ui/report_pdf.py),
+both written on the task thread. Nothing to report is said as information, not as a failure."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.attendance.export import events_csv, summary_csv
-from desktop_app.attendance.grid import AttendanceGrid, parse_month
+from desktop_app.attendance.grid import AttendanceGrid, check_station, parse_month
 from desktop_app.attendance.queries import list_people
 from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
 from desktop_app.attendance.rules import day_of, resolve_zone
@@ -161,8 +162,12 @@ class LogDialog(QDialog):
         self.export_xlsx_btn = QPushButton("Excel…")
         self.export_xlsx_btn.setToolTip("Events, daily summary and absences of the range, one sheet each")
         self.export_pdf_btn = QPushButton("Monthly PDF…")
-        self.export_pdf_btn.setToolTip("People x days of the From date's month, for the chosen group and station, "
-                                       "with present / late / absent marks and totals")
+        self.export_pdf_btn.setToolTip("People x days of the month on its left, for the chosen group (every group: "
+                                       "a section each) and station, with present / late / absent marks and totals")
+        self.month = QDateEdit(_qdate(today.replace(day=1)))  # the monthly PDF's month: the To date's, or picked
+        self.month.setDisplayFormat("MMMM yyyy")
+        self.month.setCalendarPopup(True)
+        self.month.setToolTip("The month of the monthly PDF (follows the To date; pick another here)")
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         bottom = QHBoxLayout()
@@ -170,6 +175,7 @@ class LogDialog(QDialog):
         bottom.addWidget(self.export_events_btn)
         bottom.addWidget(self.export_summary_btn)
         bottom.addWidget(self.export_xlsx_btn)
+        bottom.addWidget(self.month)
         bottom.addWidget(self.export_pdf_btn)
         bottom.addWidget(close)
         lay = QVBoxLayout(self)
@@ -184,6 +190,7 @@ class LogDialog(QDialog):
             w.currentIndexChanged.connect(self.refresh)
         self.first.dateChanged.connect(self.refresh)
         self.last.dateChanged.connect(self.refresh)
+        self.last.dateChanged.connect(lambda q: self.month.setDate(QDate(q.year(), q.month(), 1)))
         self.refresh_btn.clicked.connect(self.refresh)
         self.export_events_btn.clicked.connect(lambda: self.ask_export("events"))
         self.export_summary_btn.clicked.connect(lambda: self.ask_export("summary"))
@@ -306,6 +313,7 @@ class LogDialog(QDialog):
 
         def job() -> AttendanceGrid:
             today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
+            store().read(check_station, station)  # a station the store never saw: refused, not all absent
             return store().read(build_grid, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=group,
                                 station=station, person_id=person)
 
@@ -327,24 +335,25 @@ class LogDialog(QDialog):
         path = str(path) if str(path).lower().endswith(".xlsx") else f"{path}.xlsx"
         build = self._grid_job(first, last, month=False)
 
-        def job() -> dict[str, int]:
+        def job() -> dict[str, int] | str:
             grid = build()
             if not grid.events:
-                raise ValueError(f"no attendance recorded from {first} to {last} under these filters: nothing "
-                                 "written")
+                return f"No attendance recorded from {first} to {last} under these filters: nothing written."
             return write_grid_xlsx(path, grid)
 
-        def done(counts: dict[str, int]) -> None:
+        def done(counts: dict[str, int] | str) -> None:
+            if isinstance(counts, str):  # nothing to report: information, not a failure
+                self.status.setText(counts)
+                return
             self.status.setText(f"Exported {counts['Events']} event(s), {counts['Daily summary']} person-day(s) and "
                                 f"{counts['Absent']} absence(s) to {path}")
             emit(self.exported, path)
 
-        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Export failed: {m}"))
+        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Not written: {m}"))
 
     def pdf_month(self) -> tuple[date, date]:
-        """The month of the From date: the monthly PDF's period."""
-        first, _ = self.range()
-        return parse_month(f"{first:%Y-%m}")
+        """The monthly PDF's period: the month picked beside its button (the To date's month by default)."""
+        return parse_month(f"{_pydate(self.month.date()):%Y-%m}")
 
     def ask_export_pdf(self) -> None:
         first, _ = self.pdf_month()
@@ -355,7 +364,7 @@ class LogDialog(QDialog):
             self.export_pdf(path)
 
     def export_pdf(self, path: str | Path) -> None:
-        """The monthly report of the From date's month for the chosen group and station, on the task thread
+        """The monthly report of the chosen month for the chosen group and station, on the task thread
         (QPdfWriter paints off the GUI thread)."""
         from desktop_app.ui.report_pdf import write_monthly_pdf
 
@@ -363,18 +372,21 @@ class LogDialog(QDialog):
         path = str(path) if str(path).lower().endswith(".pdf") else f"{path}.pdf"
         build = self._grid_job(first, last, month=True)
 
-        def job() -> int:
+        def job() -> int | str:
             grid = build()
             if not grid.events and not grid.absences():
-                raise ValueError(f"nothing to report for {first:%B %Y}: no attendance recorded and nobody enrolled "
-                                 "to be absent then")
+                return (f"Nothing to report for {first:%B %Y}: no attendance recorded and nobody enrolled to be "
+                        "absent then; nothing written.")
             return write_monthly_pdf(path, grid)
 
-        def done(pages: int) -> None:
+        def done(pages: int | str) -> None:
+            if isinstance(pages, str):  # nothing to report: information, not a failure
+                self.status.setText(pages)
+                return
             self.status.setText(f"Wrote the monthly report of {first:%B %Y} ({pages} page(s)) to {path}")
             emit(self.exported, path)
 
-        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Export failed: {m}"))
+        self.controller.tasks.submit(job, done, lambda m: self.status.setText(f"Not written: {m}"))
 
 
 def _file_part(text: str) -> str:

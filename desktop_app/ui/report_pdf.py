@@ -1,6 +1,8 @@
 """The monthly attendance report as a PDF: people x days with present / late / absent marks, totals per person and
 per day, group, period, station and time zone in every page's header; landscape A4, as many pages as the people
-need. Drawn with Qt's own PDF writer (QPdfWriter + QPainter), so no PDF library is added to the app.
+need. A report of everyone has one section per group (people without a group last, "(no group)"), each starting on
+a new page with its own header and totals. Drawn with Qt's own PDF writer (QPdfWriter + QPainter), so no PDF
+library is added to the app.
 
 Painting on a QPdfWriter is allowed off the GUI thread (the log dialog writes through its task queue); a Qt
 application object must exist: :func:`ensure_gui_app` makes an offscreen one for the command line.
@@ -10,13 +12,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
 
-from desktop_app.attendance.grid import ABSENT, LATE, PRESENT, AttendanceGrid, period_text
+from desktop_app.attendance.grid import ABSENT, LATE, PRESENT, AttendanceGrid, by_group, period_text
 
 RESOLUTION = 300  # dots per inch of the page's coordinate system (text and lines are vectors at any zoom)
 MARGIN_MM = 10.0
@@ -79,10 +81,16 @@ def pages_for(n_people: int, rows_per_page: int) -> list[tuple[int, int, bool]]:
 
 
 def write_monthly_pdf(path: str | Path, grid: AttendanceGrid, generated: datetime | None = None) -> int:
-    """Draw ``grid`` into ``path`` (a ``.part`` file renamed into place); returns the page count."""
+    """Draw ``grid`` into ``path`` (a ``.part`` file renamed into place); returns the page count. A grid of every
+    group is drawn as one section per group. ``generated`` defaults to now on the clock of the report's zone."""
     p = Path(path)
     tmp = p.with_name(p.name + ".part")
-    generated = generated or datetime.now().astimezone()
+    generated = generated or datetime.now(grid.tz or UTC)
+    try:  # before Qt does: its PDF writer only prints "QPainter::begin(): Returned false" to stderr
+        with open(tmp, "wb"):
+            pass
+    except OSError as exc:
+        raise PdfReportError(f"cannot write {p}: {exc.strerror or exc}; choose a folder you can write to") from None
     writer = QPdfWriter(str(tmp))
     writer.setResolution(RESOLUTION)
     writer.setTitle(f"Monthly attendance: {grid.group or 'all groups'}, {period_text(grid.first, grid.last)}")
@@ -99,11 +107,13 @@ def write_monthly_pdf(path: str | Path, grid: AttendanceGrid, generated: datetim
         rect = writer.pageLayout().paintRectPixels(RESOLUTION)
         lay = _Layout(RESOLUTION / 25.4, float(rect.width()), float(rect.height()))
         free = lay.height - lay.mm(HEAD_MM + DAYHEAD_MM + FOOT_MM)
-        plan = pages_for(len(grid.rows), int(free // lay.mm(ROW_MM)))
-        for n, (a, b, totals) in enumerate(plan):
+        per_page = int(free // lay.mm(ROW_MM))
+        plan = [(label, section, a, b, totals) for label, section in by_group(grid)
+                for a, b, totals in pages_for(len(section.rows), per_page)]
+        for n, (label, section, a, b, totals) in enumerate(plan):
             if n:
                 writer.newPage()
-            _page(painter, lay, grid, a, b, totals, n + 1, len(plan), generated)
+            _page(painter, lay, section, label, a, b, totals, n + 1, len(plan), generated)
     finally:
         painter.end()
     try:
@@ -126,14 +136,14 @@ def _font(size: float, bold: bool = False) -> QFont:
     return f
 
 
-def _page(p: QPainter, lay: _Layout, grid: AttendanceGrid, a: int, b: int, totals: bool, page: int, pages: int,
-          generated: datetime) -> None:
+def _page(p: QPainter, lay: _Layout, grid: AttendanceGrid, section: str, a: int, b: int, totals: bool, page: int,
+          pages: int, generated: datetime) -> None:
     mm = lay.mm
     black = QColor(0, 0, 0)
     # header: what, who, when, where
     p.setPen(black)
     p.setFont(_font(14, bold=True))
-    title = f"Monthly attendance: {grid.group or 'all groups'}"
+    title = f"Monthly attendance: {section}"
     p.drawText(QRectF(0, 0, lay.width, mm(7)), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
     p.setFont(_font(9))
     p.drawText(QRectF(0, 0, lay.width, mm(7)), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
@@ -145,7 +155,7 @@ def _page(p: QPainter, lay: _Layout, grid: AttendanceGrid, a: int, b: int, total
     p.setFont(_font(7.5))
     legend = (f"P present    L late (first check-in after {grid.late_after:%H:%M})    A absent (a working day with no "
               f"record)    grey: weekend    blank: no record, not yet, or before enrolment    "
-              f"generated {generated:%Y-%m-%d %H:%M}")
+              f"generated {generated:%Y-%m-%d %H:%M} {grid.tz_name}")
     p.drawText(QRectF(0, mm(14.5), lay.width, mm(5)), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                legend)
 

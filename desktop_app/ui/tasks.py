@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,29 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from desktop_app.ui.qtcompat import emit
 
 log = logging.getLogger(__name__)
+
+# the core's refusals meant for people (a damaged backup, a database in use, a file that cannot be written): logged
+# as one line; anything else is a bug and keeps its traceback in the log
+EXPECTED_ERRORS = (
+    ("desktop_app.gallery.backup", "BackupError"),
+    ("desktop_app.storage.errors", "StoreError"),
+    ("desktop_app.attendance.xlsx", "XlsxError"),
+    ("desktop_app.ui.report_pdf", "PdfReportError"),
+    ("desktop_app.config", "ConfigError"),
+    ("desktop_app.gallery.enroll", "EnrollmentError"),
+    ("desktop_app.vision.media", "MediaError"),
+    ("desktop_app.capture.sources", "SourceError"),
+)
+
+
+def is_expected(exc: BaseException) -> bool:
+    """True for a refusal the core words for people. Only modules already imported are looked at: an exception of
+    a module that was never imported cannot have been raised."""
+    for module, name in EXPECTED_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
 
 
 class _Runner(QObject):
@@ -25,7 +49,9 @@ class _Runner(QObject):
         try:
             result = fn()
         except Exception as exc:  # reported to whoever asked; the message is the core's, meant for people
-            log.warning("background job %d failed: %s", job_id, exc, exc_info=True)
+            expected = is_expected(exc)
+            log.warning("background job %d refused: %s" if expected else "background job %d failed: %s", job_id,
+                        " ".join(str(exc).split()) if expected else exc, exc_info=not expected)
             emit(self.failed, job_id, str(exc) or type(exc).__name__)
             return
         emit(self.done, job_id, result)
