@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         print("  DIFFERS:", p)
     if len(problems) > 30:
         print(f"  ... and {len(problems) - 30} more")
+    if problems:
+        kinds = [sum(k in p for p in problems) for k in (" faces on ", " px apart", "on arm64 (box")]
+        print(f"{len(problems)} differences: {kinds[0]} images/frames with another number of faces, {kinds[1]} boxes "
+              f"more than {args.px} px apart, {kinds[2]} other names")
     print("same names, boxes within tolerance" if not problems and fig["faces"] else "NOT the same")
     return 0 if not problems and fig["faces"] else 1
 
