@@ -310,7 +310,7 @@ def test_monthly_pdf_of_every_group_has_a_section_per_group(db, tmp_path, qapp_o
     assert "Monthly attendance: Class B" in texts[1] and "Zoe Other" in texts[1] and "Alice" not in texts[1]
     assert "Monthly attendance: (no group)" in texts[2] and "Nora Nogroup" in texts[2], heads
     assert all("Present (day)" in x and f"Page {i + 1} of 3" in x for i, x in enumerate(texts))
-    assert "3 people" in texts[0] and "1 people" in texts[1]  # totals of the section, not of everyone
+    assert "3 people" in texts[0] and "1 person " in texts[1]  # totals of the section, not of everyone
 
 
 def test_monthly_pdf_says_when_it_was_generated_on_the_report_zone_clock(db, tmp_path, qapp_offscreen) -> None:

@@ -153,9 +153,9 @@ def _page(p: QPainter, lay: _Layout, grid: AttendanceGrid, section: str, a: int,
             f"Time zone: {grid.tz_name}")
     p.drawText(QRectF(0, mm(8), lay.width, mm(6)), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line)
     p.setFont(_font(7.5))
-    legend = (f"P present    L late (first check-in after {grid.late_after:%H:%M})    A absent (a working day with no "
-              f"record)    grey: weekend    blank: no record, not yet, or before enrolment    "
-              f"generated {generated:%Y-%m-%d %H:%M} {grid.tz_name}")
+    legend = (f"P present    L late (first check-in after {grid.late_after:%H:%M})    A absent (a working day that has "
+              "ended with no record)    grey: weekend    blank: no record, today until it ends, days to come, or "
+              "before enrolment")
     p.drawText(QRectF(0, mm(14.5), lay.width, mm(5)), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                legend)
 
@@ -248,4 +248,5 @@ def _page(p: QPainter, lay: _Layout, grid: AttendanceGrid, section: str, a: int,
     p.setFont(_font(7))
     p.drawText(QRectF(0, lay.height - mm(FOOT_MM) + mm(1), lay.width, mm(FOOT_MM) - mm(1)),
                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-               f"{len(grid.rows)} people    FDFace Attendance")
+               f"{len(grid.rows)} {'person' if len(grid.rows) == 1 else 'people'}    FDFace Attendance    "
+               f"generated {generated:%Y-%m-%d %H:%M} {grid.tz_name}")
