@@ -73,6 +73,15 @@ class Sighting:
     ts: datetime | None = None  # None: now
     snapshot_jpeg: bytes | None = None
     station: str | None = None
+    # the person's pseudonym (random, unique, never given to anyone else): who ``person_id`` meant when the
+    # sighting was made. A database restored or replaced meanwhile may have given that number to someone else;
+    # the writer then keeps the sighting aside instead of filing it under them. None: not known (checked as before)
+    person_ref: str | None = None
+
+
+class NotThisPerson(Exception):
+    """A sighting's person number belongs to someone else in this database now (or to nobody): it was made
+    against another copy of the database (restored or replaced since)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class UnknownSighting:
     ts: datetime | None = None  # the track's first frame; None: now
     snapshot_jpeg: bytes | None = None
     station: str | None = None
+    candidate_ref: str | None = None  # the candidate's pseudonym (see Sighting.person_ref)
 
 
 class AttendanceRecorder:
@@ -101,10 +111,22 @@ class AttendanceRecorder:
         self.dedupe = timedelta(minutes=self.settings.dedupe_minutes)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._last: dict[int, datetime] = {}  # person -> last event time: skips the database for repeats
+        self.refs: dict[int, str] = {}  # person id -> pseudonym in this database (see Sighting.person_ref)
+
+    def load_refs(self) -> None:
+        """Learn every person's pseudonym (one read), so that sightings can say whom they meant. Read-only: does
+        not wait for another program's write lock."""
+        from desktop_app.storage import reader
+
+        with store_errors(), Session(reader(self.engine)) as s:
+            self.refs.update({int(i): str(r) for i, r in s.execute(select(Person.id, Person.pseudonym))})
 
     def record(self, person_id: int, similarity: float, ts: datetime | None = None,
-               snapshot_jpeg: bytes | None = None, station: str | None = None) -> RecordedEvent | None:
-        """Write the event this sighting makes, or return None (duplicate, unknown or inactive person)."""
+               snapshot_jpeg: bytes | None = None, station: str | None = None,
+               person_ref: str | None = None) -> RecordedEvent | None:
+        """Write the event this sighting makes, or return None (duplicate, unknown or inactive person).
+        ``person_ref``: the pseudonym of the person meant; raises :class:`NotThisPerson` when this database gives
+        ``person_id`` to someone else or to nobody (nothing is written)."""
         now = (ts or self.clock()).astimezone(UTC)
         last = self._last.get(person_id)
         if last is not None and abs(now - last) < self.dedupe:
@@ -120,6 +142,11 @@ class AttendanceRecorder:
             # the same row) is not blocked.
             person = s.scalar(select(Person).where(Person.id == person_id)
                               .with_for_update(key_share=True))
+            if person_ref is not None and (person is None or person.pseudonym != person_ref):
+                raise NotThisPerson(f"person #{person_id} is {'nobody' if person is None else 'someone else'} in "
+                                    "this database now (it was restored or replaced after the sighting)")
+            if person is not None:
+                self.refs[int(person.id)] = person.pseudonym
             if person is None or not person.active:
                 return None
             rows = s.execute(select(AttendanceEvent.id, AttendanceEvent.ts, AttendanceEvent.kind)
@@ -154,7 +181,11 @@ class AttendanceRecorder:
         station = check_station(item.station) if item.station else self.station
         snap = item.snapshot_jpeg if self.unknowns.keep_snapshots else None
         with store_errors(), Session(self.engine) as s, s.begin():
-            row = add_unknown(s, now, station, item.similarity, item.candidate_id, item.frames, item.seconds, snap)
+            cid = item.candidate_id
+            if cid is not None and item.candidate_ref is not None and s.scalar(
+                    select(Person.pseudonym).where(Person.id == cid)) != item.candidate_ref:
+                cid = None  # that number is someone else now (a restored database): the log says nobody, not them
+            row = add_unknown(s, now, station, item.similarity, cid, item.frames, item.seconds, snap)
             return None if row is None else int(row.id)
 
     def housekeeping(self) -> int:
@@ -169,16 +200,24 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _spool_line(it: Sighting | UnknownSighting) -> str:
+def _spool_line(it: Sighting | UnknownSighting, **extra: Any) -> str:
     if isinstance(it, UnknownSighting):
         return json.dumps({
             "unknown": True, "candidate_id": it.candidate_id, "similarity": it.similarity, "frames": it.frames,
             "seconds": it.seconds, "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
-            "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n"
+            "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None,
+            "candidate_ref": it.candidate_ref, **extra}) + "\n"
     return json.dumps({
         "person_id": it.person_id, "similarity": it.similarity,
         "ts": it.ts.isoformat() if it.ts is not None else None, "station": it.station,
-        "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None}) + "\n"
+        "snapshot": base64.b64encode(it.snapshot_jpeg).decode() if it.snapshot_jpeg else None,
+        "person_ref": it.person_ref, **extra}) + "\n"
+
+
+def kept_aside_path(spool: Path) -> Path:
+    """Where the writer keeps the sightings it must not file (their person number means someone else in the
+    database now): next to the spool, never read back by a writer; README "Backups" says what to do with it."""
+    return spool.with_name(spool.name.removesuffix(".jsonl") + "-not-recorded.jsonl")
 
 
 def write_spool(path: Path, items: list[Sighting | UnknownSighting]) -> None:
@@ -263,12 +302,20 @@ def read_spool(path: Path) -> list[Sighting | UnknownSighting]:
             if d.get("unknown"):
                 cid, sim = d.get("candidate_id"), d.get("similarity")
                 out.append(UnknownSighting(None if sim is None else float(sim), None if cid is None else int(cid),
-                                           int(d["frames"]), float(d["seconds"]), ts, snap, d.get("station")))
+                                           int(d["frames"]), float(d["seconds"]), ts, snap, d.get("station"),
+                                           _ref(d.get("candidate_ref"))))
                 continue
-            out.append(Sighting(int(d["person_id"]), float(d["similarity"]), ts, snap, d.get("station")))
+            out.append(Sighting(int(d["person_id"]), float(d["similarity"]), ts, snap, d.get("station"),
+                                _ref(d.get("person_ref"))))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("%s line %d is damaged and was skipped: %s", path, n, exc)
     return out
+
+
+def _ref(v: Any) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise TypeError(f"a person's reference is text, not {v!r}")
+    return v
 
 
 class EventWriter:
@@ -283,7 +330,12 @@ class EventWriter:
     ``spool``: a file (:func:`spool_path`) where sightings still waiting when the writer is closed are kept, so
     that a database busy or unreachable for longer than the program runs loses nothing: the next writer on the same
     database writes them first (their original times; the rules' dedupe makes a sighting written twice count
-    once), and removes the file once they are all written."""
+    once), and removes the file once they are all written.
+
+    Each sighting carries its person's pseudonym (``Sighting.person_ref``), so that one made against another copy
+    of the database (a backup restored, the file replaced) is never filed under whoever has that person number
+    now: it is kept aside in :func:`kept_aside_path` (``kept_aside`` counts them), said through ``on_error`` and
+    the log, and never dropped."""
 
     def __init__(self, recorder: AttendanceRecorder, on_event: Callable[[RecordedEvent], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
@@ -295,6 +347,8 @@ class EventWriter:
         self.spool = spool
         self.spooled = 0  # sightings kept in the spool by close()
         self.purged = 0  # unknown visitors deleted by the retention purge (housekeeping)
+        self.kept_aside = 0  # sightings whose person number means someone else now: see kept_aside_path
+        self._erased_refs: set[str] = set()  # pseudonyms of people erased meanwhile: their sightings are dropped
         self._pending: deque[Sighting | UnknownSighting] = deque()
         self._next_housekeeping = 0.0  # monotonic time of the next purge: at once
         self._cv = threading.Condition()
@@ -319,6 +373,7 @@ class EventWriter:
         later)."""
         if sighting.ts is None:
             sighting = replace(sighting, ts=self.recorder.clock())
+        sighting = self._with_ref(sighting)
         with self._cv:
             if not self._finished:
                 self._pending.append(sighting)
@@ -327,7 +382,7 @@ class EventWriter:
         # a closed writer (a driver still held it while the store was switched): kept for the next writer on
         # this database, never dropped in silence
         if self.spool is not None:
-            append_spool(self.spool, [sighting])
+            append_spool(self.spool, [self._with_ref(sighting)])
             log.warning("a sighting handed to a closed writer is kept in %s", self.spool)
         else:
             _call(self.on_error, f"{_what(sighting)} came after the writer was closed and was not recorded")
@@ -380,8 +435,56 @@ class EventWriter:
             log.warning("could not delete expired unknown visitors (tried again later): %s", exc)
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_RETRY_S
 
+    def _with_ref(self, item: Sighting | UnknownSighting) -> Sighting | UnknownSighting:
+        """The item with its person's pseudonym, when this writer knows it."""
+        refs: dict[int, str] | None = getattr(self.recorder, "refs", None)
+        if refs is None:
+            return item
+        pid = item.person_id if isinstance(item, Sighting) else item.candidate_id
+        if pid is None or (item.person_ref if isinstance(item, Sighting) else item.candidate_ref) is not None:
+            return item
+        ref = refs.get(int(pid))
+        if ref is None:
+            return item
+        return replace(item, person_ref=ref) if isinstance(item, Sighting) else replace(item, candidate_ref=ref)
+
+    def _load_refs(self) -> None:
+        try:
+            self.recorder.load_refs()
+        except Exception as exc:  # the database unreachable: the sightings are checked as before
+            log.warning("could not read who the people are (sightings are spooled without it): %s", exc)
+
+    def _keep_aside(self, item: Sighting | UnknownSighting, exc: NotThisPerson) -> None:
+        """A sighting that must not be filed (its person number means someone else now): kept in a file next to
+        the spool and said; dropped only when its person was erased meanwhile (the erasure's promise)."""
+        if isinstance(item, Sighting) and item.person_ref in self._erased_refs:
+            return None
+        self.kept_aside += 1
+        if self.spool is None:
+            _call(self.on_error, f"{_what(item)} from {_when(item)} was not recorded: {exc}")
+            return None
+        target = kept_aside_path(self.spool)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, _spool_line(item, reason=str(exc)).encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            _call(self.on_error, f"{_what(item)} from {_when(item)} was not recorded ({exc}) and could not be kept in "
+                                 f"{target}: {err.strerror or err}")
+            return None
+        text = (f"{_what(item)} from {_when(item)} was not recorded: {exc}; it is kept in "
+                f"{target}")
+        log.warning("%s", text)
+        _call(self.on_error, text)
+        return None
+
     def _run(self) -> None:
         delay = RETRY_FIRST_S
+        if callable(getattr(self.recorder, "load_refs", None)):
+            self._load_refs()
         while True:
             with self._cv:
                 while not self._pending and not self._closing and (due := self._housekeeping_due()) != 0.0:
@@ -403,7 +506,9 @@ class EventWriter:
                     ev = None
                 else:
                     ev = self.recorder.record(item.person_id, item.similarity, item.ts, item.snapshot_jpeg,
-                                              item.station)
+                                              item.station, person_ref=item.person_ref)
+            except NotThisPerson as exc:
+                ev = self._keep_aside(item, exc)
             except StoreError as exc:
                 if exc.transient:  # keep the sighting; try again later
                     with self._cv:
@@ -460,6 +565,9 @@ class EventWriter:
         def mine(k: int, it: Sighting | UnknownSighting) -> bool:  # the one being written stays: the store refuses it
             return isinstance(it, Sighting) and it.person_id == person_id and not (k == 0 and not self._finished)
 
+        ref = getattr(self.recorder, "refs", {}).get(int(person_id))
+        if ref is not None:
+            self._erased_refs.add(ref)
         with self._cv:
             keep = deque(replace(it, candidate_id=None) if isinstance(it, UnknownSighting)
                          and it.candidate_id == person_id else it
@@ -480,6 +588,9 @@ class EventWriter:
         with self._cv:
             items = list(self._pending)
             self._finished = True  # from now on submit() appends to the spool itself
+        if any(it.person_ref is None and self._with_ref(it) is it for it in items if isinstance(it, Sighting)):
+            self._load_refs()  # people this writer has not met yet: asked once (a read), before they are spooled
+        items = [self._with_ref(it) for it in items]
         if self.spool is not None:
             append_spool(self.spool, items)  # never a rewrite: what others kept there stays
             self._drop_claimed()  # their sightings not yet written are among ``items``
@@ -487,6 +598,10 @@ class EventWriter:
             if items:
                 log.warning("%d sighting(s) not yet recorded are kept in %s", len(items), self.spool)
         return self.spooled
+
+
+def _when(item: Sighting | UnknownSighting) -> str:
+    return "an unknown time" if item.ts is None else f"{item.ts.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _what(item: Sighting | UnknownSighting) -> str:
