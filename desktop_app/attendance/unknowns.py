@@ -3,10 +3,13 @@
 :class:`UnknownTracks` is the one place that decides (the :class:`~desktop_app.attendance.session.AttendanceSession`
 owns one and feeds it every frame): a face that stays unknown over its whole track is logged once, when the track
 ends, provided its vote said "unknown" for at least ``unknowns.min_seconds`` (a face flickering for a frame is
-not a visitor). A track that is named at any moment is never logged. A photo of a folder is its own track: each
-unknown face in it is logged. What is logged: when the track began, how long it lasted and in how many frames,
-whom the face resembled most and how much (the best similarity over the track), and, when the privacy setting
-allows it, one snapshot (:func:`visitor_snapshot`). The attendance writer writes it, in order with the events.
+not a visitor). A track that is named at any moment is never logged, nor one without a single good frame (voted
+"unknown", detection score and sharpness at enrolment's own bars, :func:`good_face`): dark or blurred shapes that
+the detector takes for a face for a few seconds are not visitors. The snapshot is the track's best good frame. A
+photo of a folder is its own track: each unknown face in it is logged. What is logged: when the track began, how
+long it lasted and in how many frames, whom the face resembled most and how much (the best similarity over the
+track), and, when the privacy setting allows it, one snapshot (:func:`visitor_snapshot`). The attendance writer
+writes it, in order with the events.
 
 The query functions below (:func:`list_unknowns`, :func:`purge_unknowns`, :func:`delete_unknowns`) take an engine and
 return plain records, so that the CLI and the GUI never touch the ORM; every deletion is followed by the store's
@@ -25,10 +28,34 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
+from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
 
-SNAPSHOT_MARGIN = 0.4  # the snapshot reaches this fraction of the face box beyond each side of it
+SNAPSHOT_HALF = 0.9  # the snapshot is a square of 2 x this x the face box's longer side, centred on the face
 SNAPSHOT_FACE_PX = 160  # the face box's longer side in the snapshot at most (larger faces are scaled down)
-SNAPSHOT_JPEG_QUALITY = 85
+# ... and at least: twice enrolment's size gate, so that "Enroll this person" never refuses a snapshot as too small
+SNAPSHOT_FACE_MIN_PX = 2 * DEFAULT_GATE.min_size_px
+SNAPSHOT_OVAL = (0.68, 0.78)  # the face oval kept sharp: half-axes as fractions of the face box's width, height
+SNAPSHOT_FEATHER = 0.25  # the oval fades into the backdrop over this fraction of its size
+SNAPSHOT_JPEG_QUALITY = 90
+
+
+def good_face(face: Any, gate: EnrollmentGate = DEFAULT_GATE) -> bool:
+    """Whether this detection counts toward an unknown visitor: detected as surely and as sharp as enrolment asks
+    (size and pose aside: a small or turned face is still a visitor)."""
+    q = face.quality
+    score = float(getattr(face, "score", 0.0) if q is None else q.score)
+    return q is not None and score >= gate.min_score and q.sharpness >= gate.min_sharpness
+
+
+def snapshot_refusal(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    """Enrolment's reasons for refusing a visitor's stored snapshot, about that picture (not "move closer"): the
+    person is not in front of the camera, the picture is what it is."""
+    out = []
+    for r in reasons:
+        what = r.split(":", 1)[0].strip()
+        out.append(f"this stored picture of the visitor cannot be used ({what}): choose another of their visits, "
+                   "or enrol them with the camera or a photo")
+    return tuple(out)
 
 
 def privacy_text(u: Any) -> str:
@@ -46,24 +73,30 @@ def privacy_text(u: Any) -> str:
 
 
 def visitor_snapshot(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-    """The face with some room around it, cut from the frame (BGR). Not the aligned 112x112 crop attendance events
-    keep: "Enroll this person" hands the snapshot to enrolment, whose detector needs to find the face again in it,
-    and a face box of up to 160 px still passes enrolment's size gate (60 px)."""
-    h, w = image.shape[:2]
+    """The face with some room around it, cut from the frame (BGR), centred on the face and scaled so that the face
+    box is 120 to 160 px across; outside an oval around the face the picture fades to a plain backdrop. Not the
+    aligned 112x112 crop attendance events keep: "Enroll this person" hands the snapshot to enrolment, whose
+    detector must find this face again, and only this one (the people next to a visitor in a crowd are neither
+    stored nor offered for enrolment), big enough for its size gate."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     bw, bh = x2 - x1, y2 - y1
     if bw <= 1 or bh <= 1:
         return None
-    x1, x2 = int(max(0, x1 - SNAPSHOT_MARGIN * bw)), int(min(w, x2 + SNAPSHOT_MARGIN * bw))
-    y1, y2 = int(max(0, y1 - SNAPSHOT_MARGIN * bh)), int(min(h, y2 + SNAPSHOT_MARGIN * bh))
-    if x2 <= x1 or y2 <= y1:
-        return None
-    crop = image[y1:y2, x1:x2]
-    scale = SNAPSHOT_FACE_PX / max(bw, bh)
-    if scale < 1.0:
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(crop)
+    side = max(bw, bh)
+    scale = SNAPSHOT_FACE_MIN_PX / side if side < SNAPSHOT_FACE_MIN_PX else min(1.0, SNAPSHOT_FACE_PX / side)
+    half = SNAPSHOT_HALF * side
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    out = max(8, round(2 * half * scale))
+    # the square around the face, scaled, in one warp (parts beyond the frame's edge take the nearest pixels)
+    m = np.array([[scale, 0.0, out / 2 - cx * scale], [0.0, scale, out / 2 - cy * scale]], np.float32)
+    interp = cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_AREA
+    crop = cv2.warpAffine(image, m, (out, out), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    yy, xx = np.mgrid[0:out, 0:out].astype(np.float32) + 0.5
+    ax, ay = SNAPSHOT_OVAL[0] * bw * scale, SNAPSHOT_OVAL[1] * bh * scale
+    r = np.sqrt(((xx - out / 2) / ax) ** 2 + ((yy - out / 2) / ay) ** 2)
+    alpha = np.clip((1.0 + SNAPSHOT_FEATHER - r) / SNAPSHOT_FEATHER, 0.0, 1.0)[..., None]
+    backdrop = crop.reshape(-1, 3).mean(axis=0)  # the scene's mean colour: a plain, unobtrusive background
+    return np.ascontiguousarray((crop * alpha + backdrop * (1.0 - alpha)).round().clip(0, 255).astype(np.uint8))
 
 
 def encode_snapshot(crop: np.ndarray | None) -> bytes | None:
@@ -92,6 +125,7 @@ class _Track:
     frames: int = 0
     unknown_since: float | None = None  # wall time of the first frame whose vote said "unknown"
     unknown_last: float = 0.0
+    good: int = 0  # frames voted "unknown" where the face was a good one (good_face)
     named: bool = False
     similarity: float | None = None
     candidate_id: int | None = None
@@ -112,8 +146,9 @@ class UnknownTracks:
     ``matches`` given with a frame are the gallery's decisions for the faces embedded in it, in the order of the
     frame's faces with ``embedded`` set (the order the pipeline hands embeddings to its matcher)."""
 
-    def __init__(self, min_seconds: float = 1.0) -> None:
+    def __init__(self, min_seconds: float = 1.0, gate: EnrollmentGate = DEFAULT_GATE) -> None:
         self.min_seconds = float(min_seconds)
+        self.gate = gate
         self.tracks: dict[int, _Track] = {}
 
     def observe(self, result: Any, image: np.ndarray | None, matches: list[Any], wall_time: float, *,
@@ -134,11 +169,17 @@ class UnknownTracks:
                 t.similarity, t.candidate_id = c
             if f.voted and f.person_id is not None:
                 t.named, t.crop = True, None  # never logged; no picture of a known person is kept here
-            elif f.voted:
+                continue
+            if t.named:
+                continue
+            if f.voted:
                 if t.unknown_since is None:
                     t.unknown_since = wall_time
                 t.unknown_last = wall_time
-            if snapshots and not t.named and image is not None:
+            if not good_face(f, self.gate):
+                continue  # a dark or blurred shape: it alone never makes a visitor, nor gives the snapshot
+            t.good += int(f.voted)
+            if snapshots and image is not None:
                 q = f.quality.overall if f.quality is not None else 0.0
                 if q > t.crop_quality:
                     t.crop, t.crop_quality = visitor_snapshot(image, f.box), q
@@ -153,7 +194,7 @@ class UnknownTracks:
         by_face = dict(zip(map(id, emb_faces), matches, strict=False)) if len(matches) == len(emb_faces) else {}
         out = []
         for f in result.faces:
-            if not f.voted or f.person_id is not None:
+            if not f.voted or f.person_id is not None or not good_face(f, self.gate):
                 continue
             c = _candidate(by_face.get(id(f)))
             crop = visitor_snapshot(image, f.box) if snapshots and image is not None else None
@@ -169,7 +210,7 @@ class UnknownTracks:
         self.tracks = {}
 
     def _finish(self, t: _Track) -> UnknownVisit | None:
-        if t.named or t.unknown_since is None or t.unknown_last - t.unknown_since < self.min_seconds:
+        if t.named or t.unknown_since is None or t.unknown_last - t.unknown_since < self.min_seconds or not t.good:
             return None
         return UnknownVisit(t.first, max(0.0, t.last - t.first), t.frames, t.similarity, t.candidate_id, t.crop)
 

@@ -16,8 +16,13 @@ def add_unknown(s: Session, ts: datetime, station: str, similarity: float | None
                 frames: int, seconds: float, snapshot_jpeg: bytes | None = None) -> UnknownVisitor | None:
     """Log one unknown visitor; None when this very one is logged already (a spooled sighting whose first try
     committed). A ``candidate_id`` whose person is gone (erased meanwhile) is stored as None."""
-    if s.scalar(select(UnknownVisitor.id).where(UnknownVisitor.ts == ts, UnknownVisitor.station == station,
-                                                UnknownVisitor.frames == int(frames))) is not None:
+    same = [UnknownVisitor.ts == ts, UnknownVisitor.station == station, UnknownVisitor.frames == int(frames),
+            UnknownVisitor.seconds == float(seconds),
+            UnknownVisitor.similarity.is_(None) if similarity is None
+            else UnknownVisitor.similarity == float(similarity)]
+    # several people who came into view together and stayed as long are several visitors (their similarities
+    # differ); only the very same one, a spooled entry whose first try committed, is skipped
+    if s.scalar(select(UnknownVisitor.id).where(*same).limit(1)) is not None:
         return None
     if candidate_id is not None and s.get(Person, as_id(candidate_id)) is None:
         candidate_id = None

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.attendance.unknowns import snapshot_refusal
 from desktop_app.gallery.enroll import Candidate, Capture, EnrollmentPlan, EnrollmentResult, Refusal, choose_face
 from desktop_app.ui.images import bgr_to_qimage
 from desktop_app.ui.main_window import IMAGE_FILTER
@@ -128,6 +129,7 @@ class EnrollDialog(QDialog):
         self.resize(980, 640)
         self.entries: list[tuple[Capture | None, Candidate | Refusal]] = []  # one per row of the list
         self._pending: dict[int, str] = {}  # request id -> source name
+        self._stored: set[int] = set()  # requests of stored pictures (an unknown visitor's snapshots)
         self._confirm = False
         self.result: EnrollmentResult | None = None
         self.last_plan: EnrollmentPlan | None = None
@@ -318,8 +320,11 @@ class EnrollDialog(QDialog):
 
     def add_images(self, images: list[tuple[str, np.ndarray]]) -> list[int]:
         """Offer images as captures (each analysed like a capture from the camera): the snapshots of an unknown
-        visitor ("Enroll this person" in the unknown-visitor list)."""
-        return [self._analyze(source, image) for source, image in images]
+        visitor ("Enroll this person" in the unknown-visitor list). A refusal speaks of the stored picture: the
+        visitor is not in front of the camera to move closer."""
+        ids = [self._analyze(source, image) for source, image in images]
+        self._stored.update(ids)
+        return ids
 
     @Slot()
     def ask_photos(self) -> None:
@@ -345,7 +350,12 @@ class EnrollDialog(QDialog):
         if source is None:
             return  # another dialog's request
         cap = Capture(source, image, result)
-        self._add_verdict(cap, choose_face(result, source, self.largest.isChecked()), image)
+        verdict = choose_face(result, source, self.largest.isChecked())
+        if request_id in self._stored:
+            self._stored.discard(request_id)
+            if isinstance(verdict, Refusal):
+                verdict = Refusal(source, snapshot_refusal(verdict.reasons))
+        self._add_verdict(cap, verdict, image)
 
     def _add_verdict(self, cap: Capture | None, verdict: Candidate | Refusal, image: np.ndarray | None) -> None:
         self.entries.append((cap, verdict))
