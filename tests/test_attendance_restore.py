@@ -52,7 +52,7 @@ def test_a_spooled_sighting_is_kept_aside_when_a_restore_gave_its_number_to_some
     spool = spool_path(url, tmp_path / "data")
     with Holder(db):  # the database busy: Bob's sighting waits, then goes to the spool
         w = EventWriter(AttendanceRecorder(engine, SETTINGS, unknowns=UnknownSettings()), spool=spool)
-        w.submit(Sighting(bob, 0.9, T0))
+        w.submit(Sighting(bob, 0.9, T0, b"face-of-bob"))
         w.submit(UnknownSighting(0.3, bob, 20, 2.0, T0))  # a stranger who resembled Bob
         assert w.close(0.5) == 2 and w.spooled == 2
     assert [getattr(it, "person_ref", None) or getattr(it, "candidate_ref", None) for it in read_spool(spool)] \
@@ -76,6 +76,7 @@ def test_a_spooled_sighting_is_kept_aside_when_a_restore_gave_its_number_to_some
     kept = [json.loads(line) for line in aside.read_text().splitlines()]
     assert [(k["person_id"], k["ts"]) for k in kept] == [(bob, T0.isoformat())]
     assert "someone else" in kept[0]["reason"]
+    assert kept[0]["snapshot"] is None and b"face-of-bob" not in aside.read_bytes()  # no face picture kept aside
     assert len(errors) == 1 and str(aside) in errors[0] and f"person #{bob}" in errors[0]
     # a person who exists in the restored database as they were is recorded as always
     w3 = EventWriter(AttendanceRecorder(engine, SETTINGS), spool=spool)

@@ -467,7 +467,9 @@ class EventWriter:
         try:
             fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, _spool_line(item, reason=str(exc)).encode("utf-8"))
+                # who, when, where and why: enough to enter it by hand; no face picture (it may be an erased
+                # person's, seen by this kiosk while another erased them)
+                os.write(fd, _spool_line(replace(item, snapshot_jpeg=None), reason=str(exc)).encode("utf-8"))
                 os.fsync(fd)
             finally:
                 os.close(fd)
