@@ -220,8 +220,7 @@ def test_the_hamilton_clip_logs_real_faces_not_dark_or_blurred_shapes(pipe, tmp_
     """Review of issue 19: dark, blurred shapes of the audience were logged as visitors after 2-3 s, with snapshots
     showing no face. A track is logged only with at least one good frame (detection score and sharpness at
     enrolment's bars), and its snapshot is its best good frame; several people who came into view together are
-    several visitors. Measured: before, 4 logged (2 of them no face, one entry standing for 3 people), 1 snapshot
-    enrolment accepts; after, 4 logged, all faces, 2 accepted (the other 2 are faces in profile)."""
+    several visitors (docs/BENCHMARKS.md, "Unknown-visitor log", has the counts before and after)."""
     clip = shared_path("media", "video", "short_hamilton_clip.mp4")
     settings = settings_for(tmp_path, keep_snapshots=True)
     g, _ = gallery_with_amy(pipe, settings)
