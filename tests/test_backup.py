@@ -390,7 +390,9 @@ def test_backup_and_kept_copy_names_are_utc_and_listed_on_the_configured_clock(t
     assert r.kept_aside is not None and r.kept_aside.name == "attendance.db.before-restore-20261204-174512Z"
 
 
-def test_only_the_newest_kept_copies_stay_after_restores(tmp_path):
+def test_kept_copies_are_never_deleted_and_the_restore_says_how_many(tmp_path):
+    """Each kept copy may hold the only record of attendance taken after its backup: the app keeps them all and
+    says how many there are and their size, for a person to decide."""
     db = tmp_path / "attendance.db"
     engine, pids = new_store(db)
     record_some(engine, pids, 2)
@@ -400,10 +402,10 @@ def test_only_the_newest_kept_copies_stay_after_restores(tmp_path):
     legacy.write_bytes(db.read_bytes())
     results = [bk.restore_database(backup, db, now=datetime(2026, 12, d, 9, tzinfo=UTC)) for d in (1, 2, 3, 4)]
     kept = sorted(p.name for p in tmp_path.glob("attendance.db.before-restore-*"))
-    assert kept == [f"attendance.db.before-restore-2026120{d}-090000Z" for d in (2, 3, 4)]
-    assert bk.KEEP_BEFORE_RESTORE == 3
-    assert results[2].kept_removed == (legacy,)
-    assert results[3].kept_removed == (db.with_name("attendance.db.before-restore-20261201-090000Z"),)
+    assert kept == [legacy.name] + [f"attendance.db.before-restore-2026120{d}-090000Z" for d in (1, 2, 3, 4)]
+    assert len(results[3].kept_copies) == 5 and results[3].kept_copies[-1] == legacy
+    note = bk.copies_note(results[3].kept_copies)
+    assert "5 copies" in note and "never deletes" in note and legacy.name in note
     assert len(events_of(db)) == 2
 
 
@@ -520,7 +522,7 @@ def test_gui_back_up_now_and_restore_with_confirmation(tmp_path, request, monkey
         assert len(events_of(kept)) == 5  # the event recorded after the backup is in the kept copy
         box = ctl.backups.box  # the restore's result: the full path of the kept copy, selectable, never cut off
         assert isinstance(box, QMessageBox) and box.isVisible() and box.windowTitle() == "Restore"
-        assert str(kept) in box.text() and str(backup.path) in box.text() and "newest 3" in box.text()
+        assert str(kept) in box.text() and str(backup.path) in box.text()
         assert box.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
         box.accept()
 

@@ -75,7 +75,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from desktop_app.gallery.backup import EXIT_USE_PG_TOOLS, KEEP_BEFORE_RESTORE, BackupError, restore_database
+    from desktop_app.gallery.backup import EXIT_USE_PG_TOOLS, BackupError, copies_note, restore_database
 
     s = _settings(args)
     db = _sqlite_or_pg(s.storage.resolved_url(), 1, args.file)
@@ -96,9 +96,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     kept = f"; the database as it was is kept as {r.kept_aside}" if r.kept_aside else ""
     migrated = f", schema brought up from {r.schema_before} to {r.schema_now}" if r.migrated else ""
     print(f"restored {db} from {r.restored_from} ({r.people} people, {r.events} events{migrated}){kept}")
-    if r.kept_removed:
-        print(f"removed {len(r.kept_removed)} older before-restore cop{'y' if len(r.kept_removed) == 1 else 'ies'} "
-              f"(the newest {KEEP_BEFORE_RESTORE} are kept): {', '.join(p.name for p in r.kept_removed)}")
+    if note := copies_note(r.kept_copies):
+        print(note)
     if r.index_files_removed:
         print(f"removed {len(r.index_files_removed)} saved index file(s): the index is rebuilt from the restored "
               "database at the next start")

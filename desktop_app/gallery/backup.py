@@ -10,7 +10,7 @@ version readable) and only then renamed to its final name: a backup killed half-
 Restore works on a private copy of the file: the copy is checked (a SQLite file, not truncated, integrity check,
 our tables, a schema version this app knows; an older one is migrated forward with the store's own migrations)
 before anything is replaced. The current database is then kept beside itself (``attendance.db.before-restore-
-20261204-174512Z``; the newest ``KEEP_BEFORE_RESTORE`` such copies are kept) and the checked copy takes its place
+20261204-174512Z``; never deleted by the app) and the checked copy takes its place
 in one rename; saved FAISS index files of the database are wiped, so the index is rebuilt from the restored store.
 A refused file leaves the current database as it was.
 
@@ -48,7 +48,6 @@ STAMP = "%Y%m%d-%H%M%S"  # followed by "Z": UTC (names of earlier versions: loca
 # <db stem>-<6 hex of the database's path>-<UTC time>Z.db: two databases with the same file name that back up
 # into one folder never prune each other's backups
 _NAME = re.compile(r"^(?P<prefix>.+-[0-9a-f]{6})-(?P<stamp>\d{8}-\d{6})(?P<utc>Z?)\.db$")
-KEEP_BEFORE_RESTORE = 3  # copies of the database as it was before a restore kept beside it (the newest ones)
 PARTIAL = ".partial"
 STALE_PARTIAL_S = 3600.0  # a hidden .partial older than this is what a killed backup left: removed
 BACKUP_EVERY = timedelta(days=1)  # the desktop app's scheduled backup
@@ -95,7 +94,7 @@ class RestoreResult:
     people: int
     events: int
     index_files_removed: tuple[Path, ...] = field(default=())
-    kept_removed: tuple[Path, ...] = field(default=())  # older before-restore copies dropped (KEEP_BEFORE_RESTORE)
+    kept_copies: tuple[Path, ...] = field(default=())  # every before-restore copy beside the database, newest first
 
     @property
     def migrated(self) -> bool:
@@ -414,8 +413,9 @@ def restore_database(backup: Path, db: Path, *, now: datetime | None = None,
     finally:
         _unlink_quietly(copy, _with_suffix(copy, "-journal"), _with_suffix(copy, "-wal"), _with_suffix(copy, "-shm"))
     removed = _remove_index_files(db)
-    dropped = prune_kept_aside(db)
-    return RestoreResult(db, backup, kept, check.schema, schema_now, check.people, check.events, removed, dropped)
+    # never deleted by the app: a kept copy may hold the only record of attendance taken after the backup
+    copies = tuple(kept_aside_copies(db))
+    return RestoreResult(db, backup, kept, check.schema, schema_now, check.people, check.events, removed, copies)
 
 
 def kept_aside_copies(db: Path) -> list[Path]:
@@ -432,18 +432,14 @@ def kept_aside_copies(db: Path) -> list[Path]:
     return [p for *_, p in sorted(found, reverse=True)]
 
 
-def prune_kept_aside(db: Path, keep: int = KEEP_BEFORE_RESTORE) -> tuple[Path, ...]:
-    """Delete all but the newest ``keep`` before-restore copies of ``db`` (with their kept write-ahead logs), so
-    that restores do not fill the disk with whole databases; returns the removed ones."""
-    removed = []
-    for p in kept_aside_copies(db)[keep:]:
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError as exc:
-            log.warning("could not remove the old copy %s: %s", p, exc)
-        _unlink_quietly(_with_suffix(p, "-wal"))
-    return tuple(removed)
+def copies_note(copies: tuple[Path, ...]) -> str:
+    """What a person is told about the copies kept before restores (they pile up; only a person may delete them)."""
+    if len(copies) < 2:
+        return ""
+    size = sum(p.stat().st_size for p in copies if p.exists()) / 1e6
+    return (f"{len(copies)} copies kept before restores lie beside the database ({size:.1f} MB in all, oldest "
+            f"{copies[-1].name}); each holds what was recorded before its restore, so the app never deletes them: "
+            "delete the ones you no longer need")
 
 
 def _migrate_copy(copy: Path, shown: Path, schema: str) -> str:

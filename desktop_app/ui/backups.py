@@ -19,12 +19,12 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app.attendance.rules import resolve_zone
 from desktop_app.gallery.backup import (
-    KEEP_BEFORE_RESTORE,
     BackupCheck,
     BackupError,
     BackupResult,
     RestoreResult,
     backup_due,
+    copies_note,
     make_backup,
     pg_commands,
     restore_database,
@@ -167,7 +167,7 @@ class BackupController(QObject):
         box = QMessageBox(QMessageBox.Icon.Warning, "Restore from backup",
                           f"Replace the database\n{db}\nwith the backup\n{path}?\n\nThe backup is checked first; "
                           "a damaged one is refused and nothing changes. The current database is kept beside "
-                          f"it (…before-restore-DATE; the newest {KEEP_BEFORE_RESTORE} such copies are kept); "
+                          "it (…before-restore-DATE, never deleted by the app); "
                           "attendance recorded since the backup stays only in that kept copy.",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self.ctl.window)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -215,9 +215,8 @@ class BackupController(QObject):
             if r.kept_aside:
                 text += (f"\n\nThe database as it was (with anything recorded since the backup) is kept as\n"
                          f"{r.kept_aside}")
-            text += f"\n\nThe newest {KEEP_BEFORE_RESTORE} copies kept before a restore are kept"
-            text += (f"; older ones removed: {', '.join(p.name for p in r.kept_removed)}." if r.kept_removed
-                     else ".")
+            if note := copies_note(r.kept_copies):
+                text += f"\n\n{note}."
             self._show(QMessageBox.Icon.Information, "Restore", text)
 
         def failed(message: str) -> None:
