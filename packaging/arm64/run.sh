@@ -239,10 +239,14 @@ step_compare() {  # photos and the clip's frames: the same pixels, so the same n
 step_int8() {  # benchmarks/int8_agreement.py on the emulated Pi 4 core (and a Pi 5 core)
     mount_root "$BROOT"
     copy_checkout "$BROOT"
-    in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py" | tee "$RES/int8-cortex-a72.txt"
+    # the table's first line names the host's CPU: qemu-user shows the x86_64 /proc/cpuinfo to the emulated program
+    local note="emulated by qemu-user as QEMU_CPU=%s (the CPU named below is the x86_64 host's /proc/cpuinfo)\n"
+    { printf "$note" cortex-a72
+      in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py"; } | tee "$RES/int8-cortex-a72.txt"
     if [ "${FDFACE_ARM64_SKIP_A76:-0}" != 1 ]; then
-        QEMU_CPU=cortex-a76 in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py" \
-            | tee "$RES/int8-cortex-a76.txt"
+        { printf "$note" cortex-a76
+          QEMU_CPU=cortex-a76 in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py \
+            --faces ${FDFACE_ARM64_A76_FACES:-600}"; } | tee "$RES/int8-cortex-a76.txt"
     fi
     python3 "$REPO/packaging/arm64/compare_results.py" --int8 "$RES"/int8-cortex-a*.txt
 }
@@ -258,7 +262,7 @@ step_sizes() {  # bundle, .deb (as built, and recompressed with xz here, nativel
         echo ".deb recompressed with xz (as a release .deb): $(( $(stat -c %s "$tmp/xz.deb") / 1000000 )) MB"
         echo "installed (dpkg Installed-Size): $(( $(dpkg-deb -f "$deb" Installed-Size) / 1000 )) MB"
         echo "Depends: $(dpkg-deb -f "$deb" Depends)"
-        echo "roots: base $(du -sm "$BASE" | cut -f1) MB, build $(du -sm "$BROOT" | cut -f1) MB, run $(du -sm "$RROOT" | cut -f1) MB"
+        echo "roots: base $(du -smx "$BASE" | cut -f1) MB, build $(du -smx "$BROOT" | cut -f1) MB, run $(du -smx "$RROOT" | cut -f1) MB"
     } | tee "$RES/sizes.txt"
     rm -rf "$tmp"
 }
