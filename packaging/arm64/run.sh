@@ -13,7 +13,8 @@
 #
 # The emulated processor is a Cortex-A72, the Raspberry Pi 4's (QEMU_CPU=cortex-a72; qemu's default "max" CPU has
 # dot-product and SVE instructions a Pi 4 lacks, and ONNX Runtime picks other int8 kernels for them). The INT8 check
-# also runs on a Cortex-A76 (Raspberry Pi 5) unless FDFACE_ARM64_SKIP_A76=1.
+# also runs on a Cortex-A76 (Raspberry Pi 5, dot product): FDFACE_ARM64_INT8_CPUS="cortex-a72 cortex-a76" (default),
+# FDFACE_ARM64_SKIP_A76=1 for the A72 alone, FDFACE_ARM64_INT8_FACES=600 crops (24 minutes per CPU here).
 #
 # Emulated timings are not Raspberry Pi timings (qemu translates every instruction): the step times say how long
 # this check takes here, nothing about frame rates on a Pi.
@@ -236,19 +237,19 @@ step_compare() {  # photos and the clip's frames: the same pixels, so the same n
         > "$RES/compare-clip.txt" || true
     head -1 "$RES/compare-clip.txt"; tail -2 "$RES/compare-clip.txt"
 }
-step_int8() {  # benchmarks/int8_agreement.py on the emulated Pi 4 core (and a Pi 5 core)
+step_int8() {  # benchmarks/int8_agreement.py on the emulated Pi 4 core and a Pi 5 core (FDFACE_ARM64_INT8_CPUS)
     mount_root "$BROOT"
     copy_checkout "$BROOT"
-    # the table's first line names the host's CPU: qemu-user shows the x86_64 /proc/cpuinfo to the emulated program
-    local note="emulated by qemu-user as QEMU_CPU=%s (the CPU named below is the x86_64 host's /proc/cpuinfo)\n"
-    { printf "$note" cortex-a72
-      in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py"; } | tee "$RES/int8-cortex-a72.txt"
-    if [ "${FDFACE_ARM64_SKIP_A76:-0}" != 1 ]; then
-        { printf "$note" cortex-a76
-          QEMU_CPU=cortex-a76 in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py \
-            --faces ${FDFACE_ARM64_A76_FACES:-600}"; } | tee "$RES/int8-cortex-a76.txt"
-    fi
-    python3 "$REPO/packaging/arm64/compare_results.py" --int8 "$RES"/int8-cortex-a*.txt
+    local cpus="${FDFACE_ARM64_INT8_CPUS:-cortex-a72 cortex-a76}" cpu files=()
+    [ "${FDFACE_ARM64_SKIP_A76:-0}" = 1 ] && cpus=cortex-a72
+    for cpu in $cpus; do
+        # the table's first line names the host's CPU: qemu-user shows the x86_64 /proc/cpuinfo to the program
+        { echo "emulated by qemu-user as QEMU_CPU=$cpu (the CPU named below is the x86_64 host's /proc/cpuinfo)"
+          QEMU_CPU=$cpu in_root "$BROOT" "cd $IN && $VENV/bin/python benchmarks/int8_agreement.py \
+            --faces ${FDFACE_ARM64_INT8_FACES:-600}"; } | tee "$RES/int8-$cpu.txt"
+        files+=("$RES/int8-$cpu.txt")
+    done
+    python3 "$REPO/packaging/arm64/compare_results.py" --int8 "${files[@]}"
 }
 step_sizes() {  # bundle, .deb (as built, and recompressed with xz here, natively), installed size
     local deb tmp
