@@ -30,7 +30,9 @@ t clip sh -c "'$PY' -c '$CLI' identify --people '$SHARED/media/people' --json --
     '$SHARED/media/video/short_hamilton_clip.mp4' > '$OUT/clip-pi.jsonl'"
 status=0
 python3 packaging/arm64/compare_results.py "$REF/photos-x86.jsonl" "$OUT/photos-pi.jsonl" || status=1
-python3 packaging/arm64/compare_results.py "$REF/clip-x86.jsonl" "$OUT/clip-pi.jsonl" || status=1
+# the clip against the emulated arm64 run: FFmpeg's YUV->BGR rounds differently on ARM and x86_64, so a Pi
+# decodes the pixels the arm64 wheel decodes under qemu, not x86_64's (packaging/README.md)
+python3 packaging/arm64/compare_results.py "$REF/clip-arm64-qemu.jsonl" "$OUT/clip-pi.jsonl" || status=1
 t int8 sh -c "'$PY' benchmarks/int8_agreement.py | tee '$OUT/int8-pi.txt'"
 python3 packaging/arm64/compare_results.py --int8 "$OUT/int8-pi.txt" || status=1
 t bench sh -c "PYTHONPATH='$REPO' '$PY' -c '$CLI' bench pipeline --threads 1,4 --people '$SHARED/media/people' \
