@@ -114,3 +114,21 @@ def test_bench_pipeline_short_run(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert "| one thread |" in text and "not met" in text and "--max-frames 15" in text
     assert main(args) == 0  # a second run replaces its section instead of adding one
     assert md.read_text().count("bench-pipeline-short_hamilton_clip:start") == 1
+
+
+def test_identify_enrols_through_the_same_quality_gate_as_enroll(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                                  ) -> None:
+    """A photo `fdface enroll` would refuse (the face far too small) is skipped by identify's --people too, with
+    the enrolment's reason; the good photos of the same person still enrol."""
+    people = tmp_path / "people"
+    (people / "amy").mkdir(parents=True)
+    src = shared_path("media", "people", "amy")
+    for i in (1, 2):
+        (people / "amy" / f"amy{i}.png").write_bytes((src / f"amy{i}.png").read_bytes())
+    small = cv2.imread(str(src / "amy3.png"))
+    small = cv2.resize(small, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)  # a face of about 44 px
+    cv2.imwrite(str(people / "amy" / "small.png"), cv2.copyMakeBorder(small, 200, 200, 200, 200, cv2.BORDER_CONSTANT))
+    assert main(["identify", "--people", str(people), str(src / "amy4.png"), "--threads", "1",
+                 *embedder_args(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "small.png" in err and "too small" in err and "enrolled 1 people, 2 photos" in err

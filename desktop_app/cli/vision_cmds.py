@@ -124,10 +124,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def enroll_folder(pipe: Any, people_dir: Path, log: Any = None) -> tuple[Any, dict[int, str]]:
     """An in-memory GalleryIndex of every sub-folder of ``people_dir`` (one person each, the largest face of
-    each image as a template)."""
+    each image as a template, through the same quality gate as ``fdface enroll``)."""
+    from desktop_app.gallery.enroll import Refusal, choose_face
     from desktop_app.gallery.index import GalleryIndex
     from desktop_app.vision.media import MediaError, list_images, read_image
-    from desktop_app.vision.types import largest_face
 
     folders = sorted(p for p in people_dir.iterdir() if p.is_dir()) if people_dir.is_dir() else []
     if not folders:
@@ -144,14 +144,14 @@ def enroll_folder(pipe: Any, people_dir: Path, log: Any = None) -> tuple[Any, di
                 if log:
                     log(f"skipped {exc}")
                 continue
-            if r.error or not r.faces:
+            got_face = choose_face(r, str(img_path), largest=True)  # the gate `fdface enroll` applies
+            if isinstance(got_face, Refusal):
                 if log:
-                    log(f"skipped {img_path}: {r.error or 'no face found'}")
+                    log(f"skipped {got_face}")
                 continue
-            face = largest_face(r.faces)
             tids.append(len(tids))
             pids.append(pid)
-            embs.append(face.embedding)
+            embs.append(got_face.embedding)
             got += 1
         if got == 0 and log:
             log(f"no usable photo of {folder.name} in {folder}")
