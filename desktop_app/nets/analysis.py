@@ -37,6 +37,8 @@ How the paper counted, as far as its figures show:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 
@@ -191,74 +193,61 @@ def cnn8_ds(**kw: object) -> AnalysisNet:
     return AnalysisNet(cnn8_ds_plan(), **kw)  # type: ignore[arg-type]
 
 
-@_reg("cnn14_ds_x0.5", macs_m=132, f_mb=55.08, pi4b_ms=63.0, tx2_ms=23.7)
-def cnn14_ds_x050(**kw: object) -> AnalysisNet:
-    """CNN-14-DS x0.5 (Table 4). Ours: 0.41 M params, 122.6 M MACs [132, -7.1 %] (B* 132.9, +0.7 %),
-    F 55.08 MB [55.08, exact]."""
-    return AnalysisNet(cnn14_ds_plan(0.5), **kw)  # type: ignore[arg-type]
+def _width_family(plan: Callable[[float], list], rows: dict[str, tuple[dict[str, float], str]]) -> None:
+    """Register one net per width of a Table 4 family: ``rows`` maps the registered name to (paper figures, what we
+    measure against them); the factory builds ``AnalysisNet(plan(width))``."""
+    for name, (paper, doc) in rows.items():
+        width = float(name.rsplit("_x", 1)[1])
+
+        def factory(width: float = width, **kw: object) -> AnalysisNet:
+            return AnalysisNet(plan(width), **kw)  # type: ignore[arg-type]
+
+        factory.__doc__ = doc
+        _reg(name, **paper)(factory)
 
 
-@_reg("cnn14_ds_x0.75", macs_m=276, f_mb=82.61, pi4b_ms=116.8, tx2_ms=23.2)
-def cnn14_ds_x075(**kw: object) -> AnalysisNet:
-    """CNN-14-DS x0.75 (Table 4). Ours: 0.72 M params, 261.3 M MACs [276, -5.3 %] (B* 276.8, +0.3 %),
-    F 82.61 MB [82.61, exact]."""
-    return AnalysisNet(cnn14_ds_plan(0.75), **kw)  # type: ignore[arg-type]
+_width_family(cnn14_ds_plan, {
+    "cnn14_ds_x0.5": ({"macs_m": 132, "f_mb": 55.08, "pi4b_ms": 63.0, "tx2_ms": 23.7},
+        'CNN-14-DS x0.5 (Table 4). Ours: 0.41 M params, 122.6 M MACs [132, -7.1 %] (B* 132.9, +0.7 %), F '
+        '55.08 MB [55.08, exact].'),
+    "cnn14_ds_x0.75": ({"macs_m": 276, "f_mb": 82.61, "pi4b_ms": 116.8, "tx2_ms": 23.2},
+        'CNN-14-DS x0.75 (Table 4). Ours: 0.72 M params, 261.3 M MACs [276, -5.3 %] (B* 276.8, +0.3 %), F '
+        '82.61 MB [82.61, exact].'),
+    "cnn14_ds_x1.0": ({"params_m": 1.1, "macs_m": 472, "f_mb": 110.14, "pi4b_ms": 196.4, "pi4b_mops": 2403,
+        "tx2_ms": 23.1, "cifar10_acc": 85.34, "cifar10_macs_m": 9.6, "cifar10_f_mb": 2.25},
+        'CNN-14-DS (x1.0; Tables 3, 4, 5). Ours: 1.09 M params [1.1], 451.5 M MACs [472, -4.3 %] (B* '
+        '472.2, +0.04 %), F 110.15 MB [110.14, +0.01 %].'),
+    "cnn14_ds_x1.25": ({"params_m": 1.5, "macs_m": 719, "f_mb": 137.68, "pi4b_ms": 282.5, "pi4b_mops": 2545,
+        "tx2_ms": 22.8},
+        'CNN-14-DS x1.25 (Tables 3, 4). Ours: 1.54 M params [1.5], 693.3 M MACs [719, -3.6 %] (B* 719.2, '
+        '+0.03 %), F 137.68 MB [137.68, exact].'),
+})
 
 
-@_reg("cnn14_ds_x1.0", params_m=1.1, macs_m=472, f_mb=110.14, pi4b_ms=196.4, pi4b_mops=2403, tx2_ms=23.1,
-      cifar10_acc=85.34, cifar10_macs_m=9.6, cifar10_f_mb=2.25)
-def cnn14_ds_x100(**kw: object) -> AnalysisNet:
-    """CNN-14-DS (x1.0; Tables 3, 4, 5). Ours: 1.09 M params [1.1], 451.5 M MACs [472, -4.3 %]
-    (B* 472.2, +0.04 %), F 110.15 MB [110.14, +0.01 %]."""
-    return AnalysisNet(cnn14_ds_plan(1.0), **kw)  # type: ignore[arg-type]
+_width_family(cnn8_fd_plan, {
+    "cnn8_fd_x0.5": ({"macs_m": 126, "f_mb": 9.69, "pi4b_ms": 38.6, "tx2_ms": 9.2},
+        'CNN-8-FD x0.5 (Table 4). Ours: 0.98 M params, 124.4 M MACs [126, -1.3 %] (B* 126.3, +0.2 %), F '
+        '9.69 MB [9.69, exact].'),
+    "cnn8_fd_x0.75": ({"macs_m": 276, "f_mb": 14.53, "pi4b_ms": 79.9, "tx2_ms": 8.6},
+        'CNN-8-FD x0.75 (Table 4). Ours: 2.02 M params, 273.7 M MACs [276, -0.8 %] (B* 276.4, +0.1 %), F '
+        '14.54 MB [14.53, +0.1 %].'),
+    "cnn8_fd_x1.0": ({"macs_m": 485, "f_mb": 19.38, "pi4b_ms": 135.2, "tx2_ms": 8.4, "cifar10_acc": 85.42,
+        "cifar10_macs_m": 9.8, "cifar10_f_mb": 0.40},
+        "CNN-8-FD (x1.0; Tables 4, 5): FDFaceNet's layout at 224 with a classifier head. Ours: 3.41 M "
+        'params, 481.0 M MACs [485, -0.8 %] (B* 484.6, -0.1 %), F 19.38 MB [19.38, exact].'),
+    "cnn8_fd_x1.25": ({"macs_m": 750, "f_mb": 24.22, "pi4b_ms": 208.4, "tx2_ms": 8.2},
+        'CNN-8-FD x1.25 (Table 4). Ours: 5.17 M params, 746.3 M MACs [750, -0.5 %] (B* 750.9, +0.1 %), F '
+        '24.22 MB [24.22, exact].'),
+})
 
 
-@_reg("cnn14_ds_x1.25", params_m=1.5, macs_m=719, f_mb=137.68, pi4b_ms=282.5, pi4b_mops=2545, tx2_ms=22.8)
-def cnn14_ds_x125(**kw: object) -> AnalysisNet:
-    """CNN-14-DS x1.25 (Tables 3, 4). Ours: 1.54 M params [1.5], 693.3 M MACs [719, -3.6 %] (B* 719.2, +0.03 %),
-    F 137.68 MB [137.68, exact]."""
-    return AnalysisNet(cnn14_ds_plan(1.25), **kw)  # type: ignore[arg-type]
-
-
-@_reg("cnn8_fd_x0.5", macs_m=126, f_mb=9.69, pi4b_ms=38.6, tx2_ms=9.2)
-def cnn8_fd_x050(**kw: object) -> AnalysisNet:
-    """CNN-8-FD x0.5 (Table 4). Ours: 0.98 M params, 124.4 M MACs [126, -1.3 %] (B* 126.3, +0.2 %),
-    F 9.69 MB [9.69, exact]."""
-    return AnalysisNet(cnn8_fd_plan(0.5), **kw)  # type: ignore[arg-type]
-
-
-@_reg("cnn8_fd_x0.75", macs_m=276, f_mb=14.53, pi4b_ms=79.9, tx2_ms=8.6)
-def cnn8_fd_x075(**kw: object) -> AnalysisNet:
-    """CNN-8-FD x0.75 (Table 4). Ours: 2.02 M params, 273.7 M MACs [276, -0.8 %] (B* 276.4, +0.1 %),
-    F 14.54 MB [14.53, +0.1 %]."""
-    return AnalysisNet(cnn8_fd_plan(0.75), **kw)  # type: ignore[arg-type]
-
-
-@_reg("cnn8_fd_x1.0", macs_m=485, f_mb=19.38, pi4b_ms=135.2, tx2_ms=8.4,
-      cifar10_acc=85.42, cifar10_macs_m=9.8, cifar10_f_mb=0.40)
-def cnn8_fd_x100(**kw: object) -> AnalysisNet:
-    """CNN-8-FD (x1.0; Tables 4, 5): FDFaceNet's layout at 224 with a classifier head. Ours: 3.41 M params,
-    481.0 M MACs [485, -0.8 %] (B* 484.6, -0.1 %), F 19.38 MB [19.38, exact]."""
-    return AnalysisNet(cnn8_fd_plan(1.0), **kw)  # type: ignore[arg-type]
-
-
-@_reg("cnn8_fd_x1.25", macs_m=750, f_mb=24.22, pi4b_ms=208.4, tx2_ms=8.2)
-def cnn8_fd_x125(**kw: object) -> AnalysisNet:
-    """CNN-8-FD x1.25 (Table 4). Ours: 5.17 M params, 746.3 M MACs [750, -0.5 %] (B* 750.9, +0.1 %),
-    F 24.22 MB [24.22, exact]."""
-    return AnalysisNet(cnn8_fd_plan(1.25), **kw)  # type: ignore[arg-type]
-
-
-@_reg("cnn8_fd_pooling_x0.5", macs_m=406, f_mb=10.83, pi4b_ms=70.6, tx2_ms=10.0)
-def cnn8_fd_pooling_x050(**kw: object) -> AnalysisNet:
-    """CNN-8-FD-Pooling x0.5 (Table 4). Ours: 0.98 M params, 400.8 M MACs [406, -1.3 %] (B* 406.3, +0.1 %);
-    F 25.41 MB against the paper's 10.83: the paper's figure is CNN-8-FD's plus 4 bytes per pooled value
-    (10.82), not the maps this net writes (module docstring)."""
-    return AnalysisNet(cnn8_fd_pooling_plan(0.5), **kw)  # type: ignore[arg-type]
-
-
-@_reg("cnn8_fd_pooling_x0.75", macs_m=903, f_mb=16.27, pi4b_ms=122.2, tx2_ms=9.4)
-def cnn8_fd_pooling_x075(**kw: object) -> AnalysisNet:
-    """CNN-8-FD-Pooling x0.75 (Table 4). Ours: 2.02 M params, 895.5 M MACs [903, -0.8 %] (B* 903.7, +0.1 %);
-    F 38.11 MB against the paper's 16.27 (its figure = CNN-8-FD x0.75's + 4 bytes per pooled value, 16.22)."""
-    return AnalysisNet(cnn8_fd_pooling_plan(0.75), **kw)  # type: ignore[arg-type]
+_width_family(cnn8_fd_pooling_plan, {
+    "cnn8_fd_pooling_x0.5": ({"macs_m": 406, "f_mb": 10.83, "pi4b_ms": 70.6, "tx2_ms": 10.0},
+        'CNN-8-FD-Pooling x0.5 (Table 4). Ours: 0.98 M params, 400.8 M MACs [406, -1.3 %] (B* 406.3, +0.1 '
+        "%); F 25.41 MB against the paper's 10.83: the paper's figure is CNN-8-FD's plus 4 bytes per "
+        'pooled value (10.82), not the maps this net writes (module docstring).'),
+    "cnn8_fd_pooling_x0.75": ({"macs_m": 903, "f_mb": 16.27, "pi4b_ms": 122.2, "tx2_ms": 9.4},
+        'CNN-8-FD-Pooling x0.75 (Table 4). Ours: 2.02 M params, 895.5 M MACs [903, -0.8 %] (B* 903.7, '
+        "+0.1 %); F 38.11 MB against the paper's 16.27 (its figure = CNN-8-FD x0.75's + 4 bytes per "
+        'pooled value, 16.22).'),
+})
