@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from sqlalchemy import Engine
 
@@ -34,6 +33,7 @@ from desktop_app.attendance.recorder import AttendanceRecorder, EventWriter, Rec
 from desktop_app.attendance.unknowns import UnknownTracks, UnknownVisit, encode_snapshot
 from desktop_app.config import Settings
 from desktop_app.gallery.service import REFRESH_SECONDS
+from desktop_app.vision.media import encode_jpeg
 from desktop_app.vision.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,7 @@ def snapshot_jpeg(crop: np.ndarray | None) -> bytes | None:
     Why this one (and not a padded crop of the frame): it is exactly what the decision was made on, it has the same
     small fixed size whatever the camera's resolution (a few kB per event), and it looks like the enrolled faces it
     is compared with in the GUI and the exports (README, "Attendance snapshots")."""
-    if crop is None or crop.size == 0:
-        return None
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY])
-    return buf.tobytes() if ok else None
+    return encode_jpeg(crop, SNAPSHOT_JPEG_QUALITY)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
+from desktop_app.vision.media import encode_jpeg
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
 
 SNAPSHOT_HALF = 0.9  # the snapshot is a square of 2 x this x the face box's longer side, centred on the face
@@ -100,10 +101,7 @@ def visitor_snapshot(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 
 
 def encode_snapshot(crop: np.ndarray | None) -> bytes | None:
-    if crop is None or crop.size == 0:
-        return None
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_JPEG_QUALITY])
-    return buf.tobytes() if ok else None
+    return encode_jpeg(crop, SNAPSHOT_JPEG_QUALITY)
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
 from desktop_app.config import Settings
 from desktop_app.gallery.service import Gallery
+from desktop_app.vision.media import encode_jpeg
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
 from desktop_app.vision.types import Face, FrameResult, largest_face
 
@@ -119,10 +119,10 @@ def choose_face(result: FrameResult, source: str, largest: bool = False,
 
 
 def encode_crop(crop: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY])
-    if not ok:
+    data = encode_jpeg(crop, CROP_JPEG_QUALITY)
+    if data is None:
         raise EnrollmentError("could not encode the face crop")
-    return buf.tobytes()
+    return data
 
 
 @dataclass(frozen=True)

@@ -224,3 +224,11 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
         cap.release()
     if n == 0:
         raise MediaError(f"{Path(path)} holds no decodable frame")
+
+
+def encode_jpeg(image: np.ndarray | None, quality: int) -> bytes | None:
+    """``image`` (BGR) as JPEG bytes at ``quality``; None for an empty image or one OpenCV cannot encode."""
+    if image is None or image.size == 0:
+        return None
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return buf.tobytes() if ok else None
