@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from desktop_app.attendance.queries import StoreReads, count_people, group_names, station_names, store_view
 from desktop_app.attendance.recorder import EventWriter, RecordedEvent, spool_path
@@ -647,7 +647,11 @@ class AppController(QObject):
         dlg = AboutDialog([("FDFace Attendance", [("Version", _app_version())] + versions()),
                            ("Models", model_rows(active=self.entry.name if self.entry else None)),
                            ("Speed", speed), ("Running", running), ("Data", store)], self.window)
-        self._dialogs["about"] = dlg
+        return self._open("about", dlg)
+
+    def _open(self, key: str, dlg: QDialog) -> QDialog:
+        """Open a non-modal dialog, kept by ``key`` so that it is not collected while shown."""
+        self._dialogs[key] = dlg
         dlg.open()
         return dlg
 
@@ -655,37 +659,25 @@ class AppController(QObject):
     def show_enrollment(self):
         from desktop_app.ui.enroll_dialog import EnrollDialog
 
-        dlg = EnrollDialog(self, self.window)
-        self._dialogs["enroll"] = dlg
-        dlg.open()
-        return dlg
+        return self._open("enroll", EnrollDialog(self, self.window))
 
     @Slot()
     def show_people(self):
         from desktop_app.ui.people_dialog import PeopleDialog
 
-        dlg = PeopleDialog(self, self.window)
-        self._dialogs["people"] = dlg
-        dlg.open()
-        return dlg
+        return self._open("people", PeopleDialog(self, self.window))
 
     @Slot()
     def show_log(self):
         from desktop_app.ui.log_dialog import LogDialog
 
-        dlg = LogDialog(self, self.window)
-        self._dialogs["log"] = dlg
-        dlg.open()
-        return dlg
+        return self._open("log", LogDialog(self, self.window))
 
     @Slot()
     def show_unknowns(self):
         from desktop_app.ui.unknowns_dialog import UnknownsDialog
 
-        dlg = UnknownsDialog(self, self.window)
-        self._dialogs["unknowns"] = dlg
-        dlg.open()
-        return dlg
+        return self._open("unknowns", UnknownsDialog(self, self.window))
 
     @Slot(str)
     def _writer_status(self, text: str) -> None:
