@@ -66,7 +66,8 @@ class Teacher:
 class TorchTeacher:
     """The same teacher converted to PyTorch (desktop_app.train.onnx_torch), run with bf16 autocast and channels-last.
 
-    On an AMX CPU this is 2-5x faster than ONNX Runtime at a mean cosine of about 0.999 to its output."""
+    Faster than ONNX Runtime for one teacher and slower for the other, depending on the CPU and the load:
+    ``benchmarks/teacher_backends.py`` measures both side by side (docs/TRAINING.md)."""
 
     def __init__(self, path: str | Path, bf16: bool = True) -> None:
         import torch
