@@ -323,8 +323,9 @@ class EventWriter:
     is busy (another program holds the write lock), unreachable or its disk is full, sightings wait in memory, in
     order, and the writer tries again with back-off until they are written.
 
-    ``on_event`` / ``on_error`` / ``on_status`` run on the writer thread (a GUI re-emits them as signals):
-    ``on_event`` after each commit; ``on_error`` when a sighting cannot be recorded at all (not a passing
+    ``on_event`` / ``on_error`` / ``on_status`` / ``on_unknown`` run on the writer thread (a GUI re-emits them as
+    signals): ``on_event`` after each commit; ``on_unknown`` with the id of each unknown visitor logged (after its
+    commit; ``unknowns_logged`` counts them); ``on_error`` when a sighting cannot be recorded at all (not a passing
     condition); ``on_status`` whenever :meth:`status` changes ("" again once everything waiting is written).
 
     ``spool``: a file (:func:`spool_path`) where sightings still waiting when the writer is closed are kept, so
@@ -339,14 +340,17 @@ class EventWriter:
 
     def __init__(self, recorder: AttendanceRecorder, on_event: Callable[[RecordedEvent], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
-                 on_status: Callable[[str], None] | None = None, spool: Path | None = None) -> None:
+                 on_status: Callable[[str], None] | None = None, spool: Path | None = None,
+                 on_unknown: Callable[[int], None] | None = None) -> None:
         self.recorder = recorder
         self.on_event = on_event
+        self.on_unknown = on_unknown
         self.on_error = on_error
         self.on_status = on_status
         self.spool = spool
         self.spooled = 0  # sightings kept in the spool by close()
         self.purged = 0  # unknown visitors deleted by the retention purge (housekeeping)
+        self.unknowns_logged = 0  # unknown visitors this writer logged (committed; not those already logged)
         self.kept_aside = 0  # sightings whose person number means someone else now: see kept_aside_path
         self._erased_refs: set[str] = set()  # pseudonyms of people erased meanwhile: their sightings are dropped
         self._pending: deque[Sighting | UnknownSighting] = deque()
@@ -502,9 +506,10 @@ class EventWriter:
                 self._housekeeping()
                 if item is None:
                     continue
+            logged: int | None = None  # the unknown visitor's id, once committed
             try:
                 if isinstance(item, UnknownSighting):
-                    self.recorder.record_unknown(item)
+                    logged = self.recorder.record_unknown(item)
                     ev = None
                 else:
                     ev = self.recorder.record(item.person_id, item.similarity, item.ts, item.snapshot_jpeg,
@@ -537,6 +542,9 @@ class EventWriter:
             self._report_status()
             if ev is not None:
                 _call(self.on_event, ev)
+            if logged is not None:
+                self.unknowns_logged += 1
+                _call(self.on_unknown, logged)
 
     def _give_up(self, item: Sighting | UnknownSighting, exc: BaseException) -> None:
         _call(self.on_error, f"{_what(item)} was not recorded: {exc}")

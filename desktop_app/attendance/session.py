@@ -74,16 +74,19 @@ class AttendanceSession:
     """Headless: owns the matcher, throttle, snapshot policy, gallery refresh and event writer; the driver owns the
     frame source and the pipeline's construction (``pipeline`` may be set or replaced later, from the frame thread).
 
-    ``on_event`` / ``on_error`` / ``on_status`` are the writer's callbacks (called on the writer thread)."""
+    ``on_event`` / ``on_error`` / ``on_status`` / ``on_unknown`` are the writer's callbacks (called on the writer
+    thread; ``on_unknown`` gets the id of each unknown visitor logged)."""
 
     def __init__(self, settings: Settings, pipeline: Any = None, *,
                  on_event: Callable[[RecordedEvent], None] | None = None,
                  on_error: Callable[[str], None] | None = None,
                  on_status: Callable[[str], None] | None = None,
+                 on_unknown: Callable[[int], None] | None = None,
                  refresh_seconds: float = REFRESH_SECONDS) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.on_event, self.on_error, self.on_status = on_event, on_error, on_status
+        self.on_unknown = on_unknown
         self.refresh_seconds = float(refresh_seconds)
         self.gallery: Any = None  # a Gallery (store + index); None: faces are found but nobody is named
         self.engine: Engine | None = None
@@ -108,7 +111,7 @@ class AttendanceSession:
         recorder = AttendanceRecorder(engine, self.settings.attendance, unknowns=self.settings.unknowns)
         old = self.writer
         new = EventWriter(recorder, on_event=self.on_event, on_error=self.on_error, on_status=self.on_status,
-                          spool=spool)
+                          spool=spool, on_unknown=self.on_unknown)
         # writer and gallery change together (the frame thread takes both under the same lock): a face named from
         # one database is recorded in that database, never in another under the same person id; the new writer
         # is in place before the old one closes, and a sighting handed to the old one after its close goes to

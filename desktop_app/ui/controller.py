@@ -101,6 +101,7 @@ class AppController(QObject):
     eventRecorded = Signal(object)  # RecordedEvent (from the writer thread)
     writerError = Signal(str)
     writerStatus = Signal(str)  # "database busy, 3 sightings waiting"; "" once they are written
+    unknownLogged = Signal(int)  # an unknown visitor's id, once the writer committed it
     galleryChanged = Signal()  # people or templates changed: counts, dialogs and the index follow
     storeReady = Signal()
     packetShown = Signal(object)  # FramePacket, after the view took it (dialogs listen here)
@@ -152,7 +153,7 @@ class AppController(QObject):
         # the writer's callbacks run on its thread: re-emitted as signals (queued to the GUI thread)
         self.attendance = AttendanceSession(settings, on_event=emitter(self.eventRecorded),
                                          on_error=emitter(self.writerError), on_status=emitter(self.writerStatus),
-                                         refresh_seconds=refresh_seconds)
+                                         on_unknown=emitter(self.unknownLogged), refresh_seconds=refresh_seconds)
         self._start_worker(pace, source_factory)
         self._wire_window()
         from desktop_app.ui.backups import BackupController  # File > Back up now / Restore, the daily backup
@@ -161,6 +162,7 @@ class AppController(QObject):
         self.eventRecorded.connect(self._on_event)
         self.writerError.connect(lambda m: self.window.statusBar().showMessage(f"Attendance not recorded: {m}"))
         self.writerStatus.connect(self._writer_status)
+        self.unknownLogged.connect(self._on_unknown_logged)
         self._camera_timer = QTimer(self)
         self._camera_timer.setInterval(CAMERA_POLL_MS)
         self._camera_timer.timeout.connect(self.refresh_cameras)
@@ -454,6 +456,13 @@ class AppController(QObject):
         log_dialog = self._dialogs.get("log")
         if log_dialog is not None and log_dialog.isVisible():
             log_dialog.refresh()
+
+    @Slot(int)
+    def _on_unknown_logged(self, _id: int) -> None:
+        """The open unknown-visitors dialog shows the visitor without a click."""
+        dlg = self._dialogs.get("unknowns")
+        if dlg is not None:
+            dlg.follow()
 
     # -- settings --------------------------------------------------------------------------------------------------
     @Slot()
