@@ -11,6 +11,8 @@ widgets offscreen.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -426,7 +428,95 @@ def test_cli_lists_exports_and_purges(tmp_path, capsys) -> None:
     assert "no database" in capsys.readouterr().err
 
 
+def test_fdface_run_says_how_many_unknown_visitors_it_logged(tmp_path, capsys, monkeypatch) -> None:
+    """`fdface run` on a folder with Amy enrolled and Penny and Raj not: the summary counts the visitors this run
+    logged, the number `fdface unknowns` lists afterwards; with the log off it says 0 and why."""
+    if embedder_entry().name != "fdfacenet":
+        pytest.skip("the CLI uses the installed model: models/fdfacenet.onnx is absent or does not match its manifest")
+    monkeypatch.setenv("FDFACE_DB", f"sqlite:///{tmp_path / 'cli.db'}")
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text('[attendance]\nstation = "hall"\n')
+    people = [str(shared_path("media", "people", "amy", f"amy{i}.png")) for i in (1, 2, 3)]
+    assert cli_main(["enroll", "Amy", *people, "--threads", "1", "--config", str(cfg)]) == 0
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name, i in (("amy", 5), ("penny", 2), ("raj", 3)):
+        shutil.copy(shared_path("media", "people", name, f"{name}{i}.png"), frames / f"{name}.png")
+    capsys.readouterr()
+
+    assert cli_main(["run", str(frames), "--json", "--threads", "1", "--config", str(cfg)]) == 0
+    out, err = capsys.readouterr()
+    assert all("event_id" in json.loads(line) for line in out.splitlines())  # stdout: events only, as before
+    said = re.search(r"(\d+) unknown visitor\(s\) logged", err)
+    assert said, err
+    assert cli_main(["unknowns", "list", "--json", "--config", str(cfg)]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert int(said.group(1)) == len(listed) >= 1, (err, listed)
+
+    off = tmp_path / "off.toml"
+    off.write_text(cfg.read_text() + "[unknowns]\nenabled = false\n")
+    assert cli_main(["run", str(frames), "--threads", "1", "--config", str(off)]) == 0
+    err = capsys.readouterr().err
+    assert "0 unknown visitor(s) (the unknown-visitor log is off: unknowns.enabled = false)" in err
+    assert cli_main(["unknowns", "list", "--json", "--config", str(cfg)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(listed)
+
+
 # --------------------------------------------------------------------------------------------- GUI
+def test_the_open_gui_list_follows_the_log_keeping_the_selection_and_the_rows_in_view(qtbot, tmp_path) -> None:
+    """Visitors logged while the dialog is open show without a click: this app's (at once) and another station's
+    on the same database (on the catch-up period); the selected entry stays selected, the entry at the top of the
+    view stays there, and nothing reloads while a delete is being confirmed."""
+    pytest.importorskip("pytestqt")
+    from PySide6.QtWidgets import QAbstractItemView, QMessageBox
+
+    from desktop_app.ui.controller import AppController
+    from tests.test_ui import recognition_entry
+
+    s = settings_for(tmp_path).with_changes("capture", source="")
+    ctl = AppController(s, tmp_path / "settings.toml", source="", embedder_entry=recognition_entry(), pace=False,
+                        camera_lister=list, refresh_seconds=1.0)
+    qtbot.addWidget(ctl.window)
+    with qtbot.waitSignal(ctl.storeReady, timeout=60_000):
+        ctl.start()
+    try:
+        now = datetime.now(UTC)
+        hall = AttendanceRecorder(ctl.engine, unknowns=s.unknowns)  # another station on the same database
+        for k in range(20):
+            hall.record_unknown(UnknownSighting(None, None, 10 + k, 1.0, now - timedelta(minutes=60 - k), None,
+                                                "hall"))
+        ctl.window.act_unknowns.trigger()
+        dlg = ctl._dialogs["unknowns"]
+        qtbot.waitUntil(lambda: dlg.table.rowCount() == 20, timeout=30_000)
+        t = dlg.table
+        t.scrollToItem(t.item(8, 0), QAbstractItemView.ScrollHint.PositionAtTop)
+        top = dlg.rows[t.rowAt(0)].id
+        t.selectRow(10)
+        picked = dlg.rows[10].id
+        assert top != dlg.rows[0].id and [r.id for r in dlg.selected()] == [picked]
+
+        ctl.writer.submit(UnknownSighting(0.2, None, 40, 2.0, now, None))  # this app's writer logs one
+        qtbot.waitUntil(lambda: t.rowCount() == 21, timeout=5_000)  # 5 s: not the 30 s refresh period
+        assert dlg.rows[0].frames == 40
+        assert [r.id for r in dlg.selected()] == [picked] and dlg.rows[t.rowAt(0)].id == top
+
+        hall.record_unknown(UnknownSighting(None, None, 50, 1.0, now + timedelta(seconds=1), None, "hall"))
+        qtbot.waitUntil(lambda: t.rowCount() == 22, timeout=10_000)
+        assert [r.id for r in dlg.selected()] == [picked] and dlg.rows[t.rowAt(0)].id == top
+
+        dlg.ask_delete_all()  # "Delete all 22 …?" stays true while the question is open
+        assert dlg.confirm.isVisible()
+        ctl.writer.submit(UnknownSighting(0.2, None, 60, 2.0, now + timedelta(seconds=2), None))
+        qtbot.waitUntil(lambda: len(un.list_unknowns(ctl.engine)) == 23, timeout=5_000)
+        qtbot.wait(1500)  # past the signal and a period
+        assert t.rowCount() == 22
+        dlg.confirm.button(QMessageBox.StandardButton.No).click()
+        qtbot.waitUntil(lambda: t.rowCount() == 23, timeout=5_000)
+        assert [r.id for r in dlg.selected()] == [picked]
+    finally:
+        ctl.shutdown()
+
+
 def test_gui_lists_visitors_enrols_one_from_the_snapshots_and_deletes_all(qtbot, tmp_path) -> None:
     pytest.importorskip("pytestqt")
     from desktop_app.ui.controller import AppController

@@ -264,6 +264,13 @@ def _event_line(ev: Any, as_json: bool) -> str:
             f"similarity {ev.similarity:.3f}  {ev.station}")
 
 
+def _unknowns_summary(enabled: bool, logged: int) -> str:
+    """The unknown visitors this run logged (README "Unknown visitors"), or why none can be."""
+    if not enabled:
+        return "0 unknown visitor(s) (the unknown-visitor log is off: unknowns.enabled = false)"
+    return f"{logged} unknown visitor(s) logged"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """A thin driver of :class:`AttendanceSession` (the GUI's vision worker drives the same one): reads frames,
     hands them over, refreshes the gallery when the session says it is due, prints what the writer committed."""
@@ -362,11 +369,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, old_term)
         gallery.close()
     events = len(printed)
+    unknowns = _unknowns_summary(s.unknowns.enabled, writer.unknowns_logged)
     if left:
-        print(f"{frames} frame(s), {events} event(s); {left} sighting(s) waiting to be recorded", file=sys.stderr)
+        print(f"{frames} frame(s), {events} event(s), {unknowns}; {left} sighting(s) waiting to be recorded",
+              file=sys.stderr)
         return 1
-    print(f"{frames} frame(s), {events} event(s)" + (f", {skipped} unreadable file(s) skipped" if skipped else ""),
-          file=sys.stderr)
+    print(f"{frames} frame(s), {events} event(s)" + (f", {skipped} unreadable file(s) skipped" if skipped else "")
+          + f", {unknowns}", file=sys.stderr)
     return 1 if skipped else 0
 
 
