@@ -419,3 +419,92 @@ def test_an_operator_the_converter_does_not_know_is_named(tmp_path: Path) -> Non
     onnx.save(helper.make_model(g), str(tmp_path / "s.onnx"))
     with pytest.raises(NotImplementedError, match="Softmax"):
         convert(tmp_path / "s.onnx")
+
+
+def test_webcam_augmentations_darken_add_noise_and_compress() -> None:
+    from desktop_app.train.augment import AugmentConfig, augment_batch, jpeg_round_trip, low_light
+
+    rng = np.random.default_rng(0)
+    face = cv2.resize(rng.integers(60, 200, (14, 14, 3), dtype=np.uint8), (112, 112), interpolation=cv2.INTER_CUBIC)
+    dark = low_light(face, 2.0, 5.0, rng)
+    assert dark.dtype == np.uint8 and dark.mean() < 0.75 * face.mean()
+    clean_dark = low_light(face, 2.0, 0.0, rng)
+    assert 3.0 < (dark.astype(float) - clean_dark).std() < 7.0  # the sensor noise asked for
+    err = {q: np.abs(jpeg_round_trip(face, q).astype(float) - face).mean() for q in (20, 95)}
+    assert 0 < err[95] < err[20]  # lower quality, more damage
+    still = AugmentConfig(flip=0.0, rotate_deg=0.0, scale=(1.0, 1.0), shift_px=0.0, downsample_p=0.0, grey_p=0.0,
+                          brightness=(1.0, 1.0), offset=0.0)
+    batch = np.stack([face] * 4)
+    np.testing.assert_array_equal(augment_batch(batch, still, np.random.default_rng(1)), batch)
+    from dataclasses import replace
+
+    out = augment_batch(batch, replace(still, lowlight_p=1.0, jpeg_p=1.0), np.random.default_rng(1))
+    assert (out.reshape(4, -1).mean(1) < 0.8 * face.mean()).all()
+    # the new steps draw nothing when off: the random stream, and so every other augmentation, is unchanged
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    a = augment_batch(batch, AugmentConfig(), r1)
+    b = augment_batch(batch, AugmentConfig(jpeg_quality=(10, 20), lowlight_gamma=(3.0, 4.0)), r2)
+    np.testing.assert_array_equal(a, b)
+    assert r1.random() == r2.random()
+
+
+def test_nearest_neighbours_rank_by_similarity_without_itself_or_copies() -> None:
+    from desktop_app.train.mining import nearest_neighbours
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    emb = np.concatenate([c + 0.3 * rng.normal(size=(6, 16)) for c in centres])  # 5 people x 6 faces
+    emb = np.concatenate([emb, emb[:1] * 2.0])  # face 30: a copy of face 0 (same direction)
+    idx, sims = nearest_neighbours(emb, k=4, chunk=7)  # chunks smaller than the set: the offsets matter
+    assert idx.shape == (31, 4) and sims.shape == (31, 4)
+    person = np.r_[np.repeat(np.arange(5), 6), 0]
+    assert all(i not in row for i, row in enumerate(idx))  # never itself
+    assert 30 not in idx[0, :3] and 0 not in idx[30, :3]  # the copy only where nothing real is left
+    assert (person[idx[:30, :3]] == person[:30, None]).mean() > 0.95  # the nearest are the same person
+    assert (np.diff(sims[1:30], axis=1) <= 1e-6).all()  # most similar first
+    u = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    full = u @ u.T
+    np.testing.assert_allclose(sims[5], full[5, idx[5]], atol=1e-5)
+
+
+def test_pairs_bring_the_teachers_neighbours_into_the_unmixed_faces(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop_app.train.loop import Trainer
+    from desktop_app.train.mining import nearest_neighbours
+    from desktop_app.train.teacher import Teacher, batched_copy
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_folder(tmp_path)
+    teacher = _batch1_teacher(tmp_path / "t.onnx")
+    (tmp_path / "recipes").mkdir()
+    rp = tmp_path / "recipes" / "p.toml"
+    base = (f'name = "p"\nnet = "fdfacenet_relu"\nloss = "distill"\nimage_folder = "{folder}"\n'
+            f'teacher = "{teacher}"\nteacher_dim = 1568\nlr = 0.02\nbatch = 8\nsteps = 6\nthreads = 1\n'
+            'bf16 = false\nchannels_last = false\nmixup = 0.5\nrelational = 5.0\n')
+    rp.write_text(base + 'pairs = 0.75\n')
+    with pytest.raises(ValueError, match="1 - mixup"):
+        load_recipe(rp)
+    rp.write_text(base + 'pairs = 0.5\npairs_k = 3\n')
+    tr = Trainer(load_recipe(rp), tmp_path / "run")
+    assert tr.n_pairs() == 2 and tr.neighbours is not None and tr.neighbours.shape == (len(tr.train_set), 3)
+    ref = Teacher(batched_copy(teacher, tmp_path / "ref.onnx"), threads=1)
+    from desktop_app.train.augment import to_input
+
+    want, _ = nearest_neighbours(ref(to_input(tr.train_set.images)), 3)
+    np.testing.assert_array_equal(tr.neighbours, want)  # ranked by the teacher's similarity of the clean crops
+    batches: list[np.ndarray] = []
+    step = tr.train_step
+
+    def spy(idx: np.ndarray) -> float:
+        batches.append(idx.copy())
+        return step(idx)
+
+    tr.train_step = spy
+    tr.run()
+    assert len(batches) == 6 and all(len(b) == 8 for b in batches)
+    assert tr._n_mix == 4  # faces 0-3 of a batch are mixed; the anchors (4, 5) and their neighbours (6, 7) are not
+    for b in batches:
+        for a, n in zip(b[4:6], b[6:8], strict=True):
+            assert n in tr.neighbours[a]
+    epoch = np.concatenate([b[:6] for b in batches[:len(tr.train_set) // 6]])
+    assert len(np.unique(epoch)) == len(epoch)  # the epoch's order is still a permutation; neighbours come on top

@@ -1,7 +1,10 @@
 """Face augmentation on uint8 RGB batches (numpy + OpenCV), mild by default.
 
 Flip; one affine warp (rotation, scale, shift: the landmark noise a live detector makes); down-sampling and
-back (low-resolution webcams); blur; grey; brightness/contrast. Mixup is done by the loop, not here.
+back (low-resolution webcams); blur; grey; brightness/contrast; and, off unless a recipe sets them, what a webcam
+adds in a dim room: low light (a darkening gamma with sensor noise) and JPEG compression. Mixup is done by the
+loop, not here. A step that is off draws no random number, so recipes that leave the new steps off see the same
+random stream as before they existed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class AugmentConfig:
     grey_p: float = 0.2
     brightness: tuple[float, float] = (0.8, 1.2)
     offset: float = 15.0
+    lowlight_p: float = 0.0  # darken with a gamma in lowlight_gamma, then add Gaussian noise of lowlight_noise sigma
+    lowlight_gamma: tuple[float, float] = (1.5, 2.5)
+    lowlight_noise: tuple[float, float] = (2.0, 8.0)
+    jpeg_p: float = 0.0  # encode and decode at a quality drawn from jpeg_quality (last, as a webcam stream does)
+    jpeg_quality: tuple[int, int] = (30, 90)
 
 
 def augment_batch(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
@@ -57,8 +65,28 @@ def augment_batch(images: np.ndarray, cfg: AugmentConfig, rng: np.random.Generat
             img = np.repeat(g[:, :, None], 3, axis=2)
         a = rng.uniform(*cfg.brightness)
         b = rng.uniform(-cfg.offset, cfg.offset)
-        out[k] = cv2.convertScaleAbs(img, alpha=a, beta=b)
+        img = cv2.convertScaleAbs(img, alpha=a, beta=b)
+        if cfg.lowlight_p > 0 and rng.random() < cfg.lowlight_p:
+            img = low_light(img, rng.uniform(*cfg.lowlight_gamma), rng.uniform(*cfg.lowlight_noise), rng)
+        if cfg.jpeg_p > 0 and rng.random() < cfg.jpeg_p:
+            img = jpeg_round_trip(img, int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
+        out[k] = img
     return out
+
+
+def low_light(img: np.ndarray, gamma: float, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """A dim room through a webcam: darker mid-tones (gamma > 1) and the sensor noise its gain brings out."""
+    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
+    dark = cv2.LUT(img, lut).astype(np.float32)
+    return np.clip(dark + rng.normal(0.0, sigma, size=img.shape) + 0.5, 0, 255).astype(np.uint8)
+
+
+def jpeg_round_trip(img: np.ndarray, quality: int) -> np.ndarray:
+    """The blocks and ringing of a compressed stream (RGB in, RGB out)."""
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        return img
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
 
 
 def to_input(images: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from desktop_app.train.augment import augment_batch, to_input
 from desktop_app.train.data import FaceArray, identity_split, load_image_folder, load_index_csv
 from desktop_app.train.evaluate import open_set
 from desktop_app.train.losses import ArcFace, cosine_distill, relational_distill
+from desktop_app.train.mining import cached_neighbours, pair_batch
 from desktop_app.train.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,16 @@ class Trainer:
                 tag = f"{Path(recipe.teacher2).name}:{recipe.teacher2_dim}:bf16={self.bf16}"
                 self.targets2 = cached_targets(t2, self.train_set.images, self.train_set.paths, tag, cache_dir())
                 del t2
+        self.neighbours: np.ndarray | None = None  # [N, pairs_k] train-set indices, for recipe.pairs
+        if recipe.pairs > 0 and self.teacher is not None:
+            from desktop_app.train.teacher import cached_targets
+
+            if self.targets2 is not None:
+                emb, tag = self.targets2[:, 0], f"{Path(recipe.teacher2).name}:{recipe.teacher2_dim}"
+            else:
+                tag = f"{Path(recipe.teacher).name}:{recipe.teacher_dim}:{recipe.teacher_backend}"
+                emb = cached_targets(self.teacher, self.train_set.images, self.train_set.paths, tag, cache_dir())[:, 0]
+            self.neighbours = cached_neighbours(emb, recipe.pairs_k, self.train_set.paths, tag, cache_dir())
         self.distill_head2 = nn.Linear(512, recipe.teacher2_dim) if self.targets2 is not None else None
         if self.distill_head2 is not None:
             self.opt.add_param_group({"params": list(self.distill_head2.parameters())})
@@ -314,16 +325,23 @@ class Trainer:
 
         return [(sig, signal.signal(sig, _stop)) for sig in (signal.SIGTERM, signal.SIGINT)]
 
+    def n_pairs(self) -> int:
+        """Faces of each batch that bring a teacher-nearest neighbour along (recipe.pairs)."""
+        return round(self.r.pairs * self.r.batch / 2) if self.neighbours is not None else 0
+
     def _loop(self, pool, bs, logf, resume, on_progress) -> None:
         t_ckpt = time.monotonic()
         loss_ema = None
+        n_pairs = self.n_pairs()
+        per = bs - n_pairs  # faces of the epoch's order each step takes (the neighbours come on top)
         while self.progress() < 1.0:
             order = self.rng.permutation(pool)
-            steps_per_epoch = len(order) // bs
+            steps_per_epoch = len(order) // per
             start_in_epoch = self.step % steps_per_epoch if self.step and resume else 0
             for k in range(start_in_epoch, steps_per_epoch):
                 t0 = time.monotonic()
-                loss = self.train_step(order[k * bs : (k + 1) * bs])
+                idx = order[k * per : (k + 1) * per]
+                loss = self.train_step(pair_batch(idx, n_pairs, self.neighbours, self.rng) if n_pairs else idx)
                 self.step += 1
                 self.elapsed += time.monotonic() - t0
                 loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss

@@ -34,6 +34,10 @@ class Recipe:
     teacher2_weight: float = 1.0
     mixup: float = 0.5  # fraction of each batch replaced by mixed faces (distillation only)
     relational: float = 0.0  # weight of the in-batch similarity-matrix term on the 512-d embedding (distillation)
+    # hard-example mining (desktop_app/train/mining.py): this fraction of each batch is made of pairs, a face of
+    # the epoch's order and one of its pairs_k nearest faces by the teacher (the second teacher's when there is one)
+    pairs: float = 0.0
+    pairs_k: int = 10
     arcface_s: float = 64.0
     arcface_m: float = 0.5
     arcface_weight: float = 1.0
@@ -85,6 +89,15 @@ def load_recipe(path: str | Path) -> Recipe:
         raise ValueError(f"recipe {path}: loss must be distill, arcface or both, not {r.loss!r}")
     if r.teacher_backend not in ("ort", "torch"):
         raise ValueError(f"recipe {path}: teacher_backend must be ort or torch, not {r.teacher_backend!r}")
+    if r.pairs:
+        if r.loss == "arcface":
+            raise ValueError(f"recipe {path}: pairs (hard-example mining) ranks faces by a teacher; set loss = "
+                             f"distill or both")
+        n_pairs = round(r.pairs * r.batch / 2)
+        if not 0 < r.pairs <= 1 - r.mixup or n_pairs < 1 or r.pairs_k < 1:
+            raise ValueError(f"recipe {path}: pairs must be between {2 / r.batch:.3f} (one pair a batch) and "
+                             f"1 - mixup = {1 - r.mixup:g} (the pairs go into the faces that are not mixed), and "
+                             f"pairs_k at least 1; got pairs = {r.pairs}, pairs_k = {r.pairs_k}")
     if r.minutes <= 0 and r.steps <= 0:
         raise ValueError(f"recipe {path}: set minutes or steps")
     return r
