@@ -99,14 +99,19 @@ def open_teacher(src: str | Path, cache: Path, backend: str, threads: int, bf16:
     return Teacher(path, threads=threads)
 
 
+def targets_path(paths: list[str], tag: str, cache: Path) -> Path:
+    """Where :func:`cached_targets` keeps the targets of this image list and teacher tag."""
+    key = hashlib.sha1(("\n".join(paths) + tag).encode()).hexdigest()[:16]
+    return Path(cache) / f"targets-{key}.npy"
+
+
 def cached_targets(teacher, images: np.ndarray, paths: list[str], tag: str, cache: Path, batch: int = 256
                    ) -> np.ndarray:
     """Unit embeddings [N, 2, D] of each crop (index 0) and its mirror (index 1), computed once and kept in
     ``cache`` (keyed by the teacher tag and the image list), for a teacher too slow to run on every step."""
     from desktop_app.train.augment import to_input
 
-    key = hashlib.sha1(("\n".join(paths) + tag).encode()).hexdigest()[:16]
-    f = cache / f"targets-{key}.npy"
+    f = targets_path(paths, tag, cache)
     if f.exists():
         return np.load(f)
     out = []
