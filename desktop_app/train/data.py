@@ -42,13 +42,27 @@ def _read_rgb(path: Path, size: int) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def cache_file(cache: Path, kind: str, paths: list[str], extra: str) -> Path:
+    """``cache/KIND-KEY.npy``, KEY from the image list and what else the array depends on (a teacher, a size): the
+    one naming of the trainer's cached arrays (faces, teacher targets, neighbours)."""
+    key = hashlib.sha1(("\n".join(paths) + extra).encode()).hexdigest()[:16]
+    return Path(cache) / f"{kind}-{key}.npy"
+
+
+def save_cached(f: Path, arr: np.ndarray) -> None:
+    """Written whole or not at all: a killed run never leaves a half-written cache file that a later run trusts."""
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp.npy")
+    np.save(tmp, arr)
+    tmp.replace(f)
+
+
 def _load(root: Path, rows: list[tuple[str, str]], size: int, cache_dir: Path | None) -> FaceArray:
     paths = [p for p, _ in rows]
     names = sorted({i for _, i in rows if i})
     ids = {n: k for k, n in enumerate(names)}
     labels = np.array([ids[i] if i else -1 for _, i in rows], dtype=np.int64)
-    key = hashlib.sha1(("\n".join(paths) + str(root.resolve()) + str(size)).encode()).hexdigest()[:16]
-    cache = cache_dir / f"faces-{key}.npy" if cache_dir else None
+    cache = cache_file(cache_dir, "faces", paths, str(root.resolve()) + str(size)) if cache_dir else None
     if cache is not None and cache.exists():
         images = np.load(cache, mmap_mode=None)
     else:
@@ -56,8 +70,7 @@ def _load(root: Path, rows: list[tuple[str, str]], size: int, cache_dir: Path | 
         for k, p in enumerate(paths):
             images[k] = _read_rgb(root / p, size)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cache, images)
+            save_cached(cache, images)
     return FaceArray(images, labels, paths)
 
 

@@ -125,9 +125,7 @@ class Trainer:
                 self.targets2 = cached_targets(t2, self.train_set.images, self.train_set.paths, tag, cache_dir())
                 del t2
         self.neighbours: np.ndarray | None = None  # [N, pairs_k] train-set indices, for recipe.pairs
-        if recipe.pairs > 0 and self.teacher is not None:
-            from desktop_app.train.teacher import cached_targets
-
+        if recipe.pairs > 0 and self.teacher is not None:  # cached_targets: imported with the teachers above
             if self.targets2 is not None:
                 emb, tag = self.targets2[:, 0], f"{Path(recipe.teacher2).name}:{recipe.teacher2_dim}"
             else:

@@ -8,11 +8,12 @@ similarity the student must match then includes the fine distinctions a door cam
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
+
+from desktop_app.train.data import cache_file, save_cached
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +34,25 @@ def nearest_neighbours(emb: np.ndarray, k: int, max_sim: float = 0.98, chunk: in
     for i in range(0, n, chunk):
         s = e[i : i + chunk] @ e.T
         rows = np.arange(len(s))
-        real = s.copy()
         s[s > max_sim] = -2.0  # copies: ranked after every real neighbour
         s[rows, rows + i] = -3.0  # itself: last of all (k < n keeps it out)
         part = np.argpartition(-s, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(s, part, 1), axis=1, kind="stable")
         top = np.take_along_axis(part, order, 1)
         idx[i : i + len(s)] = top
-        sims[i : i + len(s)] = np.take_along_axis(real, top, 1)
+        sims[i : i + len(s)] = np.einsum("nd,nkd->nk", e[i : i + chunk], e[top])  # the true cosines, copies too
     return idx, sims
 
 
 def cached_neighbours(emb: np.ndarray, k: int, paths: list[str], tag: str, cache: Path) -> np.ndarray:
     """:func:`nearest_neighbours` indices, computed once per image list, teacher (``tag``) and ``k``."""
-    key = hashlib.sha1(("\n".join(paths) + f"{tag}:k={k}").encode()).hexdigest()[:16]
-    f = Path(cache) / f"neighbours-{key}.npy"
+    f = cache_file(cache, "neighbours", paths, f"{tag}:k={k}")
     if f.exists():
         return np.load(f)
     idx, sims = nearest_neighbours(emb, k)
     log.info("teacher neighbours (%s, k=%d): mean similarity of the nearest %.3f, of the k-th %.3f", tag, k,
              float(sims[:, 0].mean()), float(sims[:, -1].mean()))
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp.npy")
-    np.save(tmp, idx)
-    tmp.replace(f)
+    save_cached(f, idx)
     return idx
 
 

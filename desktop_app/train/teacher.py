@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from desktop_app.train.data import cache_file, save_cached
+
 log = logging.getLogger(__name__)
 
 
@@ -101,8 +103,7 @@ def open_teacher(src: str | Path, cache: Path, backend: str, threads: int, bf16:
 
 def targets_path(paths: list[str], tag: str, cache: Path) -> Path:
     """Where :func:`cached_targets` keeps the targets of this image list and teacher tag."""
-    key = hashlib.sha1(("\n".join(paths) + tag).encode()).hexdigest()[:16]
-    return Path(cache) / f"targets-{key}.npy"
+    return cache_file(cache, "targets", paths, tag)
 
 
 def cached_targets(teacher, images: np.ndarray, paths: list[str], tag: str, cache: Path, batch: int = 256
@@ -121,7 +122,5 @@ def cached_targets(teacher, images: np.ndarray, paths: list[str], tag: str, cach
         if (i // batch) % 20 == 0:
             log.info("teacher targets %s: %d / %d", tag, i + len(im), len(images))
     t = np.concatenate(out).astype(np.float32)
-    tmp = f.with_suffix(".tmp.npy")
-    np.save(tmp, t)
-    tmp.replace(f)
+    save_cached(f, t)
     return t
