@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest
+from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 # recipes/*.json: training-time manifests (teachers), never read by the app
@@ -215,10 +215,13 @@ def cmd_ship(args: argparse.Namespace) -> int:
             "train_minutes": round(st["elapsed"] / 60, 1),
             "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
             "teacher": recipe.teacher.rsplit("/", 2)[-2]}
+    if recipe.teacher2:
+        base["teacher2"] = Path(recipe.teacher2).name
     for name, p in todo:
         info = {**base, "precision": "int8" if "int8" in name else "fp32"}
         if "int8" in name:
             info["quantization"] = INT8_NOTE.format(n=args.calib)
+            info["from_sha256"] = sha256_file(path)
         _measure_and_write(name, p, info, vimg, vlab, args.flip, args.threads, models / "manifest.json")
         if args.calibrate:
             _calibrate(name, models / "manifest.json", args.threads)
