@@ -41,13 +41,10 @@ def embedder_entry() -> ModelEntry:
     return ModelEntry(name="teacher-mobilefacenet", file=str(teacher), output_dim=128)
 
 
-# The shipped models miss genuine photos below their calibrated threshold, so the recognition issue stays open
-# until a better model ships. 67b59340 (LFW 97.52 % flip-sum, threshold 0.47): leave-one-out missed penny1, bbt named
-# 17 of 22. 4d2e3e41 (distill2-long, LFW 98.68 %, shipped 2026-12-05 at its calibrated 0.51 / 0.08, centroid): misses
-# penny1 (0.47) and leonard5 (0.50) in leave-one-out and names 18 of 22 bbt faces, none wrong (bbt1's leonard 0.28,
-# raj 0.45, sheldon 0.42, bbt2's leonard 0.48). Strict: a model that passes turns these into failures, to remove the
-# mark. The teacher (FDFACE_TEST_EMBEDDER=teacher) passes the leave-one-out and the 21-of-22 bar, and misses one face
-# of the all-22 check (bbt1's leonard at 0.46, measured 2026-12-04, best or centroid rule).
+# The shipped models that miss genuine photos below their calibrated threshold (per model, with the scores:
+# docs/TRAINING.md, "Result, shipped 2026-12-05"), so the recognition issue stays open until a better model ships.
+# Strict: a model that passes turns these into failures, to remove the mark. The teacher
+# (FDFACE_TEST_EMBEDDER=teacher) passes the leave-one-out and the 21-of-22 bar and misses one face of the all-22 check.
 WEAK_SHIPPED = ("67b5934052aef68b9aeb3e168ffe723b010a47138e3799b1d2b919d8650d376b",
                 "4d2e3e41594b765790ed6c8c01983525745f9665c5b6d1bb08b7cda529a9c323")
 _shipped = load_manifest(default_models_dir() / "manifest.json").get("fdfacenet") \

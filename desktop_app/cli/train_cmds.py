@@ -168,6 +168,11 @@ def _measure_and_write(name: str, path: Path, info: dict, vimg, vlab, flip: bool
     print(json.dumps({"name": name, **info}))
 
 
+def _int8_info(info: dict, calib: int, fp_sha256: str) -> dict:
+    """The entry info of an INT8 copy: its FP32 source's info, how it was quantized and from which file."""
+    return {**info, "precision": "int8", "quantization": INT8_NOTE.format(n=calib), "from_sha256": fp_sha256}
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     """Re-quantize an installed FP32 model (no checkpoint needed): models/NAME-int8.onnx, measured, in the manifest."""
     try:
@@ -184,8 +189,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     recipe = load_recipe(Path(__file__).resolve().parents[2] / fp.info["recipe"])
     vimg, vlab, pool = _val_faces(recipe)
     out = quantize_int8(src, models / f"{args.name}-int8.onnx", _calib_faces(pool, args.calib))
-    info = {k: v for k, v in fp.info.items() if not k.startswith(("lfw", "val_", "measured_on"))}
-    info.update({"precision": "int8", "quantization": INT8_NOTE.format(n=args.calib), "from_sha256": fp.sha256})
+    info = _int8_info({k: v for k, v in fp.info.items() if not k.startswith(("lfw", "val_", "measured_on"))},
+                      args.calib, fp.sha256)
     _measure_and_write(f"{args.name}-int8", out, info, vimg, vlab, fp.flip, args.threads, models / "manifest.json")
     return 0
 
@@ -207,21 +212,18 @@ def cmd_ship(args: argparse.Namespace) -> int:
     models.mkdir(parents=True, exist_ok=True)
     path, st = export_checkpoint(ckpt, models / f"{args.name}.onnx")
     vimg, vlab, pool = _val_faces(recipe)
-    todo = [(args.name, path)]
-    if args.int8:
-        calib = _calib_faces(pool, args.calib)
-        todo.append((f"{args.name}-int8", quantize_int8(path, models / f"{args.name}-int8.onnx", calib)))
     base = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
             "train_minutes": round(st["elapsed"] / 60, 1),
             "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
             "teacher": recipe.teacher.rsplit("/", 2)[-2]}
     if recipe.teacher2:
         base["teacher2"] = Path(recipe.teacher2).name
-    for name, p in todo:
-        info = {**base, "precision": "int8" if "int8" in name else "fp32"}
-        if "int8" in name:
-            info["quantization"] = INT8_NOTE.format(n=args.calib)
-            info["from_sha256"] = sha256_file(path)
+    todo = [(args.name, path, {**base, "precision": "fp32"})]
+    if args.int8:
+        calib = _calib_faces(pool, args.calib)
+        todo.append((f"{args.name}-int8", quantize_int8(path, models / f"{args.name}-int8.onnx", calib),
+                     _int8_info(base, args.calib, sha256_file(path))))
+    for name, p, info in todo:
         _measure_and_write(name, p, info, vimg, vlab, args.flip, args.threads, models / "manifest.json")
         if args.calibrate:
             _calibrate(name, models / "manifest.json", args.threads)
