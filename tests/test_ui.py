@@ -8,6 +8,7 @@ ONNX Runtime runs on one thread to stay light on a shared machine.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -858,6 +859,61 @@ print(NONE_REFS_TAKEN_PER_SLOT_CALL, TRUE_REFS_TAKEN_PER_EMIT, sys.getrefcount(N
     leak_none, leak_true, cushioned = proc.stdout.split()
     if int(leak_none) or int(leak_true):
         assert cushioned == "True"
+
+
+GC_ACROSS_THREADS = """
+import gc, sys, threading, time
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(["gc-test"])
+if sys.argv[1] == "guarded":
+    from desktop_app.ui.gui_gc import collect_on_gui_thread
+    collector = collect_on_gui_thread()
+class Holder:  # a GUI-thread object in a reference cycle, with an active timer, as a window and its lambdas are
+    def __del__(self):
+        print("freed on", threading.current_thread().name, flush=True)
+def make():
+    h = Holder()
+    h.self = h
+    h.timer = QTimer()
+    h.timer.setInterval(5)
+    h.timer.timeout.connect(lambda: None)
+    h.timer.start()
+make()
+kept = []
+def churn():  # a worker thread that allocates (decoding frames, compiling queries...) and keeps some of it
+    for _ in range(3):
+        junk = [[i] for i in range(300_000)]
+        del junk
+    kept.extend([i] for i in range(5_000))
+t = threading.Thread(target=churn, name="worker")
+t.start()
+t.join()
+end = time.time() + 1.5
+while time.time() < end:
+    app.processEvents()
+print("survived", gc.isenabled(), flush=True)
+"""
+
+
+def test_garbage_holding_qt_objects_is_collected_on_the_gui_thread_only():
+    """Python's automatic collector runs on whichever thread allocates: a cycle holding a GUI-thread timer, freed on
+    a worker thread, leaves the timer registered with the GUI loop, which fires it on freed memory (the app died
+    with a segmentation fault this way). With the app's collector (ui/gui_gc.py) the cycle is freed on the GUI
+    thread. Each case runs in its own interpreter, since the unguarded one may crash."""
+    import subprocess
+    import sys
+
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", GC_ACROSS_THREADS, mode], capture_output=True, text=True,
+                              timeout=120, cwd=Path(__file__).resolve().parents[1],
+                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+
+    bare = run("bare")
+    assert "freed on worker" in bare.stdout, (bare.stdout, bare.stderr[-2000:])  # the hazard is real here
+    guarded = run("guarded")
+    assert guarded.returncode == 0, guarded.stderr[-2000:]
+    assert guarded.stdout.split("\n")[:2] == ["freed on MainThread", "survived False"], guarded.stdout
 
 
 def test_frames_reach_the_view_as_copies(make_app, qtbot):

@@ -33,6 +33,7 @@ from desktop_app.gallery.enroll import Analyzed, Capture, Enroller, EnrollmentPl
 from desktop_app.gallery.service import REFRESH_SECONDS, Gallery, model_id_for
 from desktop_app.manifest import ModelEntry
 from desktop_app.storage import StoreError, describe_url, open_engine
+from desktop_app.ui.gui_gc import collect_on_gui_thread
 from desktop_app.ui.images import bgr_to_qimage, thumbnails_of
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.qtcompat import emit, emitter
@@ -148,6 +149,8 @@ class AppController(QObject):
         self.paused = False
         self._source_state = ("", "")  # (source, state) as the capture reader last said
 
+        # before any thread of ours starts: cycles holding Qt objects are freed on this thread only (gui_gc.py)
+        self.collector = collect_on_gui_thread()
         self.window = MainWindow()
         self.tasks = TaskQueue("fdface-db")
         # the writer's callbacks run on its thread: re-emitted as signals (queued to the GUI thread)
