@@ -157,6 +157,9 @@ class Trainer:
             t = np.concatenate([self.teacher(to_input(faces[i : i + 256])) for i in range(0, len(faces), 256)])
             cos = fit_head(self.distill_head, s, t)
             log.info("distillation head refitted on %d faces: mean cosine to the teacher %.3f", len(faces), cos)
+            if self.distill_head2 is not None and self.targets2 is not None:  # the crops' cached targets
+                cos2 = fit_head(self.distill_head2, s, self.targets2[idx, 0])
+                log.info("second teacher's head refitted on the same faces: mean cosine %.3f", cos2)
         self.model.train()
 
     # -- checkpoints -------------------------------------------------------------------------------------------
