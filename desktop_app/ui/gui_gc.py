@@ -28,7 +28,6 @@ class GuiThreadCollector(QObject):
     def __init__(self, app: QCoreApplication, interval_ms: int = INTERVAL_MS) -> None:
         super().__init__(app)
         self.setObjectName("gui_gc")
-        self.collections = [0, 0, 0]  # collections run per generation (for tests and diagnostics)
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.check)
@@ -43,7 +42,6 @@ class GuiThreadCollector(QObject):
             return
         gen = next(g for g in (2, 1, 0) if counts[g] > thresholds[g])
         gc.collect(gen)
-        self.collections[gen] += 1
 
     def resume(self) -> None:
         gc.disable()
