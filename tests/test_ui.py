@@ -869,6 +869,7 @@ app = QApplication(["gc-test"])
 if sys.argv[1] == "guarded":
     from desktop_app.ui.gui_gc import collect_on_gui_thread
     collector = collect_on_gui_thread()
+    app.aboutToQuit.connect(collector.release)  # as create_app does, after the controller's shutdown
 class Holder:  # a GUI-thread object in a reference cycle, with an active timer, as a window and its lambdas are
     def __del__(self):
         print("freed on", threading.current_thread().name, flush=True)
@@ -918,6 +919,46 @@ def test_garbage_holding_qt_objects_is_collected_on_the_gui_thread_only():
     assert guarded.returncode == 0, guarded.stderr[-2000:]
     assert guarded.stdout.split("\n")[:3] == ["freed on MainThread", "survived False", "after the loop True"], \
         guarded.stdout
+
+
+DETECTOR_FAILS_AFTER_A_SETTINGS_CHANGE = r"""
+import sys, tempfile, threading
+from pathlib import Path
+sys.modules["retinaface.weights"] = None  # a broken install: the face detector cannot be built
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from desktop_app.config import Settings
+from desktop_app.ui.controller import AppController
+
+app = QApplication([])
+tmp = Path(tempfile.mkdtemp())
+s = Settings().with_changes("storage", database_url=f"sqlite:///{tmp / 'a.db'}").with_changes("capture", source="")
+ctl = AppController(s, tmp / "settings.toml", source="", camera_lister=lambda: [])
+real, threads = ctl.window.statusBar, []
+ctl.window.statusBar = lambda: (threads.append(threading.current_thread().name), real())[1]
+# Settings > OK with a new detector threshold: "Settings saved ..." for 8 s and the pipeline rebuilt (it fails;
+# after a failed build any change rebuilds); a second change within those 8 s
+QTimer.singleShot(200, lambda: ctl.apply_settings(s.with_changes("detector", score_threshold=0.7)))
+QTimer.singleShot(1200, lambda: ctl.apply_settings(s.with_changes("detector", score_threshold=0.8)))
+QTimer.singleShot(10_000, app.quit)  # past the 8 s message
+app.exec()
+print("status bar used on:", sorted(set(threads)))
+ctl.shutdown()
+"""
+
+
+def test_a_detector_that_cannot_start_is_said_from_the_gui_thread():
+    """The vision thread's error reached the status bar through a lambda, which PySide ran on the vision thread:
+    replacing a timed message there left the status bar's timer to fire on freed memory (a segmentation fault
+    after two settings changes within 8 s on an install whose detector cannot start). In its own interpreter."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", DETECTOR_FAILS_AFTER_A_SETTINGS_CHANGE], capture_output=True,
+                       text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
+                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0, (r.returncode, r.stderr[-1500:])
+    assert "status bar used on: ['MainThread']" in r.stdout, r.stdout
 
 
 def test_frames_reach_the_view_as_copies(make_app, qtbot):

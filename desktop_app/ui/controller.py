@@ -203,7 +203,7 @@ class AppController(QObject):
         self.worker.statusChanged.connect(self._on_capture_status)
         self.worker.sourceFinished.connect(self._on_source_finished)
         self.worker.pipelineReady.connect(self._on_pipeline_ready)
-        self.worker.error.connect(lambda m: self.window.statusBar().showMessage(m))
+        self.worker.error.connect(self._on_worker_error)  # a bound slot: queued here (a lambda would run there)
         self.worker_thread.start()
 
     def _wire_window(self) -> None:
@@ -692,6 +692,13 @@ class AppController(QObject):
         return self._open("unknowns", UnknownsDialog(self, self.window))
 
     @Slot(str)
+    def _on_worker_error(self, message: str) -> None:
+        """The vision thread's refusal (a detector that cannot start), said on the GUI thread. Connected as a bound
+        slot of this object: PySide runs a lambda connected to a signal of an object on another thread on that
+        thread, where touching the status bar's timer crashed the app."""
+        self.window.statusBar().showMessage(message)
+
+    @Slot(str)
     def _writer_status(self, text: str) -> None:
         """A busy database: sightings wait and are retried; the status bar says so until they are written."""
         bar = self.window.statusBar()
@@ -751,6 +758,7 @@ def create_app(args) -> tuple[QApplication, AppController]:
     if problem:
         QTimer.singleShot(0, lambda: QMessageBox.warning(ctl.window, "Settings", problem))
     app.aboutToQuit.connect(ctl.shutdown)
+    app.aboutToQuit.connect(ctl.collector.release)  # after shutdown: collection goes back once our threads stopped
     _quit_on_signals(app)
     return app, ctl
 

@@ -31,7 +31,6 @@ class GuiThreadCollector(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.check)
-        app.aboutToQuit.connect(self.release)
         self.resume()
 
     def check(self) -> None:
@@ -48,7 +47,8 @@ class GuiThreadCollector(QObject):
         self._timer.start()
 
     def release(self) -> None:
-        """The event loop ends: collect what is left here, then give collection back to the interpreter."""
+        """The event loop has ended and the app's threads have stopped (``create_app`` connects it to
+        ``aboutToQuit`` after the controller's shutdown): collect what is left here, then give collection back."""
         self._timer.stop()
         gc.collect()
         gc.enable()
