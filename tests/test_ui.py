@@ -987,3 +987,48 @@ def test_a_busy_database_is_said_in_the_status_bar_and_the_sighting_is_recorded_
         assert "nothing is lost" in bar.currentMessage() and ctl.writer.pending == 1
     qtbot.waitUntil(lambda: "answers again" in bar.currentMessage(), timeout=WAIT_MS)
     assert [e.person_id for e in store_events(ctl)] == [ann]
+
+
+A_THREAD_HANGS_AT_QUIT = r"""
+import sys, tempfile, threading, time
+from pathlib import Path
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from desktop_app.config import Settings
+from desktop_app.ui.controller import AppController, leave
+
+mode = sys.argv[1]
+app = QApplication([])
+tmp = Path(tempfile.mkdtemp())
+s = Settings().with_changes("storage", database_url=f"sqlite:///{tmp / 'a.db'}").with_changes("capture", source="")
+ctl = AppController(s, tmp / "settings.toml", source="", camera_lister=lambda: [])
+ctl.TASKS_STOP_MS = 300
+app.aboutToQuit.connect(ctl.shutdown)
+hung = threading.Event()
+QTimer.singleShot(300, lambda: ctl.tasks.submit(lambda: (hung.set(), time.sleep(30))))  # a database call that hangs
+QTimer.singleShot(600, app.quit)
+code = app.exec()
+print("hung:", hung.is_set(), "unstopped:", ctl.unstopped, flush=True)
+sys.exit(leave(code, ctl) if mode == "leave" else code)
+"""
+
+
+def test_a_thread_that_hangs_at_quit_does_not_crash_the_app_on_its_way_out():
+    """A database or camera call that hangs past shutdown's wait left a running QThread for Python to free at
+    interpreter exit, and Qt aborted the process for it (a crash report after a plain quit). leave() ends the
+    process itself once attendance is closed. In its own interpreter, since the unguarded exit aborts."""
+    import subprocess
+    import sys
+
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", A_THREAD_HANGS_AT_QUIT, mode], capture_output=True, text=True,
+                              timeout=120, cwd=Path(__file__).resolve().parents[1],
+                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+
+    bare = run("bare")  # the hazard is real: the exit aborts
+    assert bare.returncode != 0 and "Destroyed while thread" in bare.stderr, (bare.returncode, bare.stderr[-1500:])
+    r = run("leave")
+    assert "hung: True unstopped: ['the database thread']" in r.stdout, r.stdout
+    assert r.returncode == 0, (r.returncode, r.stderr[-1500:])
+    assert "Destroyed while thread" not in r.stderr
+    assert "quitting without waiting for the database thread" in r.stderr

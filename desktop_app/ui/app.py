@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem := display_problem():
         print(f"fdface-gui: {problem}", file=sys.stderr)
         return 2
-    from desktop_app.ui.controller import create_app
+    from desktop_app.ui.controller import create_app, leave
 
     app, controller = create_app(args)
     controller.start()
-    return app.exec()
+    return leave(app.exec(), controller)
 
 
 if __name__ == "__main__":

@@ -228,10 +228,11 @@ class BackupController(QObject):
 
         ctl.tasks.submit(lambda: restore_database(Path(path), db, confirm=let_go), done, failed)
 
-    def stop(self) -> None:
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        """False when a backup or restore still runs after ``timeout_ms``."""
         self.timer.stop()
         self.first_look.stop()
-        self.queue.stop()
+        return self.queue.stop(timeout_ms)
 
 
 def _selectable() -> Any:

@@ -10,6 +10,7 @@ and camera listing. Views never touch the core; the controller never paints.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -115,6 +116,10 @@ class AppController(QObject):
     _shutdownWorker = Signal()
     _forgetIdentities = Signal()  # the gallery changed: tracks vote afresh
     analyzeRequested = Signal(int, object)  # request id, BGR image -> worker.stillAnalyzed
+    # how long shutdown waits for the vision thread, then for the backup and the database threads, before it lets
+    # them be (a camera or database call that hangs; a backup in progress is given longer to finish)
+    THREAD_STOP_MS = 10_000
+    TASKS_STOP_MS = 30_000
 
     def __init__(self, settings: Settings, settings_path: str | Path | None = None, source: str | None = None,
                  embedder_entry: ModelEntry | None = None, pace: bool | None = None,
@@ -123,6 +128,7 @@ class AppController(QObject):
         super().__init__(parent)
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else config_path()
+        self.unstopped: list[str] = []  # threads that did not stop at shutdown: see leave()
         self.db_override: tuple[str, str] | None = None  # (--db's URL, the file's): for this session, never saved
         self.initial_source = source if source is not None else settings.capture.source
         self._entry_override = embedder_entry
@@ -719,15 +725,33 @@ class AppController(QObject):
         self.attendance.detach_gallery()
         self.worker.request_stop()  # stops reading at once, from this thread
         emit(self._shutdownWorker)  # queued: runs on the vision thread after the frame in hand, then quits it
-        if not self.worker_thread.wait(10_000):
-            log.warning("the vision thread did not stop within 10 s")
-        self.attendance.close()
+        if not self.worker_thread.wait(self.THREAD_STOP_MS):
+            self.unstopped.append("the vision thread (camera or recognition)")
+        self.attendance.close()  # every queued sighting is written (or spooled) before anything else may hang
         if self.gallery is not None:
             self.tasks.submit(self.gallery.close)
         elif self.engine is not None:
             self.tasks.submit(self.engine.dispose)
-        self.backups.stop()  # a backup in progress finishes first
-        self.tasks.stop()
+        if not self.backups.stop(self.TASKS_STOP_MS):  # a backup in progress finishes first
+            self.unstopped.append("the backup thread")
+        if not self.tasks.stop(self.TASKS_STOP_MS):
+            self.unstopped.append("the database thread")
+        for name in self.unstopped:
+            log.warning("%s did not stop in time", name)
+
+
+def leave(code: int, ctl: AppController) -> int:
+    """The app's exit code, after its loop ended and the controller shut down. If a thread of ours did not stop (a
+    camera or database call that hangs), the process ends here, at once: Python would otherwise free that running
+    QThread at interpreter exit, and Qt aborts the process for it ("QThread: Destroyed while thread is still
+    running"), a crash report for a clean quit. Attendance was closed before (shutdown), so nothing is lost."""
+    if not ctl.unstopped:
+        return code
+    log.error("quitting without waiting for %s", " and ".join(ctl.unstopped))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def skipped_lines(skipped: tuple[SkippedFile, ...], at_most: int = 8) -> str:
