@@ -508,3 +508,50 @@ def test_pairs_bring_the_teachers_neighbours_into_the_unmixed_faces(tmp_path: Pa
             assert n in tr.neighbours[a]
     epoch = np.concatenate([b[:6] for b in batches[:len(tr.train_set) // 6]])
     assert len(np.unique(epoch)) == len(epoch)  # the epoch's order is still a permutation; neighbours come on top
+
+
+def test_warm_start_points_the_arcface_rows_at_the_class_means(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With loss "arcface" or "both" from a shipped export, each class row starts at the mean embedding of its faces
+    (a random row would spend the first steps' large margin gradients pulling the trained net at noise)."""
+    pytest.importorskip("onnx")
+    from desktop_app.nets import create_net
+    from desktop_app.nets.export import export_onnx
+    from desktop_app.train.loop import Trainer, embed
+    from desktop_app.train.losses import ArcFace
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    for k in range(4):  # 4 people, 4 faces each: a base picture per person plus noise
+        d = tmp_path / "folder" / f"p{k}"
+        d.mkdir(parents=True)
+        base = rng.integers(0, 255, (112, 112, 3))
+        for j in range(4):
+            cv2.imwrite(str(d / f"{j}.jpg"), np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8))
+    torch.manual_seed(0)
+    src = create_net("fdfacenet_relu")
+    with torch.no_grad():  # BN away from its defaults, as after training (the export keeps every bias apart)
+        for m in src.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_var.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.2, 0.2)
+    export_onnx(src.eval(), tmp_path / "m.onnx")
+    (tmp_path / "recipes").mkdir()
+    rp = tmp_path / "recipes" / "t.toml"
+    rp.write_text(
+        f'name = "t"\nnet = "fdfacenet_relu"\nloss = "arcface"\nimage_folder = "{tmp_path / "folder"}"\n'
+        f'init_onnx = "{tmp_path / "m.onnx"}"\ninit_faces = 16\nbatch = 8\nlr = 0.05\nsteps = 1\nthreads = 1\n'
+        'bf16 = false\nchannels_last = false\nmixup = 0.0\n'
+    )
+    tr = Trainer(load_recipe(rp), tmp_path / "run")
+    ds = tr.train_set
+    emb = embed(tr.model, ds.images)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    rows = tr.arcface.weight.detach().numpy()
+    rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    for c in np.unique(ds.labels):
+        mean = emb[ds.labels == c].mean(0)
+        assert float(rows[c] @ mean / np.linalg.norm(mean)) > 0.999
+    e, lab = torch.from_numpy(emb), torch.from_numpy(ds.labels.astype(np.int64))
+    fresh = ArcFace(512, rows.shape[0], tr.r.arcface_s, tr.r.arcface_m)
+    with torch.no_grad():
+        assert float(tr.arcface(e, lab)) < 0.5 * float(fresh(e, lab))

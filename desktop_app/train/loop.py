@@ -146,7 +146,7 @@ class Trainer:
 
     def _warm_start(self, path: Path) -> None:
         """Continue from a shipped export (a resumed run then overwrites this with its checkpoint)."""
-        from desktop_app.train.warmstart import fit_head, unfuse_from_onnx
+        from desktop_app.train.warmstart import fit_head, init_arcface, unfuse_from_onnx
 
         rng = np.random.default_rng(self.r.seed + 1)
         idx = np.sort(rng.choice(len(self.train_set), min(self.r.init_faces, len(self.train_set)), replace=False))
@@ -160,6 +160,10 @@ class Trainer:
             if self.distill_head2 is not None and self.targets2 is not None:  # the crops' cached targets
                 cos2 = fit_head(self.distill_head2, s, self.targets2[idx, 0])
                 log.info("second teacher's head refitted on the same faces: mean cosine %.3f", cos2)
+        if self.arcface is not None:  # every labelled face: the class rows start at the classes' mean embeddings
+            keep = np.flatnonzero(self.train_set.labels >= 0)
+            n = init_arcface(self.arcface, embed(self.model, self.train_set.images[keep]), self.train_set.labels[keep])
+            log.info("ArcFace head set to the mean embeddings of %d classes (%d labelled faces)", n, len(keep))
         self.model.train()
 
     # -- checkpoints -------------------------------------------------------------------------------------------

@@ -107,3 +107,20 @@ def fit_head(head: nn.Linear, student_emb: np.ndarray, teacher_emb: np.ndarray, 
     p = a @ sol
     p /= np.linalg.norm(p, axis=1, keepdims=True)
     return float((p * teacher_emb).sum(1).mean())
+
+
+def init_arcface(head: nn.Module, student_emb: np.ndarray, labels: np.ndarray) -> int:
+    """Point each ArcFace class row at the unit mean of its faces' embeddings; returns how many classes were set.
+
+    From a warm start the random rows (std 0.01) are near-orthogonal to every face, so the first thousand steps of
+    the margin loss would be spent finding the classes the net already separates and their gradients, large at
+    s = 64, would pull the trained embedding towards random directions. Rows of classes without faces here stay
+    as they were."""
+    w = head.weight
+    sums = np.zeros((w.shape[0], student_emb.shape[1]), np.float64)
+    np.add.at(sums, labels, student_emb / np.linalg.norm(student_emb, axis=1, keepdims=True))
+    seen = np.flatnonzero(np.linalg.norm(sums, axis=1) > 0)
+    rows = sums[seen] / np.linalg.norm(sums[seen], axis=1, keepdims=True)
+    with torch.no_grad():
+        w[torch.from_numpy(seen)] = torch.from_numpy(rows.astype(np.float32))
+    return len(seen)
