@@ -9,6 +9,7 @@ and camera listing. Views never touch the core; the controller never paints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -744,13 +745,17 @@ def leave(code: int, ctl: AppController) -> int:
     """The app's exit code, after its loop ended and the controller shut down. If a thread of ours did not stop (a
     camera or database call that hangs), the process ends here, at once: Python would otherwise free that running
     QThread at interpreter exit, and Qt aborts the process for it ("QThread: Destroyed while thread is still
-    running"), a crash report for a clean quit. Attendance was closed before (shutdown), so nothing is lost."""
+    running"), a crash report for a clean quit. The current attendance writer was closed before (shutdown: its
+    sightings written or spooled); a writer retired by a database switch is closed on the database thread, so its
+    waiting sightings depend on that thread (not yet handled when it is the one that hangs)."""
     if not ctl.unstopped:
         return code
     log.error("quitting without waiting for %s", " and ".join(ctl.unstopped))
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # None in the windowed (console-less) build
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
     os._exit(code)
 
 
