@@ -555,3 +555,33 @@ def test_warm_start_points_the_arcface_rows_at_the_class_means(tmp_path: Path, m
     fresh = ArcFace(512, rows.shape[0], tr.r.arcface_s, tr.r.arcface_m)
     with torch.no_grad():
         assert float(tr.arcface(e, lab)) < 0.5 * float(fresh(e, lab))
+
+
+def test_a_held_out_person_trains_no_margin_class_through_another_source() -> None:
+    """Identity labels are shared across sources (celeba-small holds faces of celeba-wild people): the held-out
+    people's faces elsewhere stay in the pool for distillation but lose their label, and only they do."""
+    from desktop_app.train.data import FaceArray, hold_out
+    from desktop_app.train.losses import ArcFace
+    from desktop_app.train.warmstart import init_arcface
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2, -1, 5], np.int64)
+    sources = ["wild"] * 8 + ["small"] * 5
+    arr = FaceArray(np.zeros((13, 4, 4, 3), np.uint8), labels, [f"f{i}" for i in range(13)])
+    train, val = hold_out(arr, sources, "wild", 2, seed=0)
+    held = set(np.unique(val.labels).tolist())
+    assert len(held) == 2 and len(train) + len(val) == 13 and (arr.labels == labels).all()
+    assert not held & set(train.labels.tolist())
+    small = [p for p in train.paths if int(p[1:]) >= 8]
+    assert small == ["f8", "f9", "f10", "f11", "f12"]  # every other-source face stays in the pool
+    kept = {int(p[1:]): int(lab) for p, lab in zip(train.paths, train.labels, strict=True)}
+    for i in range(8, 13):  # other-source faces keep their label unless it is a held-out person's
+        assert kept[i] == (-1 if labels[i] in held else labels[i])
+
+    head = ArcFace(4, 6)
+    before = head.weight.detach().clone()
+    emb = np.eye(4, dtype=np.float32)[[0, 1, 2, 3]]
+    assert init_arcface(head, emb, np.array([0, -1, 0, 2])) == 2  # an unknown face moves no row
+    w = head.weight.detach()
+    assert torch.allclose(w[0], torch.tensor([0.7071, 0, 0.7071, 0]), atol=1e-4)
+    assert torch.allclose(w[2], torch.tensor([0.0, 0, 0, 1.0]))
+    assert torch.equal(w[[1, 3, 4, 5]], before[[1, 3, 4, 5]])

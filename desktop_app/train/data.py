@@ -105,3 +105,15 @@ def identity_split(arr: FaceArray, sources: list[str], source: str, n_val_ids: i
     val_ids = rng.choice(cand, size=min(n_val_ids, len(cand)), replace=False)
     is_val = np.isin(arr.labels, val_ids) & (src == source)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def hold_out(arr: FaceArray, sources: list[str], source: str, n_val_ids: int, seed: int
+             ) -> tuple[FaceArray, FaceArray]:
+    """(train, val) by :func:`identity_split`. A held-out person's faces from another source stay in training but
+    lose their label: identity labels are shared across sources (celeba-small holds faces of celeba-wild people),
+    and a label there would train a margin-loss class on a validation identity. The faces themselves stay, so the
+    pool, its cached teacher targets and its neighbours are the same as before."""
+    tr, va = identity_split(arr, sources, source, n_val_ids, seed)
+    train, val = arr.subset(tr), arr.subset(va)
+    train.labels[np.isin(train.labels, np.unique(val.labels))] = -1  # subset's labels are a copy
+    return train, val

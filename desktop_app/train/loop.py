@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from desktop_app.nets import create_net
 from desktop_app.train.augment import augment_batch, to_input
-from desktop_app.train.data import FaceArray, identity_split, load_image_folder, load_index_csv
+from desktop_app.train.data import FaceArray, hold_out, load_image_folder, load_index_csv
 from desktop_app.train.evaluate import open_set
 from desktop_app.train.losses import ArcFace, cosine_distill, relational_distill
 from desktop_app.train.mining import cached_neighbours, pair_batch
@@ -40,8 +40,7 @@ def load_data(r: Recipe) -> tuple[FaceArray, FaceArray]:
         arr = load_image_folder(r.resolve(r.image_folder), cache_dir=cache_dir())
         return arr, arr.subset(np.arange(0))
     arr, sources = load_index_csv(root, r.index, cache_dir=cache_dir())
-    tr, va = identity_split(arr, sources, r.val_source, r.val_ids, seed=1234)
-    return arr.subset(tr), arr.subset(va)
+    return hold_out(arr, sources, r.val_source, r.val_ids, seed=1234)
 
 
 @torch.no_grad()

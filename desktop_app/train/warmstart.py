@@ -112,13 +112,15 @@ def fit_head(head: nn.Linear, student_emb: np.ndarray, teacher_emb: np.ndarray, 
 def init_arcface(head: nn.Module, student_emb: np.ndarray, labels: np.ndarray) -> int:
     """Point each ArcFace class row at the unit mean of its faces' embeddings; returns how many classes were set.
 
-    From a warm start the random rows (std 0.01) are near-orthogonal to every face, so the first thousand steps of
-    the margin loss would be spent finding the classes the net already separates and their gradients, large at
-    s = 64, would pull the trained embedding towards random directions. Rows of classes without faces here stay
-    as they were."""
+    From a warm start random rows are near-orthogonal to every face: the margin loss's first steps would be spent
+    finding classes the net already separates, and their large gradients would pull the trained embedding towards
+    random directions. Rows get unit norm, larger than a fresh row's, so they turn more slowly (the head starts
+    where it should be). Faces labelled -1 (unknown) and classes without faces leave rows as they were."""
     w = head.weight
+    known = labels >= 0
+    emb, labels = student_emb[known], labels[known]
     sums = np.zeros((w.shape[0], student_emb.shape[1]), np.float64)
-    np.add.at(sums, labels, student_emb / np.linalg.norm(student_emb, axis=1, keepdims=True))
+    np.add.at(sums, labels, emb / np.linalg.norm(emb, axis=1, keepdims=True))
     seen = np.flatnonzero(np.linalg.norm(sums, axis=1) > 0)
     rows = sums[seen] / np.linalg.norm(sums[seen], axis=1, keepdims=True)
     with torch.no_grad():
