@@ -543,6 +543,7 @@ def test_warm_start_points_the_arcface_rows_at_the_class_means(tmp_path: Path, m
         'bf16 = false\nchannels_last = false\nmixup = 0.0\n'
     )
     tr = Trainer(load_recipe(rp), tmp_path / "run")
+    assert tr.warm_start() and not tr.warm_start()  # once
     ds = tr.train_set
     emb = embed(tr.model, ds.images)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -555,6 +556,38 @@ def test_warm_start_points_the_arcface_rows_at_the_class_means(tmp_path: Path, m
     fresh = ArcFace(512, rows.shape[0], tr.r.arcface_s, tr.r.arcface_m)
     with torch.no_grad():
         assert float(tr.arcface(e, lab)) < 0.5 * float(fresh(e, lab))
+
+    tr.save("last.pt")  # a paused run of this recipe: resuming it does not embed the pool for the export again
+    calls: list[Path] = []
+    monkeypatch.setattr(Trainer, "_warm_start", lambda self, path: calls.append(path))
+    again = Trainer(load_recipe(rp), tmp_path / "run")
+    again.run()
+    assert calls == [] and again.step == 1
+    assert torch.allclose(again.arcface.weight, tr.arcface.weight, atol=0.05)  # one step from the saved rows
+    Trainer(load_recipe(rp), tmp_path / "run").run(resume=False)  # --fresh starts from the export again
+    assert calls == [tmp_path / "m.onnx"]
+
+    # a batch whose loss is not finite is skipped, not applied: the weights stay as they were
+    monkeypatch.setattr(ArcFace, "forward", lambda self, e, lab: e.sum() * float("nan"))
+    bad = Trainer(load_recipe(rp), tmp_path / "bad")
+    before = {k: v.clone() for k, v in bad.model.named_parameters()}
+    bad.run()
+    assert bad.step == 1 and bad.skipped == 1 and bad.history[-1]["skipped"] == 1
+    assert all(torch.equal(before[k], v) for k, v in bad.model.named_parameters())
+
+
+def test_arcface_stays_finite_where_a_face_lies_on_a_class_row() -> None:
+    """sin(theta) = sqrt(1 - cos^2) has an infinite slope at cos = 1: a face on its class row, or two class rows
+    that coincide (a warm start from an untrained export), must still give finite gradients."""
+    from desktop_app.train.losses import ArcFace
+
+    head = ArcFace(8, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(8)[[0, 0, 1]])  # classes 0 and 1 on the same unit row: cos is exactly 1
+    emb = head.weight[:2].detach().clone().requires_grad_()
+    loss = head(emb, torch.tensor([0, 1]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(emb.grad).all() and torch.isfinite(head.weight.grad).all()
 
 
 def test_a_held_out_person_trains_no_margin_class_through_another_source() -> None:

@@ -134,17 +134,26 @@ class Trainer:
         self.distill_head2 = nn.Linear(512, recipe.teacher2_dim) if self.targets2 is not None else None
         if self.distill_head2 is not None:
             self.opt.add_param_group({"params": list(self.distill_head2.parameters())})
-        if recipe.init_onnx:
-            self._warm_start(recipe.resolve(recipe.init_onnx))
+        # a recipe's shipped export to start from: applied by run() only when there is no checkpoint to continue
+        # (a resumed run would overwrite it, after a minute spent embedding the whole labelled pool)
+        self.warm_pending: Path | None = recipe.resolve(recipe.init_onnx) if recipe.init_onnx else None
         self.step = 0
         self.elapsed = 0.0
         self.epoch = 0
         self.stopped = False  # set by SIGTERM / Ctrl-C during run()
+        self.skipped = 0  # steps whose loss or gradient was not finite (left out, logged)
         self.rng = np.random.default_rng(recipe.seed)
         self.history: list[dict[str, float]] = []
 
+    def warm_start(self) -> bool:
+        """Start from the recipe's shipped export (``init_onnx``), once; False when there is none or it is done."""
+        if self.warm_pending is None:
+            return False
+        path, self.warm_pending = self.warm_pending, None
+        self._warm_start(path)
+        return True
+
     def _warm_start(self, path: Path) -> None:
-        """Continue from a shipped export (a resumed run then overwrites this with its checkpoint)."""
         from desktop_app.train.warmstart import fit_head, init_arcface, unfuse_from_onnx
 
         rng = np.random.default_rng(self.r.seed + 1)
@@ -284,7 +293,16 @@ class Trainer:
             if keep.any():
                 loss = loss + self.r.arcface_weight * self.arcface(emb[keep], lab[keep])
         self.opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN for the rest of the run
+            self.skipped += 1
+            log.warning("step %d: loss is %s, step skipped (%d so far)", self.step, float(loss), self.skipped)
+            return float("nan")
         loss.backward()
+        grads = [p.grad for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
+        if not all(bool(torch.isfinite(gr).all()) for gr in grads):
+            self.skipped += 1
+            log.warning("step %d: gradient not finite, step skipped (%d so far)", self.step, self.skipped)
+            return float("nan")
         self.opt.step()
         return float(loss.detach())
 
@@ -303,6 +321,9 @@ class Trainer:
         elif kept is not None:
             self.load_kept(kept)
             log.info("continued from the kept checkpoint %s at step %d", kept, self.step)
+        else:
+            self.warm_start()
+        self.warm_pending = None  # a checkpoint holds the run's own weights: the export is not applied over them
         pool = self._sampling_pool()
         bs = self.r.batch
         logf = open(self.out / "log.jsonl", "a")  # noqa: SIM115 (closed at the end; a kill loses no line)
@@ -348,7 +369,8 @@ class Trainer:
                 loss = self.train_step(pair_batch(idx, n_pairs, self.neighbours, self.rng) if n_pairs else idx)
                 self.step += 1
                 self.elapsed += time.monotonic() - t0
-                loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
+                if math.isfinite(loss):  # a skipped step (not finite) leaves the running mean alone
+                    loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
                 if on_progress is not None and self.step % 20 == 0:
                     on_progress(self)
                 if self.step % 50 == 0:
@@ -368,6 +390,8 @@ class Trainer:
                 return
             rec = {"epoch": self.epoch, "step": self.step, "minutes": round(self.elapsed / 60, 2),
                    "loss": round(float(loss_ema or 0), 5), "lr": self.lr_now(), **validate(self.model, self.val_set)}
+            if self.skipped:
+                rec["skipped"] = self.skipped
             self.history.append(rec)
             logf.write(json.dumps(rec) + "\n")
             logf.flush()

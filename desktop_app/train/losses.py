@@ -23,7 +23,9 @@ class ArcFace(nn.Module):
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cos = F.linear(F.normalize(emb.float()), F.normalize(self.weight))
-        sin = torch.sqrt((1.0 - cos * cos).clamp(0, 1))
+        # sin's gradient is infinite where |cos| = 1 (a face on a class row, or rows that coincide), and the
+        # unselected branch of the where below still multiplies it by zero: NaN. A floor keeps it finite.
+        sin = torch.sqrt((1.0 - cos * cos).clamp(1e-6, 1))
         phi = cos * self.cos_m - sin * self.sin_m
         phi = torch.where(cos > self.th, phi, cos - self.mm)  # keep the target logit monotonic in theta
         onehot = F.one_hot(labels, cos.shape[1]).bool()
