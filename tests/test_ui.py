@@ -990,23 +990,51 @@ def test_a_busy_database_is_said_in_the_status_bar_and_the_sighting_is_recorded_
 
 
 A_THREAD_HANGS_AT_QUIT = r"""
-import sys, tempfile, threading, time
+import sqlite3, sys, threading, time
 from pathlib import Path
+import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
+from sqlalchemy.orm import Session
+from desktop_app import storage as st
+from desktop_app.attendance.recorder import Sighting
 from desktop_app.config import Settings
 from desktop_app.ui.controller import AppController, leave
 
-mode = sys.argv[1]
+mode, tmp = sys.argv[1], Path(sys.argv[2])
 app = QApplication([])
-tmp = Path(tempfile.mkdtemp())
 s = Settings().with_changes("storage", database_url=f"sqlite:///{tmp / 'a.db'}").with_changes("capture", source="")
 ctl = AppController(s, tmp / "settings.toml", source="", camera_lister=lambda: [])
 ctl.TASKS_STOP_MS = 1000
+close = ctl.attendance.close
+ctl.attendance.close = lambda timeout=None: close(timeout=2.0)  # shutdown's wait for the writer, shortened
 app.aboutToQuit.connect(ctl.shutdown)
 hung = threading.Event()
-QTimer.singleShot(300, lambda: ctl.tasks.submit(lambda: (hung.set(), time.sleep(30))))  # a database call that hangs
-QTimer.singleShot(600, app.quit)
+
+def ready():  # a person enrolled on another connection, seen just before the quit while the database thread hangs
+    v = np.ones(ctl.entry.output_dim, np.float32) / np.sqrt(ctl.entry.output_dim)
+    engine = st.open_engine(ctl.settings.storage.resolved_url())
+    with Session(engine) as ses, ses.begin():
+        pid = st.add_person(ses, "Ann").id
+        st.add_templates(ses, pid, [st.NewTemplate(v, ctl.model_id, 0.9, "test", None)])
+    engine.dispose()
+    locked = threading.Event()
+
+    def hang():  # a database call that hangs inside a write transaction: the sighting cannot be written either
+        con = sqlite3.connect(tmp / "a.db", isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        hung.set()
+        locked.set()
+        time.sleep(30)
+
+    ctl.tasks.submit(hang)
+    locked.wait(10)
+    ctl.writer.submit(Sighting(pid, 0.9))
+    QTimer.singleShot(0, app.quit)
+
+ctl.storeReady.connect(ready)
+ctl.start()
+QTimer.singleShot(60_000, app.quit)
 code = app.exec()
 print("hung:", hung.is_set(), "unstopped:", ctl.unstopped, flush=True)
 if mode == "leave-windowed":  # the console-less build: no standard streams
@@ -1015,17 +1043,27 @@ sys.exit(code if mode == "bare" else leave(code, ctl))
 """
 
 
-def test_a_thread_that_hangs_at_quit_does_not_crash_the_app_on_its_way_out():
+def test_a_thread_that_hangs_at_quit_does_not_crash_the_app_on_its_way_out(tmp_path):
     """A database or camera call that hangs past shutdown's wait left a running QThread for Python to free at
     interpreter exit, and Qt aborted the process for it (a crash report after a plain quit). leave() ends the
-    process itself once attendance is closed. In its own interpreter, since the unguarded exit aborts."""
+    process itself once attendance is closed: the sighting made just before the quit is in the database. In its
+    own interpreter, since the unguarded exit aborts."""
+    import sqlite3
     import subprocess
     import sys
 
+    from desktop_app.attendance.recorder import read_spool
+
     def run(mode: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-c", A_THREAD_HANGS_AT_QUIT, mode], capture_output=True, text=True,
-                              timeout=120, cwd=Path(__file__).resolve().parents[1],
-                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        (tmp_path / mode).mkdir()
+        return subprocess.run([sys.executable, "-c", A_THREAD_HANGS_AT_QUIT, mode, str(tmp_path / mode)],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
+                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_DATA_HOME": str(tmp_path / mode)})
+
+    def kept(mode: str) -> int:  # sightings written, plus those spooled for the next start
+        with sqlite3.connect(tmp_path / mode / "a.db") as con:
+            written = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        return written + sum(len(read_spool(f)) for f in (tmp_path / mode).rglob("pending-sightings-*.jsonl"))
 
     bare = run("bare")  # the hazard is real: the exit aborts
     assert bare.returncode != 0 and "Destroyed while thread" in bare.stderr, (bare.returncode, bare.stderr[-1500:])
@@ -1034,6 +1072,7 @@ def test_a_thread_that_hangs_at_quit_does_not_crash_the_app_on_its_way_out():
     assert r.returncode == 0, (r.returncode, r.stderr[-1500:])
     assert "Destroyed while thread" not in r.stderr
     assert "quitting without waiting for the database thread" in r.stderr
+    assert kept("leave") == 1  # attendance was closed (the sighting spooled: the database was locked) before the end
     windowed = run("leave-windowed")
     assert windowed.returncode == 0, (windowed.returncode, windowed.stderr[-1500:])
-    assert "Destroyed while thread" not in windowed.stderr
+    assert "Destroyed while thread" not in windowed.stderr and kept("leave-windowed") == 1
