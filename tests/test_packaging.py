@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, SYSTEM_ENV, SYSTEM_SKIP, shared_path
@@ -87,6 +88,35 @@ def test_first_frame_timing_mode_on_the_sample_video(mode, tmp_path):
     faces = int(line.split()[2])
     assert faces >= 1  # the clip opens on two large faces
     assert "since process start" in line and f"({mode}:" in line and "first frame processed" in line
+
+
+def test_first_frame_ends_cleanly_when_a_thread_does_not_stop(tmp_path):
+    """The `--first-frame` app mode quits the real app after one frame; a thread that does not stop in time must end
+    the process as the app's own exit does (leave()), with a message and a failing code, never Qt's abort."""
+    import cv2
+
+    video = tmp_path / "grey.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for _ in range(5):
+        w.write(np.full((120, 160, 3), 128, np.uint8))
+    w.release()
+    script = (
+        "import sys\n"
+        "from desktop_app.ui import selftest_qt\n"
+        "from desktop_app.ui.controller import AppController\n"
+        "real = AppController.shutdown\n"
+        "def shutdown(self):\n"
+        "    real(self)\n"
+        "    self.unstopped.append('the vision thread (camera or recognition)')\n"
+        "AppController.shutdown = shutdown\n"
+        "selftest_qt.gui_first_frame(sys.argv[1], threads=1)\n"
+        "print('returned')\n"
+    )
+    r = subprocess.run([PY, "-c", script, str(video)], capture_output=True, text=True, cwd=REPO, timeout=300,
+                       env=dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "data")))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the vision thread (camera or recognition) did not stop after the first frame" in r.stderr
+    assert "returned" not in r.stdout and "Traceback" not in r.stderr
 
 
 def test_first_frame_rejects_a_missing_video(tmp_path):

@@ -138,6 +138,12 @@ def gui_first_frame(video: str, threads: int = 0, timeout_s: float = 120.0) -> t
         app.exec()
         notice = getattr(ctl, "model_notice", None) or ""
         ctl.shutdown()
+        if ctl.unstopped:  # a camera or database call that hangs: the process must end as the app's would (leave)
+            from desktop_app.ui.controller import leave
+
+            print(f"fdface-attendance: {' and '.join(ctl.unstopped)} did not stop after the first frame",
+                  file=sys.stderr, flush=True)
+            leave(1, ctl)
     if not shown:
         raise QtCheckFailure(f"the app showed no processed frame of {video} within {timeout_s:.0f} s")
     return shown[0][0], shown[0][1], notice
