@@ -989,6 +989,43 @@ def test_a_busy_database_is_said_in_the_status_bar_and_the_sighting_is_recorded_
     assert [e.person_id for e in store_events(ctl)] == [ann]
 
 
+def test_a_database_switched_away_from_keeps_its_sightings_when_the_database_thread_hangs_at_quit(
+        make_app, qtbot, tmp_path, monkeypatch):
+    """A database switch hands the old writer's close to the database thread; if that thread hangs until the quit,
+    shutdown closes the old writer itself, so what it could not write is in the old database's spool."""
+    import threading
+
+    from desktop_app.attendance.recorder import read_spool
+    from desktop_app.gallery.service import spool_path
+    from tests.test_attendance_busy import Holder
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("desktop_app.ui.controller.WRITER_CLOSE_S", 0.5)
+    monkeypatch.setattr("desktop_app.ui.controller.data_dir", lambda: tmp_path / "data")
+    ctl = make_app(source="")
+    old_url = ctl.settings.storage.resolved_url()
+    ann, _ = enroll_elsewhere(ctl, "Ann", seed=1)
+    release = threading.Event()
+    with Holder(tmp_path / "attendance.db"):
+        old = ctl.writer
+        old.submit(CoreSighting(ann, 0.9))  # waits: the database is locked
+        qtbot.waitUntil(lambda: old.pending == 1 and "busy" in old.status(), timeout=WAIT_MS)
+        with qtbot.waitSignal(ctl.storeReady, timeout=WAIT_MS):
+            ctl.apply_settings(ctl.settings.with_changes(
+                "storage", database_url=f"sqlite:///{tmp_path / 'other.db'}"))
+            ctl.tasks.submit(lambda: release.wait(60))  # runs right after the open: the old writer's close waits
+        assert ctl.writer is not old and old.pending == 1
+        ctl.TASKS_STOP_MS = 300
+        try:
+            ctl.shutdown()
+            assert ctl.unstopped == ["the database thread"]
+            kept = read_spool(spool_path(old_url, tmp_path / "data"))
+            assert [k.person_id for k in kept] == [ann]
+        finally:
+            release.set()
+            ctl.tasks.stop(10_000)
+
+
 A_THREAD_HANGS_AT_QUIT = r"""
 import sqlite3, sys, threading, time
 from pathlib import Path

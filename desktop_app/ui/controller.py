@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -130,6 +131,10 @@ class AppController(QObject):
         self.settings = settings
         self.settings_path = Path(settings_path) if settings_path else config_path()
         self.unstopped: list[str] = []  # threads that did not stop at shutdown: see leave()
+        # writers of a database switched away from, until their close starts on the database thread; shutdown
+        # closes those still here itself (that thread may hang, and what they hold must reach a spool)
+        self._retiring: list[EventWriter] = []
+        self._retiring_lock = threading.Lock()
         self.db_override: tuple[str, str] | None = None  # (--db's URL, the file's): for this session, never saved
         self.initial_source = source if source is not None else settings.capture.source
         self._entry_override = embedder_entry
@@ -266,7 +271,7 @@ class AppController(QObject):
         try:
             self.attendance.attach(o.engine, o.gallery,
                                    spool=spool_path(self.settings.storage.resolved_url(), data_dir()),
-                                   close_old=lambda w: self.tasks.submit(lambda: w.close(timeout=WRITER_CLOSE_S)))
+                                   close_old=self._retire)
         except StoreError as exc:  # e.g. a station name the store refuses: said, and nothing half-opened
             self.tasks.submit(o.gallery.close if o.gallery is not None else o.engine.dispose)
             self._store_failed(str(exc))
@@ -283,6 +288,20 @@ class AppController(QObject):
         self._update_counts()
         self._gallery_timer.start()
         emit(self.storeReady)
+
+    def _retire(self, w: EventWriter) -> None:
+        """Close a writer of the database switched away from, on the database thread (it may wait for a busy
+        database); shutdown takes it over if that thread has not started on it."""
+        with self._retiring_lock:
+            self._retiring.append(w)
+        self.tasks.submit(lambda: self._close_retired(w))
+
+    def _close_retired(self, w: EventWriter) -> None:
+        with self._retiring_lock:
+            if w not in self._retiring:  # shutdown took it
+                return
+            self._retiring.remove(w)
+        w.close(timeout=WRITER_CLOSE_S)
 
     def _show_today(self, today: list[Any], keep_shown: bool = True) -> None:
         """Today's events as the store has them now (``events_in_range`` rows): an erased person's rows lose their
@@ -737,6 +756,10 @@ class AppController(QObject):
             self.unstopped.append("the backup thread")
         if not self.tasks.stop(self.TASKS_STOP_MS):
             self.unstopped.append("the database thread")
+        with self._retiring_lock:  # a retired writer the database thread never came to (it hangs)
+            left, self._retiring = self._retiring, []
+        for w in left:
+            w.close(timeout=WRITER_CLOSE_S)  # what it cannot write goes to its database's spool
         for name in self.unstopped:
             log.warning("%s did not stop in time", name)
 
@@ -745,9 +768,8 @@ def leave(code: int, ctl: AppController) -> int:
     """The app's exit code, after its loop ended and the controller shut down. If a thread of ours did not stop (a
     camera or database call that hangs), the process ends here, at once: Python would otherwise free that running
     QThread at interpreter exit, and Qt aborts the process for it ("QThread: Destroyed while thread is still
-    running"), a crash report for a clean quit. The current attendance writer was closed before (shutdown: its
-    sightings written or spooled); a writer retired by a database switch is closed on the database thread, so its
-    waiting sightings depend on that thread (not yet handled when it is the one that hangs)."""
+    running"), a crash report for a clean quit. Every attendance writer was closed before (shutdown: its sightings
+    written or spooled), that of a database switched away from included."""
     if not ctl.unstopped:
         return code
     log.error("quitting without waiting for %s", " and ".join(ctl.unstopped))
