@@ -1044,7 +1044,7 @@ s = Settings().with_changes("storage", database_url=f"sqlite:///{tmp / 'a.db'}")
 ctl = AppController(s, tmp / "settings.toml", source="", camera_lister=lambda: [])
 ctl.TASKS_STOP_MS = 1000
 close = ctl.attendance.close
-ctl.attendance.close = lambda timeout=None: close(timeout=2.0)  # shutdown's wait for the writer, shortened
+ctl.attendance.close = lambda **kw: close(**{**kw, "timeout": 2.0})  # shutdown's wait for the writer, shortened
 app.aboutToQuit.connect(ctl.shutdown)
 hung = threading.Event()
 

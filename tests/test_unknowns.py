@@ -138,14 +138,17 @@ def test_a_track_that_stays_unknown_is_logged_once_a_named_or_brief_one_is_not(p
     g.close()
 
 
-def test_a_track_still_in_view_when_the_session_closes_is_logged(pipe, tmp_path) -> None:
+@pytest.mark.parametrize("frames_stopped", [True, False])
+def test_a_track_still_in_view_when_the_session_closes_is_logged(pipe, tmp_path, frames_stopped) -> None:
+    """...unless the frame thread did not stop (a camera call that hangs at quit): its tracks are its own, and
+    ending them from the closing thread would race it."""
     settings = settings_for(tmp_path)
     g, _ = gallery_with_amy(pipe, settings)
     session = session_on(pipe, settings, g)
     show(session, photo("penny", 2), 15, T0)
     assert un.list_unknowns(g.engine) == []  # still in view: not yet
-    session.close()
-    assert len(un.list_unknowns(g.engine)) == 1
+    session.close(end_tracks=frames_stopped)
+    assert len(un.list_unknowns(g.engine)) == (1 if frames_stopped else 0)
     g.close()
 
 

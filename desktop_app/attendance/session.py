@@ -269,10 +269,12 @@ class AttendanceSession:
         return self.snapshots.pop(person_id, None)
 
     # -- the end ---------------------------------------------------------------------------------------------------
-    def close(self, timeout: float | None = 30.0) -> int:
+    def close(self, timeout: float | None = 30.0, end_tracks: bool = True) -> int:
         """Write every queued sighting (up to ``timeout``; then what waits goes to the spool). Returns how many
         are still waiting. The gallery is the driver's to close. Tracks still in view end here (the driver's frame
-        thread has stopped): their unknown visitors are logged first."""
-        self._submit_unknowns(self.unknowns.end_all())
+        thread has stopped): their unknown visitors are logged first. ``end_tracks=False``: the frame thread did
+        not stop (a call that hangs); its tracks stay its own and are not logged."""
+        if end_tracks:
+            self._submit_unknowns(self.unknowns.end_all())
         w = self.writer
         return w.close(timeout=timeout) if w is not None else 0

@@ -745,9 +745,11 @@ class AppController(QObject):
         self.attendance.detach_gallery()
         self.worker.request_stop()  # stops reading at once, from this thread
         emit(self._shutdownWorker)  # queued: runs on the vision thread after the frame in hand, then quits it
-        if not self.worker_thread.wait(self.THREAD_STOP_MS):
+        frames_stopped = self.worker_thread.wait(self.THREAD_STOP_MS)
+        if not frames_stopped:
             self.unstopped.append("the vision thread (camera or recognition)")
-        self.attendance.close()  # every queued sighting is written (or spooled) before anything else may hang
+        # every queued sighting is written (or spooled) before anything else may hang
+        self.attendance.close(end_tracks=frames_stopped)
         if self.gallery is not None:
             self.tasks.submit(self.gallery.close)
         elif self.engine is not None:
