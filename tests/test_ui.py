@@ -1046,6 +1046,7 @@ ctl.TASKS_STOP_MS = 1000
 close = ctl.attendance.close
 ctl.attendance.close = lambda **kw: close(**{**kw, "timeout": 2.0})  # shutdown's wait for the writer, shortened
 app.aboutToQuit.connect(ctl.shutdown)
+app.aboutToQuit.connect(ctl.release_collector)  # as create_app connects them
 hung = threading.Event()
 
 def ready():  # a person enrolled on another connection, seen just before the quit while the database thread hangs
@@ -1073,7 +1074,8 @@ ctl.storeReady.connect(ready)
 ctl.start()
 QTimer.singleShot(60_000, app.quit)
 code = app.exec()
-print("hung:", hung.is_set(), "unstopped:", ctl.unstopped, flush=True)
+import gc
+print("hung:", hung.is_set(), "unstopped:", ctl.unstopped, "gc:", gc.isenabled(), flush=True)
 if mode == "leave-windowed":  # the console-less build: no standard streams
     sys.stdout = sys.stderr = None
 sys.exit(code if mode == "bare" else leave(code, ctl))
@@ -1106,6 +1108,7 @@ def test_a_thread_that_hangs_at_quit_does_not_crash_the_app_on_its_way_out(tmp_p
     assert bare.returncode != 0 and "Destroyed while thread" in bare.stderr, (bare.returncode, bare.stderr[-1500:])
     r = run("leave")
     assert "hung: True unstopped:" in r.stdout and "'the database thread'" in r.stdout, r.stdout
+    assert "gc: False" in r.stdout  # the automatic collector stays off while a thread of ours still runs
     assert r.returncode == 0, (r.returncode, r.stderr[-1500:])
     assert "Destroyed while thread" not in r.stderr
     assert "quitting without waiting for the database thread" in r.stderr

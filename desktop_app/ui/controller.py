@@ -289,6 +289,10 @@ class AppController(QObject):
         self._gallery_timer.start()
         emit(self.storeReady)
 
+    def release_collector(self) -> None:
+        """After shutdown: Python's automatic collector comes back, unless a thread of ours still runs."""
+        self.collector.release(threads_stopped=not self.unstopped)
+
     def _retire(self, w: EventWriter) -> None:
         """Close a writer of the database switched away from, on the database thread (it may wait for a busy
         database); shutdown takes it over if that thread has not started on it."""
@@ -811,7 +815,7 @@ def create_app(args) -> tuple[QApplication, AppController]:
     if problem:
         QTimer.singleShot(0, lambda: QMessageBox.warning(ctl.window, "Settings", problem))
     app.aboutToQuit.connect(ctl.shutdown)
-    app.aboutToQuit.connect(ctl.collector.release)  # after shutdown: collection goes back once our threads stopped
+    app.aboutToQuit.connect(ctl.release_collector)  # after shutdown: collection goes back once our threads stopped
     _quit_on_signals(app)
     return app, ctl
 

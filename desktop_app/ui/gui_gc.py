@@ -46,12 +46,15 @@ class GuiThreadCollector(QObject):
         gc.disable()
         self._timer.start()
 
-    def release(self) -> None:
+    def release(self, threads_stopped: bool = True) -> None:
         """The event loop has ended and the app's threads have stopped (``create_app`` connects it to
-        ``aboutToQuit`` after the controller's shutdown): collect what is left here, then give collection back."""
+        ``aboutToQuit`` after the controller's shutdown): collect what is left here, then give collection back.
+        ``threads_stopped=False``: one of them still runs (a call that hangs; the process ends soon, see
+        ``controller.leave``), so the automatic collector stays off rather than run on that thread."""
         self._timer.stop()
         gc.collect()
-        gc.enable()
+        if threads_stopped:
+            gc.enable()
 
 
 def collect_on_gui_thread(interval_ms: int = INTERVAL_MS) -> GuiThreadCollector:
