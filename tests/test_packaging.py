@@ -104,12 +104,20 @@ def test_first_frame_ends_cleanly_when_a_thread_does_not_stop(tmp_path):
         "import sys\n"
         "from desktop_app.ui import selftest_qt\n"
         "from desktop_app.ui.controller import AppController\n"
-        "real = AppController.shutdown\n"
+        "shown = []\n"
+        "real_start, real = AppController.start, AppController.shutdown\n"
+        "def start(self):\n"
+        "    self.packetShown.connect(lambda packet: shown.append(packet))\n"
+        "    real_start(self)\n"
+        "AppController.start = start\n"
         "def shutdown(self):\n"
+        "    if not self._shut:\n"
+        "        print('frames shown:', len(shown), flush=True)\n"
         "    real(self)\n"
-        "    self.unstopped.append('the vision thread (camera or recognition)')\n"
+        "    if not self.unstopped:\n"
+        "        self.unstopped.append('the vision thread (camera or recognition)')\n"
         "AppController.shutdown = shutdown\n"
-        "selftest_qt.gui_first_frame(sys.argv[1], threads=1)\n"
+        "selftest_qt.gui_first_frame(sys.argv[1], threads=1, timeout_s=60)\n"
         "print('returned')\n"
     )
     r = subprocess.run([PY, "-c", script, str(video)], capture_output=True, text=True, cwd=REPO, timeout=300,
@@ -117,6 +125,7 @@ def test_first_frame_ends_cleanly_when_a_thread_does_not_stop(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "the vision thread (camera or recognition) did not stop after the first frame" in r.stderr
     assert "returned" not in r.stdout and "Traceback" not in r.stderr
+    assert "frames shown: 0" not in r.stdout and "frames shown: " in r.stdout  # it quit after a frame, not a timeout
 
 
 def test_first_frame_rejects_a_missing_video(tmp_path):

@@ -570,10 +570,13 @@ def test_warm_start_points_the_arcface_rows_at_the_class_means(tmp_path: Path, m
     # a batch whose loss is not finite is skipped, not applied: the weights stay as they were
     monkeypatch.setattr(ArcFace, "forward", lambda self, e, lab: e.sum() * float("nan"))
     bad = Trainer(load_recipe(rp), tmp_path / "bad")
-    before = {k: v.clone() for k, v in bad.model.named_parameters()}
+    before = {k: v.clone() for k, v in bad.model.state_dict().items()}  # weights and BN statistics
     bad.run()
     assert bad.step == 1 and bad.skipped == 1 and bad.history[-1]["skipped"] == 1
-    assert all(torch.equal(before[k], v) for k, v in bad.model.named_parameters())
+    assert all(torch.equal(before[k], v) for k, v in bad.model.state_dict().items() if v.is_floating_point())
+    monkeypatch.setattr("desktop_app.train.loop.MAX_SKIPPED_IN_A_ROW", 1)  # a run that is never finite stops
+    with pytest.raises(ValueError, match="not finite for 1 steps in a row"):
+        Trainer(load_recipe(rp), tmp_path / "worse").run()
 
 
 def test_arcface_stays_finite_where_a_face_lies_on_a_class_row() -> None:

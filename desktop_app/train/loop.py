@@ -28,6 +28,7 @@ from desktop_app.train.mining import cached_neighbours, pair_batch
 from desktop_app.train.recipe import Recipe
 
 log = logging.getLogger(__name__)
+MAX_SKIPPED_IN_A_ROW = 20  # non-finite steps in a row before a run stops instead of going on unchanged
 
 
 def cache_dir() -> Path:
@@ -141,7 +142,8 @@ class Trainer:
         self.elapsed = 0.0
         self.epoch = 0
         self.stopped = False  # set by SIGTERM / Ctrl-C during run()
-        self.skipped = 0  # steps whose loss or gradient was not finite (left out, logged)
+        self.skipped = 0  # steps whose loss or gradient was not finite (left out, logged), since the process started
+        self.skipped_in_a_row = 0
         self.rng = np.random.default_rng(recipe.seed)
         self.history: list[dict[str, float]] = []
 
@@ -265,6 +267,8 @@ class Trainer:
         x = torch.from_numpy(x_np)
         if self.r.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        bn = [b for b in self.model.buffers() if b.is_floating_point()]  # BN running statistics: a few kB
+        bn_before = [b.clone() for b in bn]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             emb = self.model(x)
         loss = torch.zeros((), dtype=torch.float32)
@@ -293,16 +297,23 @@ class Trainer:
             if keep.any():
                 loss = loss + self.r.arcface_weight * self.arcface(emb[keep], lab[keep])
         self.opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):  # one bad batch must not turn every weight into NaN for the rest of the run
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            grads = [p.grad for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
+            finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if not finite:  # one bad batch must not turn every weight (or a BN statistic) into NaN for the rest
+            with torch.no_grad():
+                for b, old in zip(bn, bn_before, strict=True):
+                    b.copy_(old)
             self.skipped += 1
-            log.warning("step %d: loss is %s, step skipped (%d so far)", self.step, float(loss), self.skipped)
+            self.skipped_in_a_row += 1
+            log.warning("step %d: loss or gradient not finite, step skipped (%d so far)", self.step, self.skipped)
+            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise ValueError(f"the loss or its gradient was not finite for {self.skipped_in_a_row} steps in a row "
+                                 f"(step {self.step}): the run stops; try a lower learning rate or margin weight")
             return float("nan")
-        loss.backward()
-        grads = [p.grad for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
-        if not all(bool(torch.isfinite(gr).all()) for gr in grads):
-            self.skipped += 1
-            log.warning("step %d: gradient not finite, step skipped (%d so far)", self.step, self.skipped)
-            return float("nan")
+        self.skipped_in_a_row = 0
         self.opt.step()
         return float(loss.detach())
 
@@ -376,7 +387,8 @@ class Trainer:
                 if self.step % 50 == 0:
                     p = self.progress()
                     eta = self.elapsed * (1 - p) / max(p, 1e-9)
-                    print(f"[{self.r.name}] step {self.step} ep {self.epoch} {100 * p:5.1f}% loss {loss_ema:.4f} "
+                    shown = math.nan if loss_ema is None else loss_ema  # every step so far skipped
+                    print(f"[{self.r.name}] step {self.step} ep {self.epoch} {100 * p:5.1f}% loss {shown:.4f} "
                           f"lr {self.lr_now():.4f} {bs * 50 / max(1e-9, self._last_50(t0)):.0f} img/s "
                           f"ETA {eta / 60:.1f} min", flush=True)
                 if time.monotonic() - t_ckpt > 60 * self.r.checkpoint_minutes:

@@ -67,6 +67,7 @@ class Opened:
     enrolled: int
     thumbnails: dict[int, QImage]
     today: list[Any]
+    url: str = ""  # the database opened (the settings may name another by the time it arrives)
 
 
 def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
@@ -260,7 +261,7 @@ class AppController(QObject):
             gallery = Gallery.open(settings, model_id, entry.output_dim, url=url) if entry is not None else None
             engine = gallery.engine if gallery is not None else open_engine(url)
             view = StoreReads(engine, url).read(store_view, tz, boundary)
-            return Opened(engine, gallery, view.enrolled, thumbnails_of(view.crops), view.today)
+            return Opened(engine, gallery, view.enrolled, thumbnails_of(view.crops), view.today, url)
 
         self.tasks.submit(job, self._store_opened, self._store_failed)
 
@@ -270,7 +271,7 @@ class AppController(QObject):
         # the next time it is opened; from now on faces are named from the new gallery and recorded in it
         try:
             self.attendance.attach(o.engine, o.gallery,
-                                   spool=spool_path(self.settings.storage.resolved_url(), data_dir()),
+                                   spool=spool_path(o.url or self.settings.storage.resolved_url(), data_dir()),
                                    close_old=self._retire)
         except StoreError as exc:  # e.g. a station name the store refuses: said, and nothing half-opened
             self.tasks.submit(o.gallery.close if o.gallery is not None else o.engine.dispose)
@@ -283,7 +284,7 @@ class AppController(QObject):
         elif old_engine is not None and old_engine is not o.engine:
             old_engine.dispose()
         self.thumbnails = o.thumbnails
-        self.window.db_status.setText(describe_url(self.settings.storage.resolved_url()))
+        self.window.db_status.setText(describe_url(o.url or self.settings.storage.resolved_url()))
         self._show_today(o.today, keep_shown=False)
         self._update_counts()
         self._gallery_timer.start()
@@ -765,7 +766,10 @@ class AppController(QObject):
         with self._retiring_lock:  # a retired writer the database thread never came to (it hangs)
             left, self._retiring = self._retiring, []
         for w in left:
-            w.close(timeout=WRITER_CLOSE_S)  # what it cannot write goes to its database's spool
+            try:
+                w.close(timeout=WRITER_CLOSE_S)  # what it cannot write goes to its database's spool
+            except Exception:  # e.g. a full disk under the spool: the other writers still get their turn
+                log.exception("closing the writer of a previous database failed")
         for name in self.unstopped:
             log.warning("%s did not stop in time", name)
 

@@ -139,7 +139,11 @@ def gui_first_frame(video: str, threads: int = 0, timeout_s: float = 120.0) -> t
         notice = getattr(ctl, "model_notice", None) or ""
         ctl.shutdown()
         if ctl.unstopped:  # a camera or database call that hangs: the process must end as the app's would (leave)
+            import shutil
+
             from desktop_app.ui.controller import leave
+
+            shutil.rmtree(tmp, ignore_errors=True)  # leave() ends the process before the with-block would
 
             print(f"fdface-attendance: {' and '.join(ctl.unstopped)} did not stop after the first frame",
                   file=sys.stderr, flush=True)
