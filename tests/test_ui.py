@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -1024,6 +1025,40 @@ def test_a_database_switched_away_from_keeps_its_sightings_when_the_database_thr
         finally:
             release.set()
             ctl.tasks.stop(10_000)
+
+
+def test_shutdown_waits_for_a_previous_database_s_writer_the_database_thread_is_closing(make_app, qtbot, tmp_path,
+                                                                                        monkeypatch):
+    """The database thread may be in the middle of closing the writer of a database switched away from when
+    shutdown's wait for that thread runs out: shutdown waits for that close too, so its sightings are in the spool
+    by the time shutdown returns (after which leave() may end the process at once)."""
+    import threading
+
+    from desktop_app.attendance.recorder import read_spool
+    from desktop_app.gallery.service import spool_path
+    from tests.test_attendance_busy import Holder
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("desktop_app.ui.controller.WRITER_CLOSE_S", 2.0)
+    monkeypatch.setattr("desktop_app.ui.controller.data_dir", lambda: tmp_path / "data")
+    ctl = make_app(source="")
+    old_url = ctl.settings.storage.resolved_url()
+    ann, _ = enroll_elsewhere(ctl, "Ann", seed=1)
+    with Holder(tmp_path / "attendance.db"):
+        old = ctl.writer
+        old.submit(CoreSighting(ann, 0.9))
+        qtbot.waitUntil(lambda: old.pending == 1 and "busy" in old.status(), timeout=WAIT_MS)
+        started = threading.Event()
+        with qtbot.waitSignal(ctl.storeReady, timeout=WAIT_MS):
+            ctl.apply_settings(ctl.settings.with_changes(
+                "storage", database_url=f"sqlite:///{tmp_path / 'other.db'}"))
+            ctl.tasks.submit(lambda: (started.set(), time.sleep(1.0)))  # a slow call, then the old writer's close
+        assert started.wait(10)
+        ctl.TASKS_STOP_MS = 1500  # runs out while the close (2 s, from about 1 s on) is under way
+        ctl.shutdown()
+        assert ctl.unstopped == ["the database thread"]
+        assert [k.person_id for k in read_spool(spool_path(old_url, tmp_path / "data"))] == [ann]
+    ctl.tasks.stop(30_000)
 
 
 A_THREAD_HANGS_AT_QUIT = r"""

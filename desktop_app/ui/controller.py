@@ -26,7 +26,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from desktop_app.attendance.queries import StoreReads, count_people, group_names, station_names, store_view
-from desktop_app.attendance.recorder import EventWriter, RecordedEvent, spool_path
+from desktop_app.attendance.recorder import ABANDON_WAIT_S, EventWriter, RecordedEvent, spool_path
 from desktop_app.attendance.rules import day_of, resolve_zone
 from desktop_app.attendance.session import AttendanceSession
 from desktop_app.capture import CameraInfo, CaptureState, CaptureStatus, SkippedFile, list_cameras, redact_url
@@ -135,6 +135,7 @@ class AppController(QObject):
         # writers of a database switched away from, until their close starts on the database thread; shutdown
         # closes those still here itself (that thread may hang, and what they hold must reach a spool)
         self._retiring: list[EventWriter] = []
+        self._closing: list[threading.Event] = []  # set when a retired writer's close on that thread has ended
         self._retiring_lock = threading.Lock()
         self.db_override: tuple[str, str] | None = None  # (--db's URL, the file's): for this session, never saved
         self.initial_source = source if source is not None else settings.capture.source
@@ -302,11 +303,18 @@ class AppController(QObject):
         self.tasks.submit(lambda: self._close_retired(w))
 
     def _close_retired(self, w: EventWriter) -> None:
+        done = threading.Event()
         with self._retiring_lock:
             if w not in self._retiring:  # shutdown took it
                 return
             self._retiring.remove(w)
-        w.close(timeout=WRITER_CLOSE_S)
+            self._closing.append(done)
+        try:
+            w.close(timeout=WRITER_CLOSE_S)
+        finally:
+            done.set()
+            with self._retiring_lock:
+                self._closing.remove(done)
 
     def _show_today(self, today: list[Any], keep_shown: bool = True) -> None:
         """Today's events as the store has them now (``events_in_range`` rows): an erased person's rows lose their
@@ -765,6 +773,9 @@ class AppController(QObject):
             self.unstopped.append("the database thread")
         with self._retiring_lock:  # a retired writer the database thread never came to (it hangs)
             left, self._retiring = self._retiring, []
+            closing = list(self._closing)
+        for done in closing:  # one it is closing now: its sightings reach the spool before leave() ends the process
+            done.wait(WRITER_CLOSE_S + ABANDON_WAIT_S)
         for w in left:
             try:
                 w.close(timeout=WRITER_CLOSE_S)  # what it cannot write goes to its database's spool
