@@ -50,6 +50,9 @@ find "$ROOT" -type f ! -perm -u+x -exec chmod 644 {} +
 find "$ROOT" -type f -perm -u+x -exec chmod 755 {} +
 
 DEPENDS="$(python3 "$HERE/deb_depends.py" "$BUNDLE")"
+# Qt 6.5+'s xcb plugin loads libxcb-cursor at run time (no link a scan of the bundle could see) and refuses to start
+# without it ("xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin"); many desktops lack it
+DEPENDS="$DEPENDS, libxcb-cursor0"
 INSTALLED_KB="$(du -sk --apparent-size "$ROOT" --exclude=DEBIAN | cut -f1)"
 cat > "$ROOT/DEBIAN/control" <<EOF
 Package: $PKG
