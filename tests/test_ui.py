@@ -990,6 +990,32 @@ def test_a_busy_database_is_said_in_the_status_bar_and_the_sighting_is_recorded_
     assert [e.person_id for e in store_events(ctl)] == [ann]
 
 
+@contextmanager
+def a_sighting_waiting_in_a_locked_database(make_app, qtbot, tmp_path, monkeypatch, close_s: float):
+    """An app whose database is locked by another process while one sighting of Ann waits in its writer; yields
+    (controller, that writer, its database URL, Ann's id, the spool folder) with the lock still held."""
+    from tests.test_attendance_busy import Holder
+
+    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("desktop_app.ui.controller.WRITER_CLOSE_S", close_s)
+    monkeypatch.setattr("desktop_app.ui.controller.data_dir", lambda: tmp_path / "data")
+    ctl = make_app(source="")
+    ann, _ = enroll_elsewhere(ctl, "Ann", seed=1)
+    with Holder(tmp_path / "attendance.db"):
+        old = ctl.writer
+        old.submit(CoreSighting(ann, 0.9))  # waits: the database is locked
+        qtbot.waitUntil(lambda: old.pending == 1 and "busy" in old.status(), timeout=WAIT_MS)
+        yield ctl, old, ctl.settings.storage.resolved_url(), ann, tmp_path / "data"
+
+
+def switch_database(ctl: AppController, qtbot, path: Path, then) -> None:
+    """Switch to the SQLite file ``path`` as the settings dialog does; ``then`` is queued on the database thread right
+    behind the open (so it runs before the previous database's writer is closed there)."""
+    with qtbot.waitSignal(ctl.storeReady, timeout=WAIT_MS):
+        ctl.apply_settings(ctl.settings.with_changes("storage", database_url=f"sqlite:///{path}"))
+        ctl.tasks.submit(then)
+
+
 def test_a_database_switched_away_from_keeps_its_sightings_when_the_database_thread_hangs_at_quit(
         make_app, qtbot, tmp_path, monkeypatch):
     """A database switch hands the old writer's close to the database thread; if that thread hangs until the quit,
@@ -998,30 +1024,17 @@ def test_a_database_switched_away_from_keeps_its_sightings_when_the_database_thr
 
     from desktop_app.attendance.recorder import read_spool
     from desktop_app.gallery.service import spool_path
-    from tests.test_attendance_busy import Holder
 
-    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    monkeypatch.setattr("desktop_app.ui.controller.WRITER_CLOSE_S", 0.5)
-    monkeypatch.setattr("desktop_app.ui.controller.data_dir", lambda: tmp_path / "data")
-    ctl = make_app(source="")
-    old_url = ctl.settings.storage.resolved_url()
-    ann, _ = enroll_elsewhere(ctl, "Ann", seed=1)
     release = threading.Event()
-    with Holder(tmp_path / "attendance.db"):
-        old = ctl.writer
-        old.submit(CoreSighting(ann, 0.9))  # waits: the database is locked
-        qtbot.waitUntil(lambda: old.pending == 1 and "busy" in old.status(), timeout=WAIT_MS)
-        with qtbot.waitSignal(ctl.storeReady, timeout=WAIT_MS):
-            ctl.apply_settings(ctl.settings.with_changes(
-                "storage", database_url=f"sqlite:///{tmp_path / 'other.db'}"))
-            ctl.tasks.submit(lambda: release.wait(60))  # runs right after the open: the old writer's close waits
+    with a_sighting_waiting_in_a_locked_database(make_app, qtbot, tmp_path, monkeypatch, 0.5) as (
+            ctl, old, old_url, ann, spools):
+        switch_database(ctl, qtbot, tmp_path / "other.db", lambda: release.wait(60))  # the close waits behind it
         assert ctl.writer is not old and old.pending == 1
         ctl.TASKS_STOP_MS = 300
         try:
             ctl.shutdown()
             assert ctl.unstopped == ["the database thread"]
-            kept = read_spool(spool_path(old_url, tmp_path / "data"))
-            assert [k.person_id for k in kept] == [ann]
+            assert [k.person_id for k in read_spool(spool_path(old_url, spools))] == [ann]
         finally:
             release.set()
             ctl.tasks.stop(10_000)
@@ -1036,28 +1049,16 @@ def test_shutdown_waits_for_a_previous_database_s_writer_the_database_thread_is_
 
     from desktop_app.attendance.recorder import read_spool
     from desktop_app.gallery.service import spool_path
-    from tests.test_attendance_busy import Holder
 
-    monkeypatch.setattr(st, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    monkeypatch.setattr("desktop_app.ui.controller.WRITER_CLOSE_S", 2.0)
-    monkeypatch.setattr("desktop_app.ui.controller.data_dir", lambda: tmp_path / "data")
-    ctl = make_app(source="")
-    old_url = ctl.settings.storage.resolved_url()
-    ann, _ = enroll_elsewhere(ctl, "Ann", seed=1)
-    with Holder(tmp_path / "attendance.db"):
-        old = ctl.writer
-        old.submit(CoreSighting(ann, 0.9))
-        qtbot.waitUntil(lambda: old.pending == 1 and "busy" in old.status(), timeout=WAIT_MS)
-        started = threading.Event()
-        with qtbot.waitSignal(ctl.storeReady, timeout=WAIT_MS):
-            ctl.apply_settings(ctl.settings.with_changes(
-                "storage", database_url=f"sqlite:///{tmp_path / 'other.db'}"))
-            ctl.tasks.submit(lambda: (started.set(), time.sleep(1.0)))  # a slow call, then the old writer's close
+    started = threading.Event()
+    with a_sighting_waiting_in_a_locked_database(make_app, qtbot, tmp_path, monkeypatch, 2.0) as (
+            ctl, old, old_url, ann, spools):
+        switch_database(ctl, qtbot, tmp_path / "other.db", lambda: (started.set(), time.sleep(1.0)))
         assert started.wait(10)
         ctl.TASKS_STOP_MS = 1500  # runs out while the close (2 s, from about 1 s on) is under way
         ctl.shutdown()
         assert ctl.unstopped == ["the database thread"]
-        assert [k.person_id for k in read_spool(spool_path(old_url, tmp_path / "data"))] == [ann]
+        assert [k.person_id for k in read_spool(spool_path(old_url, spools))] == [ann]
     ctl.tasks.stop(30_000)
 
 
