@@ -48,3 +48,17 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared() -> Path:
     return shared_path()
+
+
+def write_video(path: Path, frames: int = 150, fps: int = 10) -> str:
+    """A small video file whose frames differ (a counter on a changing background)."""
+    import cv2
+    import numpy as np
+
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for i in range(frames):
+        img = np.full((240, 320, 3), (i * 7) % 200 + 30, np.uint8)
+        cv2.putText(img, str(i), (90, 150), cv2.FONT_HERSHEY_SIMPLEX, 3, (255, 255, 255), 5)
+        out.write(img)
+    out.release()
+    return str(path)

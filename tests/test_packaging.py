@@ -17,10 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import REPO, SYSTEM_ENV, SYSTEM_SKIP, shared_path
+from tests.conftest import REPO, SYSTEM_ENV, SYSTEM_SKIP, shared_path, write_video
 
 PY = sys.executable
 PKG = "fdface-attendance"
@@ -93,13 +92,7 @@ def test_first_frame_timing_mode_on_the_sample_video(mode, tmp_path):
 def test_first_frame_ends_cleanly_when_a_thread_does_not_stop(tmp_path):
     """The `--first-frame` app mode quits the real app after one frame; a thread that does not stop in time must end
     the process as the app's own exit does (leave()), with a message and a failing code, never Qt's abort."""
-    import cv2
-
-    video = tmp_path / "grey.avi"
-    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    for _ in range(5):
-        w.write(np.full((120, 160, 3), 128, np.uint8))
-    w.release()
+    video = write_video(tmp_path / "counter.avi", frames=5)
     script = (
         "import sys\n"
         "from desktop_app.ui import selftest_qt\n"
@@ -120,7 +113,7 @@ def test_first_frame_ends_cleanly_when_a_thread_does_not_stop(tmp_path):
         "selftest_qt.gui_first_frame(sys.argv[1], threads=1, timeout_s=60)\n"
         "print('returned')\n"
     )
-    r = subprocess.run([PY, "-c", script, str(video)], capture_output=True, text=True, cwd=REPO, timeout=300,
+    r = subprocess.run([PY, "-c", script, video], capture_output=True, text=True, cwd=REPO, timeout=300,
                        env=dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "data")))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "the vision thread (camera or recognition) did not stop after the first frame" in r.stderr

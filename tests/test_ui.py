@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import shared_path, write_video
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -682,19 +682,6 @@ def enroll_from_clip(ctl: AppController, qtbot, name: str, frames: range, min_si
     with qtbot.waitSignal(dlg.enrolled, timeout=WAIT_MS):
         dlg.save_btn.click()
     return dlg
-
-
-def write_video(path: Path, frames: int = 150, fps: int = 10) -> str:
-    """A small video file whose frames differ (a counter on a changing background)."""
-    import cv2
-
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
-    for i in range(frames):
-        img = np.full((240, 320, 3), (i * 7) % 200 + 30, np.uint8)
-        cv2.putText(img, str(i), (90, 150), cv2.FONT_HERSHEY_SIMPLEX, 3, (255, 255, 255), 5)
-        out.write(img)
-    out.release()
-    return str(path)
 
 
 def test_enrolling_from_a_video_pauses_it_and_steps_frame_by_frame(make_app, qtbot, tmp_path):

@@ -267,7 +267,8 @@ class Trainer:
         x = torch.from_numpy(x_np)
         if self.r.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        bn = [b for b in self.model.buffers() if b.is_floating_point()]  # BN running statistics: a few kB
+        # the BN running statistics, put back if this step is skipped (its cost: benchmarks/train_step_checks.py)
+        bn = [b for b in self.model.buffers() if b.is_floating_point()]
         bn_before = [b.clone() for b in bn]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             emb = self.model(x)

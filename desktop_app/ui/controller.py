@@ -67,7 +67,7 @@ class Opened:
     enrolled: int
     thumbnails: dict[int, QImage]
     today: list[Any]
-    url: str = ""  # the database opened (the settings may name another by the time it arrives)
+    url: str  # the database opened (the settings may name another by the time it arrives)
 
 
 def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
@@ -272,7 +272,7 @@ class AppController(QObject):
         # the next time it is opened; from now on faces are named from the new gallery and recorded in it
         try:
             self.attendance.attach(o.engine, o.gallery,
-                                   spool=spool_path(o.url or self.settings.storage.resolved_url(), data_dir()),
+                                   spool=spool_path(o.url, data_dir()),
                                    close_old=self._retire)
         except StoreError as exc:  # e.g. a station name the store refuses: said, and nothing half-opened
             self.tasks.submit(o.gallery.close if o.gallery is not None else o.engine.dispose)
@@ -285,7 +285,7 @@ class AppController(QObject):
         elif old_engine is not None and old_engine is not o.engine:
             old_engine.dispose()
         self.thumbnails = o.thumbnails
-        self.window.db_status.setText(describe_url(o.url or self.settings.storage.resolved_url()))
+        self.window.db_status.setText(describe_url(o.url))
         self._show_today(o.today, keep_shown=False)
         self._update_counts()
         self._gallery_timer.start()
