@@ -25,7 +25,7 @@ from desktop_app.train.data import FaceArray, hold_out, load_image_folder, load_
 from desktop_app.train.evaluate import open_set
 from desktop_app.train.losses import ArcFace, cosine_distill, relational_distill
 from desktop_app.train.mining import cached_neighbours, pair_batch
-from desktop_app.train.recipe import Recipe
+from desktop_app.train.recipe import Recipe, scheduled_lr
 
 log = logging.getLogger(__name__)
 MAX_SKIPPED_IN_A_ROW = 20  # non-finite steps in a row before a run stops instead of going on unchanged
@@ -241,9 +241,7 @@ class Trainer:
         return min(p, 1.0)
 
     def lr_now(self) -> float:
-        if self.r.schedule == "step":
-            return self.r.lr * 0.1 ** sum(self.step >= m for m in self.r.milestones)
-        return 0.5 * self.r.lr * (1 + math.cos(math.pi * self.progress()))
+        return scheduled_lr(self.r, self.progress(), self.step)
 
     # -- one step ----------------------------------------------------------------------------------------------
     def _batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -48,6 +49,7 @@ class Recipe:
     nesterov: bool = True
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # "cosine" (to 0 at the end of the budget) or "step"
+    warmup: float = 0.0  # fraction of the budget over which the cosine's learning rate ramps up from 0
     milestones: tuple[int, ...] = ()
     minutes: float = 0.0  # wall-clock budget (0: none); the run ends annealed when it is spent
     steps: int = 0  # step budget (0: none); with both, whichever ends first
@@ -65,6 +67,15 @@ class Recipe:
         return Path(p).expanduser() if Path(p).expanduser().is_absolute() else (self._root / p).resolve()
 
     _root: Path = Path(".")
+
+
+def scheduled_lr(r: Recipe, progress: float, step: int = 0) -> float:
+    """The learning rate at ``progress`` (0..1) of the budget, or at ``step`` for the "step" schedule: the one
+    schedule of the CPU loop and the GPU run."""
+    if r.schedule == "step":
+        return r.lr * 0.1 ** sum(step >= m for m in r.milestones)
+    lr = 0.5 * r.lr * (1 + math.cos(math.pi * progress))
+    return lr * progress / r.warmup if progress < r.warmup else lr
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -98,6 +109,9 @@ def load_recipe(path: str | Path) -> Recipe:
             raise ValueError(f"recipe {path}: pairs must be between {2 / r.batch:.3f} (one pair a batch) and "
                              f"1 - mixup = {1 - r.mixup:g} (the pairs go into the faces that are not mixed), and "
                              f"pairs_k at least 1; got pairs = {r.pairs}, pairs_k = {r.pairs_k}")
+    if not 0 <= r.warmup < 1:
+        raise ValueError(f"recipe {path}: warmup is a fraction of the budget, from 0 up to (not including) 1; "
+                         f"got {r.warmup}")
     if r.minutes <= 0 and r.steps <= 0:
         raise ValueError(f"recipe {path}: set minutes or steps")
     return r

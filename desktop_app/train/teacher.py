@@ -90,12 +90,17 @@ class TorchTeacher:
         return _unit(y)
 
 
-def open_teacher(src: str | Path, cache: Path, backend: str, threads: int, bf16: bool):
+def batched_teacher(src: str | Path, cache: Path) -> Path:
+    """The teacher's batched copy in ``cache`` (made once, named by the source's content)."""
     src = Path(src).expanduser()
     if not src.exists():
         raise FileNotFoundError(f"teacher {src} not found (docs/TRAINING.md says where the teachers come from)")
     key = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    path = batched_copy(src, cache / f"teacher-{src.stem}-{key}-batched.onnx")
+    return batched_copy(src, cache / f"teacher-{src.stem}-{key}-batched.onnx")
+
+
+def open_teacher(src: str | Path, cache: Path, backend: str, threads: int, bf16: bool):
+    path = batched_teacher(src, cache)
     if backend == "torch":
         return TorchTeacher(path, bf16=bf16)
     return Teacher(path, threads=threads)
