@@ -290,3 +290,17 @@ def test_store_takes_numpy_ids(engine) -> None:
         assert st.get_person(s, np.int64(pid)).name == "Ada"
     with Session(engine) as s, s.begin():
         assert st.delete_person(s, np.int64(qid), erase_events=True).events_deleted == 1
+
+
+def test_a_database_is_described_as_a_person_would_type_it(tmp_path) -> None:
+    from desktop_app.dburl import database_url
+
+    path = tmp_path / "kiosk" / "attendance.db"
+    assert st.describe_url(f"sqlite:///{path}") == str(path)  # the status bar shows the file, not a URL
+    assert database_url(st.describe_url(database_url(str(path)))) == database_url(str(path))  # and it types back
+    assert st.describe_url("sqlite://") == "a SQLite database in memory"
+    shown = st.describe_url("postgresql+psycopg://kiosk:s3cret@db.lab/attendance")
+    assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://kiosk:") and "db.lab/attendance" in shown
+    assert st.describe_url("not a url") == "'not a url'"
+    err = st.friendly_error(sqlite3.OperationalError("database is locked"), f"sqlite:///{path}")
+    assert f"({path})" in str(err) and "sqlite:" not in str(err)

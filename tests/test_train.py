@@ -76,6 +76,22 @@ def _tiny_folder(tmp_path: Path) -> Path:
     return root
 
 
+def smooth_faces(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth, asymmetric 112x112 test pictures (a mirror differs from the original; lossy codecs keep them close)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(n, 14, 14, 3), dtype=np.uint8)
+    return np.stack([cv2.resize(s, (112, 112), interpolation=cv2.INTER_CUBIC) for s in small])
+
+
+def synthetic_folder(tmp_path: Path, n: int = 24, people: int = 4) -> Path:
+    """An ImageFolder of made-up faces (no ../shared needed)."""
+    root = tmp_path / "folder"
+    for k, face in enumerate(smooth_faces(n, seed=1)):
+        (root / f"p{k % people}").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / f"p{k % people}" / f"{k}.jpg"), face)
+    return root
+
+
 def test_arcface_steps_reduce_loss_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from desktop_app.train.loop import Trainer
 
@@ -621,3 +637,45 @@ def test_a_held_out_person_trains_no_margin_class_through_another_source() -> No
     assert torch.allclose(w[0], torch.tensor([0.7071, 0, 0.7071, 0]), atol=1e-4)
     assert torch.allclose(w[2], torch.tensor([0.0, 0, 0, 1.0]))
     assert torch.equal(w[[1, 3, 4, 5]], before[[1, 3, 4, 5]])
+
+
+def test_a_checkpoint_from_before_the_second_teacher_gets_a_fitted_head(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    from desktop_app.train.loop import Trainer, kept_checkpoint
+
+    monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
+    folder = synthetic_folder(tmp_path)
+    t1, t2 = _batch1_teacher(tmp_path / "t1.onnx"), _batch1_teacher(tmp_path / "t2.onnx")
+    (tmp_path / "recipes").mkdir()
+    base = (f'name = "h"\nnet = "fdfacenet_relu"\nimage_folder = "{folder}"\nteacher = "{t1}"\nteacher_dim = 1568\n'
+            'batch = 8\nlr = 0.02\nsteps = 4\nthreads = 1\nbf16 = false\nchannels_last = false\nmixup = 0.0\n')
+    one = tmp_path / "recipes" / "one.toml"
+    one.write_text(base)
+    tr = Trainer(load_recipe(one), tmp_path / "run")
+    tr.train_step(np.arange(8))
+    tr.step = 1
+    tr.save()
+    kept = tmp_path / "kept.pt"
+    torch.save(kept_checkpoint(tr.state()), kept)
+
+    two = tmp_path / "recipes" / "two.toml"  # the same run, its recipe now naming a second teacher
+    two.write_text(base + f'teacher2 = "{t2}"\nteacher2_dim = 1568\n')
+    for resume in ("last", "kept"):
+        tr2 = Trainer(load_recipe(two), tmp_path / ("run" if resume == "last" else "elsewhere"))
+        random_head = tr2.distill_head2.weight.detach().clone()
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            tr2.load(tmp_path / "run" / "last.pt") if resume == "last" else tr2.load_kept(kept)
+        assert "no head for the second teacher" in caplog.text, resume
+        assert not torch.equal(tr2.distill_head2.weight, random_head)
+        from desktop_app.train.loop import embed
+
+        s = embed(tr2.model, tr2.train_set.images)
+        pred = tr2.distill_head2(torch.from_numpy(s)).detach().numpy()
+        pred /= np.linalg.norm(pred, axis=1, keepdims=True)
+        fitted = float((pred * tr2.targets2[:, 0]).sum(1).mean())
+        rnd = torch.nn.functional.linear(torch.from_numpy(s), random_head).numpy()
+        rnd /= np.linalg.norm(rnd, axis=1, keepdims=True)
+        assert fitted > float((rnd * tr2.targets2[:, 0]).sum(1).mean()) + 0.2, resume  # the fit points at the teacher
+        assert np.isfinite(tr2.train_step(np.arange(8)))  # and the run goes on (an optimizer for every head)

@@ -7,7 +7,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,17 +15,10 @@ torch = pytest.importorskip("torch", reason="training needs the train extra (tor
 from desktop_app.train.augment import AugmentConfig  # noqa: E402
 from desktop_app.train.gpu import GpuAugment, decode_faces, encode_faces, mixup  # noqa: E402
 from desktop_app.train.recipe import load_recipe, scheduled_lr  # noqa: E402
-from tests.test_train import _batch1_teacher  # noqa: E402
+from tests.test_train import _batch1_teacher, smooth_faces, synthetic_folder  # noqa: E402
 
 STILL = AugmentConfig(flip=0.0, rotate_deg=0.0, scale=(1.0, 1.0), shift_px=0.0, downsample_p=0.0, blur_p=0.0,
                       grey_p=0.0, brightness=(1.0, 1.0), offset=0.0)
-
-
-def _faces(n: int, seed: int = 0) -> np.ndarray:
-    """Smooth, asymmetric test pictures (a mirror differs from the original; WebP keeps them close)."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, size=(n, 14, 14, 3), dtype=np.uint8)
-    return np.stack([cv2.resize(s, (112, 112), interpolation=cv2.INTER_CUBIC) for s in small])
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -36,7 +28,7 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_faces_come_back_from_the_pack_close_to_what_went_in() -> None:
-    faces = _faces(6)
+    faces = smooth_faces(6)
     blob, offsets = encode_faces(faces, quality=55)
     assert len(offsets) == 7 and offsets[-1] == len(blob) and len(blob) < faces.nbytes / 4
     back = decode_faces(blob, offsets, threads=2)
@@ -49,7 +41,7 @@ def test_faces_come_back_from_the_pack_close_to_what_went_in() -> None:
 
 
 def test_with_every_step_off_but_the_flip_a_face_comes_back_itself_or_mirrored() -> None:
-    faces = torch.from_numpy(_faces(64))
+    faces = torch.from_numpy(smooth_faces(64))
     x, flip = GpuAugment(dataclasses.replace(STILL, flip=0.5), _gen())(faces)
     ref = faces.permute(0, 3, 1, 2).float()
     assert 10 < int(flip.sum()) < 54
@@ -58,7 +50,7 @@ def test_with_every_step_off_but_the_flip_a_face_comes_back_itself_or_mirrored()
 
 
 def test_the_steps_do_what_they_say() -> None:
-    faces = torch.from_numpy(_faces(16))
+    faces = torch.from_numpy(smooth_faces(16))
     ref = faces.permute(0, 3, 1, 2).float()
     grey, _ = GpuAugment(dataclasses.replace(STILL, grey_p=1.0), _gen())(faces)
     assert torch.equal(grey[:, 0], grey[:, 1]) and torch.equal(grey[:, 1], grey[:, 2])
@@ -81,7 +73,7 @@ def test_steps_the_device_does_not_have_are_refused_not_skipped() -> None:
 
 
 def test_mixup_mixes_the_first_faces_with_faces_of_the_batch() -> None:
-    x = torch.from_numpy(_faces(8)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(smooth_faces(8)).permute(0, 3, 1, 2).float()
     orig = x.clone()
     assert mixup(x, 0.5, _gen()) == 4
     assert torch.equal(x[4:], orig[4:])
@@ -119,10 +111,7 @@ def test_a_short_run_on_the_cpu_writes_a_checkpoint_that_ships_and_resumes(tmp_p
     from desktop_app.train.loop import Trainer
 
     monkeypatch.setenv("FDFACE_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "folder"
-    for k, face in enumerate(_faces(24, seed=1)):
-        (folder / f"p{k % 4}").mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"p{k % 4}" / f"{k}.jpg"), face)
+    folder = synthetic_folder(tmp_path)
     t1, t2 = _batch1_teacher(tmp_path / "t1.onnx"), _batch1_teacher(tmp_path / "t2.onnx")
     rp = tmp_path / "recipes" / "g.toml"
     rp.parent.mkdir()

@@ -26,11 +26,15 @@ class StoreError(RuntimeError):
 
 
 def describe_url(url: str) -> str:
-    """The URL with any password hidden, for messages."""
+    """Where the database is, for people (the status bar, messages): a SQLite file as its path, which is also what
+    a person may type back (``dburl.database_url``); any other database as its URL with the password hidden."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
     except Exception:
         return repr(url)
+    if u.get_backend_name() == "sqlite":
+        return u.database if u.database and u.database != ":memory:" else "a SQLite database in memory"
+    return u.render_as_string(hide_password=True)
 
 
 

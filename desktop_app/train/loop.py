@@ -204,11 +204,29 @@ class Trainer:
             self.distill_head2.load_state_dict(st["distill_head2"])
         if self.arcface and st["arcface"]:
             self.arcface.load_state_dict(st["arcface"])
-        self.opt.load_state_dict(st["opt"])
+        if self._fit_missing_head2(st):  # the saved optimizer has no group for the new head
+            log.warning("the optimizer's momentum starts afresh (it rebuilds within ~10 steps)")
+        else:
+            self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.epoch = st["step"], st["elapsed"], st["epoch"]
         self.rng.bit_generator.state = st["rng"]
         torch.set_rng_state(st["torch_rng"])
         self.history = st["history"]
+
+    def _fit_missing_head2(self, st: dict) -> bool:
+        """A checkpoint saved before the recipe named its second teacher has no head for it: fit one to the
+        checkpoint's own embedding (as the warm start does) rather than continue from a random head, whose first
+        steps would pull the trained embedding toward noise. Returns whether it did."""
+        if self.distill_head2 is None or self.targets2 is None or st.get("distill_head2"):
+            return False
+        from desktop_app.train.warmstart import fit_head
+
+        rng = np.random.default_rng(self.r.seed + 1)
+        idx = np.sort(rng.choice(len(self.train_set), min(self.r.init_faces, len(self.train_set)), replace=False))
+        cos = fit_head(self.distill_head2, embed(self.model, self.train_set.images[idx]), self.targets2[idx, 0])
+        log.warning("the checkpoint has no head for the second teacher (it was saved before the recipe named one): "
+                    "head fitted on %d faces, mean cosine to that teacher %.3f", len(idx), cos)
+        return True
 
     # -- kept checkpoints (committed between sessions) -------------------------------------------------------------
     def kept_state(self) -> dict:
@@ -228,6 +246,7 @@ class Trainer:
             mod = getattr(self, name)
             if mod is not None and st.get(name):
                 mod.load_state_dict(full(st[name], mod))
+        self._fit_missing_head2(st)
         self.step, self.elapsed, self.epoch, self.history = st["step"], st["elapsed"], st["epoch"], st["history"]
         self.rng = np.random.default_rng([self.r.seed, self.step])  # a fresh stream, reproducible from the step
 
