@@ -679,3 +679,19 @@ def test_a_checkpoint_from_before_the_second_teacher_gets_a_fitted_head(tmp_path
         rnd /= np.linalg.norm(rnd, axis=1, keepdims=True)
         assert fitted > float((rnd * tr2.targets2[:, 0]).sum(1).mean()) + 0.2, resume  # the fit points at the teacher
         assert np.isfinite(tr2.train_step(np.arange(8)))  # and the run goes on (an optimizer for every head)
+
+
+def test_a_shipped_model_says_where_it_comes_from(tmp_path: Path) -> None:
+    from desktop_app.cli.train_cmds import provenance
+
+    st = {"net": "fdfacenet_relu", "step": 9443, "elapsed": 390.4}
+    rp = Path("recipes/gpu-h100.toml")
+    info = provenance(load_recipe(rp), rp, st)
+    assert info == {"recipe": "recipes/gpu-h100.toml", "net": "fdfacenet_relu", "steps": 9443, "train_minutes": 6.5,
+                    "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
+                    "teacher": "mobilefacenet-foamliu", "teacher2": "fr_feature.onnx"}
+    (tmp_path / "recipes").mkdir()
+    arc = tmp_path / "recipes" / "a.toml"  # no teacher taught it, so none is named
+    arc.write_text('name = "a"\nloss = "arcface"\nimage_folder = "/data/ms1m"\nval_ids = 20\nsteps = 5\n')
+    info = provenance(load_recipe(arc), arc, st)
+    assert "teacher" not in info and "teacher2" not in info and info["data"] == "image folder ms1m"

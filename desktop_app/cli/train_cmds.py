@@ -195,6 +195,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def provenance(recipe, recipe_path: Path, st: dict) -> dict:
+    """What a shipped model's manifest entry says of where it comes from: the recipe, the net, how long it trained,
+    on what, and from which teachers (by name: the teachers themselves are never shipped)."""
+    info = {"recipe": f"recipes/{recipe_path.name}", "net": st["net"], "steps": st["step"],
+            "train_minutes": round(st["elapsed"] / 60, 1),
+            "data": f"faces112 train/ pool minus {recipe.val_ids} held-out {recipe.val_source} identities"
+            if not recipe.image_folder else f"image folder {Path(recipe.image_folder).name}"}
+    if recipe.loss in ("distill", "both"):
+        info["teacher"] = Path(recipe.teacher).parent.name
+        if recipe.teacher2:
+            info["teacher2"] = Path(recipe.teacher2).name
+    return info
+
+
 def cmd_ship(args: argparse.Namespace) -> int:
     """Export RUN/final.pt (or --ckpt) to models/NAME.onnx, measure LFW and open-set, write the manifest."""
     try:
@@ -212,12 +226,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
     models.mkdir(parents=True, exist_ok=True)
     path, st = export_checkpoint(ckpt, models / f"{args.name}.onnx")
     vimg, vlab, pool = _val_faces(recipe)
-    base = {"recipe": f"recipes/{Path(args.recipe).name}", "net": st["net"], "steps": st["step"],
-            "train_minutes": round(st["elapsed"] / 60, 1),
-            "data": "faces112 train/ pool minus 50 held-out celeba-wild identities",
-            "teacher": recipe.teacher.rsplit("/", 2)[-2]}
-    if recipe.teacher2:
-        base["teacher2"] = Path(recipe.teacher2).name
+    base = provenance(recipe, Path(args.recipe), st)
     todo = [(args.name, path, {**base, "precision": "fp32"})]
     if args.int8:
         calib = _calib_faces(pool, args.calib)
