@@ -53,6 +53,10 @@ def test_enroll_list_run_export_remove(db, tmp_path, capsys) -> None:
     # Raj enrolled with --yes (the early placeholder model may find him close to Amy)
     code, out, err = run(capsys, "enroll", "Raj", photo("raj", 1), photo("raj", 2), "--yes", *c)
     assert code == 0 and "enrolled Raj (#2)" in out
+    # a second person under a name already taken is asked about (here: refused, nobody answers), not enrolled
+    code, out, err = run(capsys, "enroll", " raj ", photo("penny", 1), *c)
+    assert code == 2 and "Raj (#2) is already enrolled under this name" in err and "nothing enrolled" in err
+    assert "--yes" in err and "--id" in err and "--add-to" in err and "Traceback" not in err
     code, out, err = run(capsys, "enroll", "ignored", photo("amy", 4), "--add-to", "E1", "--yes", *c)
     assert code == 0 and "added Amy (#1): 1 template(s)" in out
 

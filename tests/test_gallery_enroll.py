@@ -183,6 +183,24 @@ def test_duplicate_face_needs_confirmation(pipeline, settings) -> None:
     g.close()
 
 
+def test_a_name_already_taken_needs_confirmation(pipeline, settings) -> None:
+    g = open_gallery(settings, pipeline)
+    en = Enroller(pipeline, g, settings)
+    amy = enroll(en, "amy", (1, 2), external_id="S-7")
+    plan = en.prepare_files([photo("penny", 1)], name="  AMY ")  # up to case and spacing
+    assert plan.needs_confirmation and [x.person_id for x in plan.same_name] == [amy.person_id]
+    assert plan.warnings[0] == f"Amy (#{amy.person_id}, id S-7) is already enrolled under this name"
+    with pytest.raises(EnrollmentError, match="already enrolled under this name.*confirm"):
+        en.commit(plan, name="Amy")
+    with Session(g.engine) as s:
+        assert st.count_people(s) == 1
+    second = en.commit(plan, name="Amy", confirm=True)  # two people may share a name, once someone says so
+    assert second.person_id != amy.person_id
+    assert not en.prepare_files([photo("penny", 2)], name="Penny").same_name
+    assert not en.prepare_files([photo("amy", 3)], person_id=amy.person_id, name="Amy").same_name  # adding photos
+    g.close()
+
+
 def test_enrollment_is_all_or_nothing(pipeline, settings, monkeypatch) -> None:
     g = open_gallery(settings, pipeline)
     en = Enroller(pipeline, g, settings)

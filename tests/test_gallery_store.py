@@ -304,3 +304,16 @@ def test_a_database_is_described_as_a_person_would_type_it(tmp_path) -> None:
     assert st.describe_url("not a url") == "'not a url'"
     err = st.friendly_error(sqlite3.OperationalError("database is locked"), f"sqlite:///{path}")
     assert f"({path})" in str(err) and "sqlite:" not in str(err)
+
+
+def test_people_named_matches_up_to_case_and_spacing_beyond_ascii(engine) -> None:
+    with Session(engine) as s, s.begin():
+        zoe = st.add_person(s, "Zoë  Ångström")
+        st.add_person(s, "Zoe Angstrom")
+        gone = st.add_person(s, "ZOË ÅNGSTRÖM")
+        gone.active = False
+        s.flush()
+        want = [zoe.id, gone.id]
+    with Session(engine) as s:
+        assert [p.id for p in st.people_named(s, " zoë ångström ")] == want  # inactive ones too
+        assert st.people_named(s, "   ") == [] and st.people_named(s, "Zoë") == []

@@ -533,6 +533,15 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     qtbot.waitUntil(lambda: dup.save_btn.text() == "Enroll anyway", timeout=WAIT_MS)
     assert "looks like Amy" in dup.messages.text()
     dup.reject()
+    # someone else under a name already taken: asked about in the same way
+    same = ctl.show_enrollment()
+    same.name.setText(" amy")
+    same.import_photos(people_dir("penny")[:2])
+    qtbot.waitUntil(lambda: not same.busy and same.list.count() == 2, timeout=WAIT_MS)
+    same.save_btn.click()
+    qtbot.waitUntil(lambda: same.save_btn.text() == "Enroll anyway", timeout=WAIT_MS)
+    assert f"Amy (#{amy.person_id}, id E-1) is already enrolled under this name" in same.messages.text()
+    same.reject()
 
     # all or nothing: a clash on the external id stores no person and no template
     with Session(ctl.engine) as s:

@@ -148,19 +148,23 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 person_id, name = p.id, p.name
         else:
             name = args.name
-        plan = en.prepare_files(args.images, largest=args.largest, person_id=person_id)
+        plan = en.prepare_files(args.images, largest=args.largest, person_id=person_id,
+                                name=None if person_id else name)
         for r in plan.refused:
             print(f"refused {r}", file=sys.stderr)
         if not plan.accepted:
             raise CliError("no usable photo: nothing enrolled")
         confirm = False
         if plan.needs_confirmation:
-            for r in plan.resembles:
-                print(f"warning: {r}", file=sys.stderr)
+            for w in plan.warnings:
+                print(f"warning: {w}", file=sys.stderr)
             confirm = _confirm(f"Enroll {name} anyway as a different person?", args.yes)
             if not confirm:
-                raise CliError("looks like someone already enrolled; nothing enrolled (use --yes to enroll anyway, "
-                               "or --add-to to add the photos to that person)")
+                what = "has this name" if not plan.resembles else "looks like this" if not plan.same_name else \
+                    "has this name or looks like this"
+                raise CliError(f"someone already enrolled {what}; nothing enrolled (use --yes to enroll a different "
+                               f"person anyway, ideally with --id to tell them apart, or --add-to to add the photos to "
+                               f"that person)")
         try:
             res = en.commit(plan, name=name, external_id=args.id, group=args.group, confirm=confirm)
         except (EnrollmentError, st.StoreError) as exc:

@@ -71,20 +71,40 @@ class Resemblance:
 
 
 @dataclass(frozen=True)
+class SameName:
+    """Someone already enrolled has the name a new person is being enrolled under."""
+
+    person_id: int
+    name: str
+    external_id: str | None
+    active: bool
+
+    def __str__(self) -> str:
+        ident = f"#{self.person_id}" + (f", id {self.external_id}" if self.external_id else "")
+        return f"{self.name} ({ident}) is already enrolled under this name" + ("" if self.active else " (inactive)")
+
+
+@dataclass(frozen=True)
 class EnrollmentPlan:
     accepted: tuple[Candidate, ...]
     refused: tuple[Refusal, ...]
     resembles: tuple[Resemblance, ...]
     person_id: int | None = None  # adding templates to this existing person
+    same_name: tuple[SameName, ...] = ()  # a new person's name is taken already
 
     @property
     def needs_confirmation(self) -> bool:
-        return bool(self.resembles)
+        return bool(self.resembles or self.same_name)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What needs confirming, in words: a name already taken, faces that look like someone else."""
+        return tuple(str(w) for w in (*self.same_name, *self.resembles))
 
     def summary(self) -> str:
         lines = [f"{len(self.accepted)} photo(s) usable, {len(self.refused)} refused"]
         lines += [f"  refused {r}" for r in self.refused]
-        lines += [f"  warning: {r}" for r in self.resembles]
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -157,8 +177,10 @@ class Enroller:
         self.gate = gate
 
     def prepare(self, images: Iterable[tuple[str, np.ndarray]], largest: bool = False,
-                person_id: int | None = None) -> EnrollmentPlan:
-        """Check ``(source name, BGR image)`` pairs; ``person_id`` when adding to someone already enrolled."""
+                person_id: int | None = None, name: str | None = None) -> EnrollmentPlan:
+        """Check ``(source name, BGR image)`` pairs; ``person_id`` when adding to someone already enrolled, ``name``
+        when enrolling someone new (a name already taken needs confirming, as a face that looks like someone else
+        does)."""
         accepted: list[Candidate] = []
         refused: list[Refusal] = []
         for source, image in images:
@@ -168,10 +190,17 @@ class Enroller:
             if c.embedding.size != self.gallery.dim:
                 raise EnrollmentError(f"the recognition model gives {c.embedding.size}-d templates but the gallery "
                                       f"is for {self.gallery.dim}-d ones (model {self.gallery.model_id})")
-        return EnrollmentPlan(tuple(accepted), tuple(refused), self._resemblances(accepted, person_id), person_id)
+        return EnrollmentPlan(tuple(accepted), tuple(refused), self._resemblances(accepted, person_id), person_id,
+                              self._same_name(name) if person_id is None else ())
+
+    def _same_name(self, name: str | None) -> tuple[SameName, ...]:
+        if not name:
+            return ()
+        with st.store_errors(self.gallery.url), Session(self.gallery.engine) as s:
+            return tuple(SameName(p.id, p.name, p.external_id, p.active) for p in st.people_named(s, name))
 
     def prepare_files(self, paths: Sequence[str | Path], largest: bool = False,
-                      person_id: int | None = None) -> EnrollmentPlan:
+                      person_id: int | None = None, name: str | None = None) -> EnrollmentPlan:
         """Like :meth:`prepare` for image files, each read by the one guarded reader: unreadable files (empty,
         damaged, too many pixels) are refusals that say why, not errors, and the other files still count."""
         from desktop_app.vision.media import MediaError, read_image
@@ -183,8 +212,9 @@ class Enroller:
                 images.append((Path(p).name, read_image(p)))
             except MediaError as exc:
                 unreadable.append(Refusal(Path(p).name, (getattr(exc, "reason", str(exc)),)))
-        plan = self.prepare(images, largest, person_id)
-        return EnrollmentPlan(plan.accepted, tuple(unreadable) + plan.refused, plan.resembles, person_id)
+        plan = self.prepare(images, largest, person_id, name)
+        return EnrollmentPlan(plan.accepted, tuple(unreadable) + plan.refused, plan.resembles, person_id,
+                              plan.same_name)
 
     def _resemblances(self, accepted: Sequence[Candidate], person_id: int | None) -> tuple[Resemblance, ...]:
         """Faces the recogniser would take for someone else (similarity at least the recognition threshold)."""
@@ -210,7 +240,7 @@ class Enroller:
             why = "; ".join(str(r) for r in plan.refused) or "no photo given"
             raise EnrollmentError(f"no usable photo, nothing enrolled ({why})")
         if plan.needs_confirmation and not confirm:
-            raise EnrollmentError("; ".join(str(r) for r in plan.resembles) +
+            raise EnrollmentError("; ".join(plan.warnings) +
                                   ": if this really is a different person, confirm to enroll anyway")
         keep = self.settings.attendance.keep_crops
         new = [st.NewTemplate(c.embedding, self.gallery.model_id, c.quality, c.source[:500],

@@ -44,6 +44,7 @@ from desktop_app.storage.people import (
     count_people,
     delete_person,
     get_person,
+    people_named,
     require_person,
     resolve_person,
     update_person,
@@ -67,7 +68,8 @@ __all__ = [
     "add_event", "add_person", "add_templates", "add_unknown", "as_id", "as_ids", "check_person_fields",
     "check_station", "check_text", "count_events", "count_people", "create_store_engine", "delete_person",
     "delete_templates", "delete_unknowns", "describe_url", "embedding_bytes", "friendly_error",
-    "get_person", "has_unknowns_before", "load_templates", "migrate", "model_counts", "open_engine", "printable_text",
+    "get_person", "has_unknowns_before", "load_templates", "migrate", "model_counts", "open_engine", "people_named",
+    "printable_text",
     "reader", "require_person", "resolve_person", "schema_version", "scrub", "store_errors", "templates_fingerprint",
     "update_person",
 ]

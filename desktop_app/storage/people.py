@@ -51,6 +51,19 @@ def require_person(s: Session, person_id: int) -> Person:
     return person
 
 
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def people_named(s: Session, name: str) -> list[Person]:
+    """Everyone, active or not, whose name is ``name`` up to case and spacing (names may repeat: a new person with
+    someone's name is asked about, not refused). Compared in Python: SQLite's lower() folds ASCII only."""
+    key = _name_key(name)
+    if not key:
+        return []
+    return [p for p in s.scalars(select(Person).order_by(Person.id)) if _name_key(p.name) == key]
+
+
 def resolve_person(s: Session, ref: str) -> Person:
     """One person from ``#12``, an external id or an exact name; :class:`StoreError` when none or several."""
     ref = ref.strip()

@@ -9,6 +9,7 @@ commits."""
 from __future__ import annotations
 
 import contextlib
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -460,7 +461,7 @@ class EnrollDialog(QDialog):
         if isinstance(out, EnrollmentPlan):
             self.last_plan = out
             self._confirm = True
-            warn = "<br>".join(f"⚠ {r}" for r in out.resembles)
+            warn = "<br>".join(f"⚠ {html.escape(w)}" for w in out.warnings)
             self._message(f"<span style='color:#d35400'><b>Possible duplicate.</b><br>{warn}<br>If this really is "
                           "a different person, press <b>Enroll anyway</b>; otherwise cancel and add photos to the "
                           "existing person from the people manager.</span>")
