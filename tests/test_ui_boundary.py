@@ -185,8 +185,9 @@ def test_attendance_rules_do_not_import_the_orm():
 #: desktop_app/attendance/queries.py (plain rows, no session in its hands).
 STORE_MODULES = ("sqlalchemy", "desktop_app.storage")
 #: Names of desktop_app.storage that are neither SQL nor the ORM: the error the ui shows, the database named for a
-#: label, and opening (and migrating) a database whose handle the ui hands on to the core untouched.
-STORE_NAMES_ALLOWED = {"StoreError", "describe_url", "open_engine"}
+#: label, whether a chosen location can hold a database (asked before the settings are saved), and opening (and
+#: migrating) a database whose handle the ui hands on to the core untouched.
+STORE_NAMES_ALLOWED = {"StoreError", "database_location_problem", "describe_url", "open_engine"}
 
 
 def store_imports_of(path) -> list[str]:

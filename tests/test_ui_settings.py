@@ -373,3 +373,48 @@ def test_the_decision_rule_comes_from_the_model_unless_the_settings_file_names_o
 def test_every_recognition_range_is_checked(key, value):
     with pytest.raises(ConfigError, match=key):
         Settings.from_dict({"recognition": {key: value}})
+
+
+def test_a_database_location_that_cannot_hold_one_is_refused_before_it_is_saved(tmp_path, dialog, monkeypatch):
+    """It used to be saved, and then every start opened with the same error box and no database."""
+    from desktop_app.storage import engine
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    dlg = dialog()
+    got = accepted(dlg)
+    dlg.set_field("storage", "database_url", str(blocker / "sub" / "attendance.db"))
+    dlg.accept()
+    assert dlg.isVisible() and not got
+    assert f"Database: {blocker} is a file, so the folder for the database cannot be made there" in dlg.error.text()
+    assert "Settings > Storage > Database" in dlg.error.text() and "sqlite:" not in dlg.error.text()
+    monkeypatch.setattr(engine, "_read_only_disk", lambda p: True)  # a read-only stick or share
+    dlg.set_field("storage", "database_url", str(tmp_path / "att.db"))
+    dlg.accept()
+    assert not got and f"the folder {tmp_path} is on a read-only disk" in dlg.error.text()
+    monkeypatch.setattr(engine, "_read_only_disk", lambda p: False)
+    dlg.accept()  # a location that can hold a database is saved, and nothing is created by asking
+    assert len(got) == 1 and got[0].storage.database_url == f"sqlite:///{tmp_path / 'att.db'}"
+    assert not (tmp_path / "att.db").exists() and not blocker.with_name("sub").exists()
+
+
+def test_a_database_location_problem_names_the_cause_and_creates_nothing(tmp_path, monkeypatch):
+    from desktop_app.storage import StoreError, database_location_problem, engine, open_engine
+
+    assert database_location_problem("sqlite://") is None
+    assert database_location_problem("postgresql+psycopg://kiosk@db.lab/attendance") is None  # a connection tells
+    assert database_location_problem(f"sqlite:///{tmp_path / 'new' / 'deeper' / 'a.db'}") is None
+    assert not (tmp_path / "new").exists()
+    assert "is a folder, not a file" in database_location_problem(f"sqlite:///{tmp_path}")
+    monkeypatch.setattr(engine, "_read_only_disk", lambda p: True)
+    (tmp_path / "old.db").write_bytes(b"")
+    assert "is on a read-only disk" in database_location_problem(f"sqlite:///{tmp_path / 'old.db'}")
+    with pytest.raises(StoreError, match="read-only disk.*choose another location"):  # opening says the same
+        open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+
+
+def test_a_settings_file_named_on_the_command_line_that_is_missing_is_said(tmp_path):
+    from desktop_app.ui.controller import load_settings
+
+    s, message = load_settings(tmp_path / "nope.toml")
+    assert s == Settings() and f"The settings file {tmp_path / 'nope.toml'} does not exist" in message

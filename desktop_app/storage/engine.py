@@ -36,7 +36,51 @@ def _is_sqlite(engine_or_url: Engine | str) -> bool:
 
 
 
+ELSEWHERE = "choose another location (Settings > Storage > Database, or --db)"
+
+
+def _read_only_disk(p: Path) -> bool:
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return False
+
+
+def database_location_problem(url: str) -> str | None:
+    """What stops a SQLite database from being created and written at ``url``, in a person's words; None when
+    nothing does (and for other databases, which only a connection can tell). Creates nothing: the settings
+    dialog asks before saving a location, :func:`open_engine` before opening one."""
+    try:
+        db = make_url(url).database if _is_sqlite(url) else None
+    except Exception:  # an invalid URL: open_engine says what is wrong with it
+        return None
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    p = Path(db).expanduser()
+    if p.is_dir():
+        return f"the database path {p} is a folder, not a file; give a file name such as {p / 'fdface.db'}"
+    if p.exists():
+        if _read_only_disk(p):
+            return f"the database {p} is on a read-only disk; {ELSEWHERE}"
+        if not os.access(p, os.R_OK | os.W_OK):
+            return f"the database {p} cannot be written (permission denied); fix its permissions or {ELSEWHERE}"
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists: where one is made
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, so the folder for the database cannot be made there; {ELSEWHERE}"
+    if _read_only_disk(folder):
+        return f"the folder {folder} is on a read-only disk, so the database cannot be created or written; {ELSEWHERE}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        what = "its journal files" if folder == p.parent else "its folder"
+        return f"the folder {folder} cannot be written (permission denied); the database needs it for {what}: " \
+               f"{ELSEWHERE}"
+    return None
+
+
 def _check_sqlite_path(url: str) -> None:
+    if problem := database_location_problem(url):
+        raise StoreError(problem)
     db = make_url(url).database
     if not db or db == ":memory:" or db.startswith("file:"):
         return
@@ -44,16 +88,8 @@ def _check_sqlite_path(url: str) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot create the folder for the database {p.parent}: {exc.strerror or exc}; choose "
-                         "another location (--db / storage.database_url)") from None
-    if p.is_dir():
-        raise StoreError(f"the database path {p} is a folder, not a file; give a file name such as {p / 'fdface.db'}")
-    if p.exists() and not os.access(p, os.R_OK | os.W_OK):
-        raise StoreError(f"the database {p} cannot be written (permission denied); fix its permissions or choose "
-                         "another location (--db / storage.database_url)")
-    if not os.access(p.parent, os.W_OK):
-        raise StoreError(f"the folder {p.parent} cannot be written (permission denied); the database needs it for "
-                         "its journal files: choose another location (--db / storage.database_url)")
+        raise StoreError(f"cannot create the folder for the database {p.parent}: {exc.strerror or exc}; "
+                         f"{ELSEWHERE}") from None
 
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

@@ -53,10 +53,10 @@ def friendly_error(exc: BaseException, url: str | None = None) -> StoreError:
                           transient="disk full")
     if "readonly" in low or "read-only" in low or "permission denied" in low:
         return StoreError(f"the database cannot be written{where}: {text}; fix its permissions or choose another "
-                          "location (--db / storage.database_url)")
+                          "location (Settings > Storage > Database, or --db)")
     if "unable to open" in low:
         return StoreError(f"the database cannot be opened{where}: {text}; check that the folder exists and can "
-                          "be written, or choose another location (--db / storage.database_url)")
+                          "be written, or choose another location (Settings > Storage > Database, or --db)")
     if "not a database" in low or "malformed" in low:
         return StoreError(f"the file is not an FDFace database or is damaged{where}: {text}; restore a backup or "
                           "choose another location")

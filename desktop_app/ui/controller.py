@@ -72,7 +72,11 @@ class Opened:
 
 def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
     """The saved settings and what could not be used of them: a bad key costs only that key (its default is
-    used), not the whole file; a file that is not TOML at all gives the defaults."""
+    used), not the whole file; a file that is not TOML at all gives the defaults, and so does a file named on the
+    command line that is not there (said, as the CLI says it, rather than passed over)."""
+    if path and not Path(path).exists():
+        return Settings(), (f"The settings file {path} does not exist. The defaults are used; saving the settings "
+                            f"(Tools > Settings) creates it.")
     try:
         settings, problems = Settings.load_keeping_valid(path)
     except ConfigError as exc:

@@ -31,6 +31,7 @@ from desktop_app.attendance.unknowns import privacy_text
 from desktop_app.capture import CameraInfo
 from desktop_app.config import FAR_FROM_CALIBRATED, ConfigError, RecognitionSettings, Settings, field_label
 from desktop_app.dburl import database_url
+from desktop_app.storage import database_location_problem
 from desktop_app.ui.qtcompat import emit
 
 RESOLUTIONS = [(640, 480), (640, 360), (1280, 720), (1920, 1080)]
@@ -379,9 +380,12 @@ class SettingsDialog(QDialog):
         if problems := self.number_problems():
             return "\n".join(problems)
         try:
-            self.settings()
+            s = self.settings()
         except ConfigError as exc:
             return exc.plain
+        changed = s.storage.database_url != self._base.storage.database_url
+        if changed and (where := database_location_problem(s.storage.resolved_url())):  # can it hold a database?
+            return f"{label_of('storage', 'database_url')}: {where}"
         return ""
 
     def _show_problem(self, text: str, refused: bool) -> None:
