@@ -1148,3 +1148,15 @@ def test_a_thread_that_hangs_at_quit_does_not_crash_the_app_on_its_way_out(tmp_p
     windowed = run("leave-windowed")
     assert windowed.returncode == 0, (windowed.returncode, windowed.stderr[-1500:])
     assert "Destroyed while thread" not in windowed.stderr and kept("leave-windowed") == 1
+
+
+def test_the_enrolment_guidance_names_the_check_box_it_means():
+    """It said "tick 'use the largest face'" beside a box labelled otherwise."""
+    from desktop_app.ui.enroll_dialog import LARGEST_LABEL, guidance
+    from desktop_app.vision.types import Face
+
+    faces = tuple(Face(box=np.array(b, np.float32), score=0.99, landmarks=np.zeros((5, 2), np.float32))
+                  for b in ([200, 120, 420, 380], [40, 40, 90, 100]))
+    (hint,) = guidance(faces, (640, 480))
+    assert not hint.ok and "2 faces in view" in hint.detail and f"tick '{LARGEST_LABEL}'" in hint.detail
+    assert all("faces in view" not in h.detail for h in guidance(faces, (640, 480), largest=True))

@@ -52,6 +52,7 @@ class Candidate:
 class Refusal:
     source: str
     reasons: tuple[str, ...]
+    faces: int = 0  # when refused for holding several faces: how many (a front end names its way to take the largest)
 
     def __str__(self) -> str:
         return f"{self.source}: " + "; ".join(self.reasons)
@@ -126,7 +127,7 @@ def choose_face(result: FrameResult, source: str, largest: bool = False,
         return Refusal(source, ("no face found: use a photo where the face is clearly visible and well lit",))
     if len(faces) > 1 and not largest:
         return Refusal(source, (f"{len(faces)} faces in the photo: use a photo of this person alone, or choose "
-                                "to enroll the largest face",))
+                                "to enroll the largest face",), faces=len(faces))
     face = largest_face(faces)
     problems = gate.problems(face.quality) if face.quality is not None else ["face quality unknown"]
     if problems:

@@ -43,6 +43,7 @@ from desktop_app.vision.media import MediaError, read_image
 from desktop_app.vision.quality import DEFAULT_GATE, EnrollmentGate
 from desktop_app.vision.types import Face, largest_face
 
+LARGEST_LABEL = "When several faces are in view, use the largest"  # the check box, as the guidance names it
 CENTRE_TOLERANCE = (0.22, 0.28)  # |face centre - frame centre| as a fraction of the frame's width, height
 THUMB = 96
 OK_MARK, BAD_MARK = "✔", "✘"
@@ -63,7 +64,7 @@ def guidance(faces: tuple[Face, ...], frame_size: tuple[int, int], gate: Enrollm
         return [Hint("One face", False, "no face in view: look at the camera")]
     if len(faces) > 1 and not largest:
         return [Hint("One face", False, f"{len(faces)} faces in view: only the person enrolling should be in front "
-                                         "of the camera (or tick 'use the largest face')")]
+                                         f"of the camera (or tick '{LARGEST_LABEL}')")]
     f = largest_face(faces)
     w, h = frame_size
     cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
@@ -157,7 +158,7 @@ class EnrollDialog(QDialog):
         self.group = QComboBox()
         self.group.setEditable(True)
         self.group.addItems([""] + self.controller.groups())
-        self.largest = QCheckBox("When several faces are in view, use the largest")
+        self.largest = QCheckBox(LARGEST_LABEL)
         self.replace = QCheckBox("Replace this person's current templates")
         self.replace.setChecked(replace)
         if self.person is not None:
