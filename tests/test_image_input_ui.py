@@ -66,3 +66,13 @@ def test_image_folder_goes_on_past_hostile_files_and_names_them(ctl, qtbot, bad_
     assert st.state is CaptureState.ENDED, st.message
     assert [s.path.name for s in st.skipped] == sorted(p.name for p in bad_images.values())
     assert all(f"{p.name}: {REASONS[k]}" in st.message for k, p in bad_images.items())
+
+
+def test_a_single_unreadable_photo_as_the_source_says_why_in_one_line(ctl, qtbot, bad_images) -> None:
+    """It said "Not one of its 1 image(s) could be read" for one file."""
+    kind, path = next(iter(bad_images.items()))
+    ctl.open_source(str(path))
+    qtbot.waitUntil(lambda: ctl.window.showing_no_source, timeout=WAIT_MS)
+    detail = ctl.window.no_source.detail.text()
+    assert detail.startswith(f"{path.name} could not be read: {REASONS[kind]}") and "\n" not in detail
+    assert ctl.window.no_source.title.text() == f"Cannot open {path.name}"

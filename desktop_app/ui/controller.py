@@ -453,8 +453,12 @@ class AppController(QObject):
         if st.state is CaptureState.FAILED:
             self.current_source = ""
             self.window.set_current_source("")
-            detail = (f"Not one of its {len(st.skipped)} image(s) could be read:\n{skipped_lines(st.skipped)}"
-                      if st.skipped else st.message)
+            if not st.skipped:
+                detail = st.message
+            elif len(st.skipped) == 1:
+                detail = f"{st.skipped[0].path.name} could not be read: {st.skipped[0].reason}"
+            else:
+                detail = f"Not one of its {len(st.skipped)} images could be read:\n{skipped_lines(st.skipped)}"
             self.window.show_no_source(f"Cannot open {st.source}", detail)
         else:
             again = "Pick another source above, or open the same one again to replay it."
