@@ -29,6 +29,21 @@ class ConfigError(ValueError):
         super().__init__(f"{field_label(key)} ({key}): {reason}" if key else reason)
 
 
+def read_settings_file(p: Path) -> dict[str, Any]:
+    """The tables of a settings file, or a one-line ConfigError in plain words: not text (a binary file, a
+    spreadsheet), not readable (permission), or not TOML (the parser's line and column)."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"settings file {p} is not a text file (TOML expected)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {p}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot read settings file {p}: {exc}") from None
+
+
 # The name a person sees for each field: the settings dialog's label, and the first words of every message about
 # it (the key follows in brackets only where a settings file or the command line needs it).
 LABELS: dict[str, str] = {
@@ -304,10 +319,7 @@ class Settings:
         p = Path(path) if path else config_path()
         if not p.exists():
             return cls()
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read settings file {p}: {exc}") from None
+        data = read_settings_file(p)
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
@@ -321,10 +333,7 @@ class Settings:
         p = Path(path) if path else config_path()
         if not p.exists():
             return cls(), []
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read settings file {p}: {exc}") from None
+        data = read_settings_file(p)
         hints = get_type_hints(cls)
         problems: list[str] = []
         kw: dict[str, Any] = {}

@@ -1,12 +1,14 @@
-"""`fdface export` as a shell user runs it (subprocesses): relative days, and a reader that stops early."""
+"""`fdface export` as a shell user runs it (subprocesses): relative days, and a reader that stops early; which days
+can have absences and group filters (in process)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -66,3 +68,93 @@ def test_export_into_a_pipe_that_closes_ends_quietly(tmp_path) -> None:
     err = p.stderr.read().decode()
     assert p.wait(120) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+
+
+# ------------------------------------------------------------------------ absences and groups (in process)
+def _class_db(tmp_path: Path, today: date) -> tuple[str, Path, date]:
+    """Ada and Bob of group "7B", enrolled a month ago; Bob came on the last working day before today and today.
+    Returns the URL, the settings file and that working day."""
+    worked = today - timedelta(days=1)
+    while worked.weekday() >= 5:
+        worked -= timedelta(days=1)
+    url = f"sqlite:///{tmp_path / 'class.db'}"
+    engine = st.open_engine(url)
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    with Session(engine) as s, s.begin():
+        ada, bob = st.add_person(s, "Ada", group="7B"), st.add_person(s, "Bob", group="7B")
+        ada.created_at = bob.created_at = month_ago
+        for d in (worked, today):
+            st.add_event(s, bob, datetime.combine(d, time(8), tzinfo=UTC), "UTC", "door", "check-in", 0.9)
+    engine.dispose()
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text('[attendance]\ntimezone = "UTC"\nday_boundary_hour = 0\n')
+    return url, cfg, worked
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from desktop_app.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(text.lstrip("\ufeff").splitlines()))
+
+
+def test_export_absent_counts_the_days_the_workbook_counts(tmp_path, capsys, monkeypatch) -> None:
+    """Today (not over) and weekends list nobody absent, as the Excel "Absent" sheet: one rule (rules.why_no_absence)
+    for both; a day that cannot have absences is said in one line instead of listing everyone."""
+    import openpyxl
+
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    today = datetime.now(UTC).date()
+    url, cfg, worked = _class_db(tmp_path, today)
+    db = ("--db", url, "--config", str(cfg))
+    code, out, err = _cli(capsys, "export", "absent", "--day", "today", *db)
+    assert code == 0 and len(out.splitlines()) == 1 and _csv_rows(out) == []  # the header only, not Ada
+    assert f"no absence can be listed for {today}: {today} is" in err and len(err.splitlines()) == 1, err
+    assert ("not over yet" in err) == (today.weekday() < 5) and ("not a working day" in err) == (today.weekday() >= 5)
+    code, out, err = _cli(capsys, "export", "absent", "--day", str(today + timedelta(days=2)), *db)
+    assert code == 0 and _csv_rows(out) == [] and ("has not come yet" in err or "not a working day" in err), err
+
+    first = today - timedelta(days=10)
+    code, out, err = _cli(capsys, "export", "absent", "--from", str(first), "--to", "today", *db)
+    assert code == 0 and err == ""
+    exported = [(r["day"], r["name"], r["group"]) for r in _csv_rows(out)]
+    xlsx = tmp_path / "r.xlsx"
+    code, _, err = _cli(capsys, "report", "xlsx", str(xlsx), "--from", str(first), "--to", "today", *db)
+    assert code == 0, err
+    sheet = openpyxl.load_workbook(xlsx)["Absent"]
+    head = [c.value for c in sheet[1]]
+    in_workbook = [(r[head.index("day")].date().isoformat() if hasattr(r[head.index("day")], "date")
+                    else str(r[head.index("day")]), r[head.index("name")], r[head.index("group")])
+                   for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert exported == in_workbook
+    assert (str(worked), "Ada", "7B") in exported and all(d != str(today) for d, _, _ in exported)
+    assert all(n == "Ada" or d != str(worked) for d, n, _ in exported)  # Bob came that day
+
+
+def test_group_filters_ignore_case_and_an_unknown_group_is_named(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    today = datetime.now(UTC).date()
+    url, cfg, worked = _class_db(tmp_path, today)
+    db = ("--db", url, "--config", str(cfg))
+    code, out, err = _cli(capsys, "export", "events", "--day", str(worked), "--group", "7b", *db)
+    assert code == 0 and [r["name"] for r in _csv_rows(out)] == ["Bob"] and err == ""
+    code, out, err = _cli(capsys, "export", "absent", "--day", str(worked), "--group", " 7b", *db)
+    assert code == 0 and [r["name"] for r in _csv_rows(out)] == ["Ada"]
+    code, out, _ = _cli(capsys, "people", "--group", "7b", "--json", *db)
+    assert code == 0 and len(json.loads(out)) == 2
+    # an unknown group: the empty export as before (header only, exit 0), and a one-line hint naming the groups
+    code, out, err = _cli(capsys, "export", "events", "--day", str(worked), "--group", "7c", *db)
+    assert code == 0 and _csv_rows(out) == [] and out.startswith("event_id,")
+    assert err == "fdface export: no group named '7c'; groups: 7B: nothing to export\n", err
+    code, out, err = _cli(capsys, "people", "--group", "7c", *db)
+    assert code == 0 and "nobody matches" in out and "no group named '7c'; groups: 7B" in err
+    xlsx = tmp_path / "g.xlsx"
+    code, _, err = _cli(capsys, "report", "xlsx", str(xlsx), "--from", str(worked), "--to", str(worked),
+                        "--group", "7B ", *db)
+    assert code == 0 and "group 7B" in err, err

@@ -89,6 +89,20 @@ def test_summary_keeps_deleted_people_under_their_pseudonym(populated) -> None:
     assert anon[0].present == timedelta(hours=8, minutes=45)
 
 
+def test_group_filters_match_any_case(populated) -> None:
+    """As the People search: "OPS" and " ops " are the group "ops", in events, absences and the people list."""
+    from desktop_app.attendance.queries import list_people
+    from desktop_app.attendance.reports import groups_named
+
+    e, _ = populated
+    with Session(e) as s:
+        assert groups_named(s, " OPS ") == ["ops"] and groups_named(s, "op") == []
+        assert [r.name for r in events_in_range(s, DAY, DAY, TZ, 4, group="OPS")] == ["Cy"]
+        assert [p.name for p in absent_people(s, DAY + timedelta(days=1), TZ, 4, group="Ops")] == ["Cy"]
+        assert [p.name for p in list_people(s, group="ENG", active=True)] == ["=HYPERLINK(\"http://x\")", "Ada", "Dee"]
+        assert events_in_range(s, DAY, DAY, TZ, 4, group="nobody") == []
+
+
 def test_absent_people(populated) -> None:
     e, ids = populated
     with Session(e) as s:

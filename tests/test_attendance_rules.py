@@ -19,6 +19,7 @@ from desktop_app.attendance.rules import (
     day_of,
     day_start,
     resolve_zone,
+    why_no_absence,
 )
 from desktop_app.config import AttendanceSettings
 
@@ -88,6 +89,14 @@ def test_yesterdays_events_do_not_count_for_today() -> None:
     assert classify(start + timedelta(minutes=1), just_before, start).kind is None
 
 
+def test_absences_count_on_working_days_that_have_ended() -> None:
+    today = date(2026, 12, 5)  # a Saturday
+    assert why_no_absence(date(2026, 12, 4), today) is None  # Friday, over
+    assert why_no_absence(today, today) == "2026-12-05 is a Saturday, not a working day (Monday to Friday)"
+    assert "not over yet" in why_no_absence(date(2026, 12, 7), date(2026, 12, 7))
+    assert why_no_absence(date(2026, 12, 8), date(2026, 12, 7)) == "2026-12-08 has not come yet"
+
+
 # ------------------------------------------------------------------------------------------- recorder on a store
 @pytest.fixture
 def engine(tmp_path):
@@ -128,6 +137,24 @@ def test_recorder_dedupes_across_restarts_from_the_database(engine) -> None:
     fresh = AttendanceRecorder(engine)  # no in-memory state
     assert fresh.record(ada, 0.8, ts=T0 + timedelta(minutes=2)) is None
     assert len(_kinds(engine)) == 1
+
+
+def test_recorder_counts_people_recognised_again_within_the_dedupe_window(engine) -> None:
+    """What `fdface run` reports besides its events: people seen whose every sighting was a repeat."""
+    ada, bob, off = _person(engine, "Ada"), _person(engine, "Bob"), _person(engine, "Off", active=False)
+    AttendanceRecorder(engine).record(ada, 0.8, ts=T0)
+    rec = AttendanceRecorder(engine)  # a second run: Ada was recorded a minute ago (from the database)
+    assert rec.record(ada, 0.8, ts=T0 + timedelta(minutes=1)) is None
+    assert rec.record(ada, 0.8, ts=T0 + timedelta(minutes=2)) is None  # the in-memory shortcut: still one person
+    assert rec.record(off, 0.8, ts=T0) is None  # inactive: not a repeat
+    assert rec.repeats_only == 1
+    assert rec.record(bob, 0.8, ts=T0) is not None
+    assert rec.record(bob, 0.8, ts=T0 + timedelta(minutes=1)) is None  # Bob got an event: not "only repeats"
+    assert rec.repeats_only == 1
+    w = EventWriter(AttendanceRecorder(engine))
+    w.submit(Sighting(ada, 0.8, ts=T0 + timedelta(minutes=3)))
+    w.close()
+    assert w.repeats_only == 1
 
 
 def test_recorder_ignores_unknown_and_inactive_people_and_keeps_snapshots_by_setting(engine) -> None:

@@ -96,3 +96,59 @@ def test_db_help_gives_posix_and_windows_examples(capsys) -> None:
         main(["people", "list", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "a SQLite file (/srv/fdface/attendance.db, C:\\fdface\\attendance.db) or a URL" in text
+
+
+# ------------------------------------------------------------------------------------------------ option values
+@pytest.mark.parametrize(("argv", "want"), [
+    (("run", "0", "--threads", "-3"), "argument --threads: must be 0 (all cores) or a positive number, not -3"),
+    (("enroll", "Ada", "a.jpg", "--threads", "two"), "argument --threads: must be 0 (all cores) or a positive "
+                                                     "number, not 'two'"),
+    (("detect", "a.jpg", "--threads", "-1"), "argument --threads: must be 0 (all cores)"),
+    (("run", "0", "--station", ""), "argument --station: was given no name"),
+    (("export", "events", "--station", "  "), "argument --station: was given no name"),
+    (("report", "xlsx", "r.xlsx", "--station", ""), "argument --station: was given no name"),
+    (("run", "0", "--max-frames", "-1"), "argument --max-frames: must be a positive number of frames, not -1"),
+    (("run", "0", "--max-frames", "0"), "argument --max-frames: must be a positive number of frames, not 0"),
+    (("identify", "--people", "p", "v.mp4", "--max-frames", "-5"), "argument --max-frames: must be a positive"),
+])
+def test_option_values_that_make_no_sense_are_refused(argv, want, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and want in err and "Traceback" not in err, err
+
+
+def test_sensible_option_values_are_taken() -> None:
+    from desktop_app.cli import build_parser
+
+    a = build_parser().parse_args(["run", "0", "--threads", "0", "--max-frames", "5", "--station", " door-1 "])
+    assert (a.threads, a.max_frames, a.station) == (0, 5, "door-1")
+    assert build_parser().parse_args(["detect", "a.jpg", "--threads", "4"]).threads == 4
+
+
+# ------------------------------------------------------------------------------------------------ plain words
+def test_a_settings_file_that_is_not_text_is_said_so(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("FDFACE_DB", f"sqlite:///{tmp_path / 'a.db'}")
+    cfg = tmp_path / "settings.toml"
+    cfg.write_bytes(b"\xff\xfe\x00\x01PK\x03\x04 binary")
+    code, out, err = cli(capsys, "people", "list", "--config", str(cfg))
+    assert code == 2 and out == ""
+    assert err == f"fdface people: settings file {cfg} is not a text file (TOML expected)\n", err
+
+
+@pytest.mark.parametrize(("url", "want"), [
+    ("postgresql+psycopg://kiosk@db-host/attendance",
+     "names PostgreSQL, whose driver is not installed: pip install 'fdface-attendance[postgres]'"),
+    ("postgresql+psycopg2://kiosk@db-host/attendance", "this app uses psycopg: write the URL as postgresql+psycopg"),
+    ("mysql://kiosk@db-host/attendance", "names MySQL, which this app does not support: use a SQLite file"),
+])
+def test_a_database_whose_driver_is_missing_is_named_in_plain_words(url, want, tmp_path, capsys,
+                                                                     monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as where the [postgres] extra is not installed
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)
+    code, out, err = cli(capsys, "people", "list", "--db", url)
+    assert code == 2 and want in err and len(err.splitlines()) == 1, err
+    assert "No module named" not in err and "MySQLdb" not in err and "(" + "'" not in err, err

@@ -49,6 +49,7 @@ def test_enroll_list_run_export_remove(db, tmp_path, capsys) -> None:
     bbt = str(shared_path("media", "scenes", "bbt1.jpg"))
     code, out, err = run(capsys, "enroll", "Group", bbt, photo("stuart", 5), *c)
     assert code == 2 and "faces in the photo" in err and "turned sideways" in err and "nothing enrolled" in err
+    assert "hint: add --largest" in err  # the way this front end takes the largest face
     assert "Traceback" not in err
     # Raj enrolled with --yes (the early placeholder model may find him close to Amy)
     code, out, err = run(capsys, "enroll", "Raj", photo("raj", 1), photo("raj", 2), "--yes", *c)
@@ -94,6 +95,28 @@ def test_enroll_list_run_export_remove(db, tmp_path, capsys) -> None:
     assert [p["name"] for p in json.loads(out)] == ["Amy"]
     code, out, _ = run(capsys, "gallery", "status", *c)
     assert code == 0 and "4 templates" in out and "exact" in out
+
+
+def test_a_second_run_over_the_same_photos_says_they_were_already_recorded(db, tmp_path, capsys) -> None:
+    """The second run makes no event (the dedupe window), and its summary says why instead of a bare 0 events."""
+    url, cfg = db
+    c = ("--config", str(cfg), "--threads", "1")
+    for name in ("amy", "raj"):
+        code, out, err = run(capsys, "enroll", name.title(), photo(name, 1), photo(name, 2), "--yes", *c)
+        assert code == 0, err
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(photo("amy", 5), frames / "a.png")
+    shutil.copy(photo("raj", 3), frames / "b.png")
+    argv = ("run", str(frames), "--json", "--threshold", "0.2", "--margin", "0.0", *c)
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    first = {json.loads(line)["name"] for line in out.splitlines()}
+    assert first and "already recorded" not in err
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and out == "", err
+    assert (f"2 frame(s), 0 event(s), {len(first)} person(s) recognised but already recorded within the last 5 min "
+            "(attendance.dedupe_minutes)") in err, err
 
 
 def test_user_errors_are_one_line(db, tmp_path, capsys) -> None:

@@ -47,7 +47,10 @@ def test_field_limits_on_sqlite(tmp_path) -> None:
 def _cli(capsys, argv: list[str]) -> tuple[int, str]:
     from desktop_app.cli import main
 
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # refused by the option's type, as argparse does: usage line and message, exit 2
+        code = exc.code
     return code, capsys.readouterr().err
 
 

@@ -187,7 +187,7 @@ def test_clear_message_for_unwritable_path(tmp_path) -> None:
 def test_clear_message_when_the_folder_is_a_file(tmp_path) -> None:
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    with pytest.raises(st.StoreError, match="cannot create the folder"):
+    with pytest.raises(st.StoreError, match="afile is a file, so the folder for the database cannot be made there"):
         st.open_engine(f"sqlite:///{blocker / 'g.db'}")
     with pytest.raises(st.StoreError, match="is a folder"):
         st.open_engine(f"sqlite:///{tmp_path}")

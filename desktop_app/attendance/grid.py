@@ -3,8 +3,9 @@
 The rule (README "Reports"): a person is *present* on an attendance day with at least one event that day, *late*
 when the first check-in of that day came after ``reports.late_after`` (local time on that calendar day: a first
 check-in after midnight, before the day boundary, is later still), and *absent* on a working day (Monday to Friday)
-that has ended, with no event, while enrolled (from the day they were added) and active. Weekends, today (someone
-may still arrive: today is marked once it is over), days still to come and days before enrolment carry no mark.
+that has ended (``rules.why_no_absence``, the one rule for every absence report), with no event, while enrolled
+(from the day they were added) and active. Weekends, today (someone may still arrive: today is marked once it is
+over), days still to come and days before enrolment carry no mark.
 Inactive or deleted people (a pseudonym) appear only with the days they were seen;
 nobody is marked absent for a time the store cannot vouch for.
 """
@@ -20,13 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desktop_app.attendance.queries import station_names
-from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, summarize
-from desktop_app.attendance.rules import DEFAULT_DAY_BOUNDARY_HOUR, day_of
+from desktop_app.attendance.reports import DaySummary, EventRow, events_in_range, in_group, summarize
+from desktop_app.attendance.rules import DEFAULT_DAY_BOUNDARY_HOUR, day_of, why_no_absence
 from desktop_app.storage import Person
 
 PRESENT, LATE, ABSENT, NONE = "P", "L", "A", ""
 MARK_WORDS = {PRESENT: "present", LATE: "late", ABSENT: "absent"}
-WORKDAYS = frozenset(range(5))  # Monday..Friday: the days an absence is marked
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 
@@ -107,7 +107,7 @@ def build_grid(s: Session, first: date, last: date, tz: tzinfo, tz_name: str, la
     days = tuple(first + timedelta(days=i) for i in range((last - first).days + 1))
     stmt = select(Person).where(Person.active.is_(True))
     if group is not None:
-        stmt = stmt.where(Person.group == group)
+        stmt = stmt.where(in_group(s, group))
     if person_id is not None:
         stmt = stmt.where(Person.id == person_id)
     active = {p.pseudonym: p for p in s.scalars(stmt)}
@@ -127,7 +127,7 @@ def build_grid(s: Session, first: date, last: date, tz: tzinfo, tz_name: str, la
             d = seen.get(day)
             if d is not None:
                 marks.append(LATE if is_late(d.first_in, day, late_after) else PRESENT)
-            elif p is not None and day < today and day.weekday() in WORKDAYS and since is not None and day >= since:
+            elif p is not None and since is not None and day >= since and why_no_absence(day, today) is None:
                 marks.append(ABSENT)
             else:
                 marks.append(NONE)
@@ -141,11 +141,6 @@ def build_grid(s: Session, first: date, last: date, tz: tzinfo, tz_name: str, la
     return AttendanceGrid(first=first, last=last, days=days, rows=tuple(rows), group=group, station=station,
                           tz_name=tz_name, late_after=late_after, today=today, events=tuple(events),
                           summaries=tuple(summaries), tz=tz)
-
-
-def group_names(s: Session) -> list[str]:
-    """The groups people are in (for "unknown group" messages and pickers)."""
-    return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
 
 
 def check_station(s: Session, station: str | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import Session
 
-from desktop_app.attendance.reports import EventRow, events_in_range
+from desktop_app.attendance.reports import EventRow, events_in_range, group_names, in_group
 from desktop_app.attendance.rules import day_of
 from desktop_app.storage import (
     AttendanceEvent,
@@ -76,7 +76,7 @@ def list_people(s: Session, query: str = "", *, group: str | None = None,
     if cond is not None:
         stmt = stmt.where(cond)
     if group is not None:
-        stmt = stmt.where(Person.group == group)
+        stmt = stmt.where(in_group(s, group))  # any case, as the search
     if active is not None:
         stmt = stmt.where(Person.active.is_(active))
     return [PersonRow(p.id, p.name, p.external_id, p.group, p.active, int(counts.get(p.id, 0)), p.created_at)
@@ -101,11 +101,6 @@ def first_crops(s: Session) -> dict[int, bytes]:
     for pid, jpeg in rows:
         out.setdefault(pid, jpeg)
     return out
-
-
-def group_names(s: Session) -> list[str]:
-    """The groups people are in, sorted (for the filters and the group box)."""
-    return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
 
 
 def station_names(s: Session) -> list[str]:

@@ -112,6 +112,15 @@ class AttendanceRecorder:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._last: dict[int, datetime] = {}  # person -> last event time: skips the database for repeats
         self.refs: dict[int, str] = {}  # person id -> pseudonym in this database (see Sighting.person_ref)
+        self.recorded_people: set[int] = set()  # people this recorder wrote an event for
+        self.repeated_people: set[int] = set()  # people with a sighting inside the dedupe window (no event made)
+
+    @property
+    def repeats_only(self) -> int:
+        """How many people were recognised but got no new event from this recorder, every sighting of theirs
+        falling within ``attendance.dedupe_minutes`` of an event they already had (e.g. a folder run a second
+        time): what ``fdface run``'s summary reports besides the events."""
+        return len(self.repeated_people - self.recorded_people)
 
     def load_refs(self) -> None:
         """Learn every person's pseudonym (one read), so that sightings can say whom they meant. Read-only: does
@@ -130,6 +139,7 @@ class AttendanceRecorder:
         now = (ts or self.clock()).astimezone(UTC)
         last = self._last.get(person_id)
         if last is not None and abs(now - last) < self.dedupe:
+            self.repeated_people.add(person_id)
             return None
         station = check_station(station) if station else self.station
         today_start = day_start(day_of(now, self.tz, self.settings.day_boundary_hour), self.tz,
@@ -156,9 +166,10 @@ class AttendanceRecorder:
             if any(r[1] is not None and _utc(r[1]) == now for r in rows):
                 return None  # this very sighting was written already (a spooled one whose first try committed)
             decision = classify(now, [PriorEvent(*r) for r in rows], today_start, self.dedupe)
-            if decision.kind is None:
+            if decision.kind is None:  # within the dedupe window of the person's last event
                 if rows:
                     self._last[person_id] = max(r[1] for r in rows)
+                self.repeated_people.add(person_id)
                 return None
             snap = snapshot_jpeg if self.settings.keep_snapshots else None
             ev = add_event(s, person, now, self.tz_name, station, decision.kind, similarity, snap)
@@ -166,6 +177,7 @@ class AttendanceRecorder:
                                 self.tz_name, station, str(decision.kind), float(similarity))
         # committed: only now is the event reported
         self._last[person_id] = now
+        self.recorded_people.add(person_id)
         return out
 
     def forget(self, person_id: int) -> None:
@@ -390,6 +402,13 @@ class EventWriter:
             log.warning("a sighting handed to a closed writer is kept in %s", self.spool)
         else:
             _call(self.on_error, f"{_what(sighting)} came after the writer was closed and was not recorded")
+
+    @property
+    def repeats_only(self) -> int:
+        """People recognised whose sightings all fell within the dedupe window of an event they already had, so
+        that nothing new was written for them (:attr:`AttendanceRecorder.repeats_only`); read it after
+        :meth:`close`."""
+        return int(getattr(self.recorder, "repeats_only", 0))
 
     @property
     def pending(self) -> int:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from desktop_app.attendance.rules import DEFAULT_DAY_BOUNDARY_HOUR, day_bounds, day_of
@@ -50,6 +50,23 @@ class DaySummary:
     stations: tuple[str, ...]
 
 
+def group_names(s: Session) -> list[str]:
+    """The groups people are in, sorted (for the filters, the group box and "no group named ..." hints)."""
+    return sorted(g for g in s.scalars(select(Person.group).distinct()) if g)
+
+
+def groups_named(s: Session, group: str) -> list[str]:
+    """The stored groups that ``group`` names: the same up to case and surrounding spaces ("7b" finds "7B"), as
+    the People search matches; [] when there is none. Every group filter selects these (:func:`in_group`)."""
+    key = group.strip().casefold()
+    return [g for g in group_names(s) if g.strip().casefold() == key]
+
+
+def in_group(s: Session, group: str) -> ColumnElement[bool]:
+    """The condition "the person is in ``group``" of every report, grid and list (see :func:`groups_named`)."""
+    return Person.group.in_(groups_named(s, group))
+
+
 def events_in_range(s: Session, first: date, last: date, tz: tzinfo,
                     boundary_hour: int = DEFAULT_DAY_BOUNDARY_HOUR, *, person_id: int | None = None,
                     group: str | None = None, station: str | None = None) -> list[EventRow]:
@@ -65,7 +82,7 @@ def events_in_range(s: Session, first: date, last: date, tz: tzinfo,
     if person_id is not None:
         stmt = stmt.where(AttendanceEvent.person_id == person_id)
     if group is not None:
-        stmt = stmt.where(Person.group == group)
+        stmt = stmt.where(in_group(s, group))
     if station is not None:
         stmt = stmt.where(AttendanceEvent.station == station)
     out = []
@@ -117,5 +134,5 @@ def absent_people(s: Session, day: date, tz: tzinfo, boundary_hour: int = DEFAUL
             .where(AttendanceEvent.ts >= start, AttendanceEvent.ts < end, AttendanceEvent.person_id.is_not(None)))
     stmt = select(Person).where(Person.active.is_(True), Person.id.not_in(seen)).order_by(Person.name, Person.id)
     if group is not None:
-        stmt = stmt.where(Person.group == group)
+        stmt = stmt.where(in_group(s, group))
     return list(s.scalars(stmt))

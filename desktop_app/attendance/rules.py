@@ -5,6 +5,8 @@
 - A sighting less than the dedupe window after the person's last event makes no new event.
 - The first event of a person's day is a check-in; every later one is a check-out, and the day's last check-out
   is when they left (the daily summary's ``last_out``).
+- Absence is counted only on a working day (Monday to Friday) that has ended (:func:`why_no_absence`): today
+  someone may still arrive, weekends are nobody's absence.
 - A recorded event is never changed afterwards: its kind is final the moment it is committed, so exports taken at
   different times agree on every event they share (a later one only has more rows). Events recorded as "seen" by
   earlier versions (a check-out rewritten when a later one came) stay as they are.
@@ -21,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from desktop_app.event_kinds import EventKind
 
+WORKDAYS = frozenset(range(5))  # Monday..Friday: the days an absence is counted
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 DEFAULT_DEDUPE = timedelta(minutes=5)
 DEFAULT_DAY_BOUNDARY_HOUR = 4
 LOCAL = "local"
@@ -108,3 +112,16 @@ def classify(now: datetime, recent: Sequence[PriorEvent], today_start: datetime,
     if not any(e.ts >= today_start for e in recent):
         return Decision(EventKind.CHECK_IN)
     return Decision(EventKind.CHECK_OUT)  # earlier events keep their kind (recorded events are final)
+
+
+def why_no_absence(day: date, today: date) -> str | None:
+    """None when someone can be absent on ``day``: a working day (Monday to Friday) that has ended, ``today`` being
+    the current attendance day (:func:`day_of` of now). Otherwise why not, in words. The one rule for every
+    absence report: the monthly grid's marks, the Excel "Absent" sheet and ``fdface export absent``."""
+    if day.weekday() not in WORKDAYS:
+        return f"{day} is a {_DAY_NAMES[day.weekday()]}, not a working day (Monday to Friday)"
+    if day == today:
+        return f"{day} is today and not over yet (someone may still arrive)"
+    if day > today:
+        return f"{day} has not come yet"
+    return None

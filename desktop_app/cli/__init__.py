@@ -45,6 +45,46 @@ def check_config_option(path: str | None) -> None:
                        "your own settings")
 
 
+# ---------------------------------------------------------------------------------- option types (argparse)
+# A value that makes no sense stops the command at once, in argparse's words: "argument --threads: must be ...".
+def _whole_number(text: str, what: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}") from None
+
+
+def threads_arg(text: str) -> int:
+    """``--threads``: ONNX Runtime's intra-op threads per network; 0 is its default, all cores."""
+    n = _whole_number(text, "0 (all cores) or a positive number")
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all cores) or a positive number, not {text.strip()}")
+    return n
+
+
+def frames_arg(text: str) -> int:
+    """``--max-frames``: stop after this many frames; at least one (0 or fewer would read nothing)."""
+    n = _whole_number(text, "a positive number of frames")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of frames, not {text.strip()} (leave it out "
+                                         "to read the whole source)")
+    return n
+
+
+def station_arg(text: str) -> str:
+    """``--station``: a station name as the store keeps it (storage/fields.py ``check_station``); an empty one would
+    silently mean the settings' station (``fdface run``) or no event at all (a filter)."""
+    from desktop_app.storage import StoreError, check_station
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("was given no name: name the station (as in attendance.station), or leave "
+                                         "out --station")
+    try:
+        return check_station(text)
+    except StoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def bench_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """The ``fdface bench`` group's subparsers, created on first use, so that several command modules can each add
     a ``bench X`` (nets_cmds.py: ``bench nets``; vision_cmds.py: ``bench pipeline``)."""

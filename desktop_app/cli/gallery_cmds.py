@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from desktop_app.cli import CliError
+from desktop_app.cli import CliError, frames_arg, station_arg, threads_arg
 
 DB_ENV = "FDFACE_DB"
 TERM_WAIT_S = 5.0  # fdface run stopped by SIGTERM: how long sightings may still be written before they are spooled
@@ -117,6 +117,15 @@ def _parse_day(text: str | None, today: date, default: date | None = None) -> da
         raise CliError(f"{text!r} is not a date: use YYYY-MM-DD, 'today' or 'yesterday'") from None
 
 
+def unknown_group(sess: Any, group: str) -> str:
+    """The one-line hint for a group nobody is in: the groups there are (any case matches, see
+    ``reports.groups_named``)."""
+    from desktop_app.attendance.reports import group_names
+
+    groups = group_names(sess)
+    return f"no group named {group!r}; groups: {', '.join(groups) or 'none yet'}"
+
+
 def _store_call(fn: Any, *a: Any, **kw: Any) -> Any:
     from desktop_app.storage import StoreError
 
@@ -152,6 +161,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                                 name=None if person_id else name)
         for r in plan.refused:
             print(f"refused {r}", file=sys.stderr)
+        if any(r.faces > 1 for r in plan.refused):
+            print("hint: add --largest to enroll the largest face of a photo with several", file=sys.stderr)
         if not plan.accepted:
             raise CliError("no usable photo: nothing enrolled")
         confirm = False
@@ -181,11 +192,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_people_list(args: argparse.Namespace) -> int:
     from desktop_app import storage as st
     from desktop_app.attendance.queries import StoreReads, list_people
+    from desktop_app.attendance.reports import groups_named
 
     engine = _engine(_settings(args), must_exist=True)
     try:
-        people = StoreReads(engine).read(list_people, args.query or "", group=args.group,
-                                         active=None if args.all else True)
+        reads = StoreReads(engine)
+        people = reads.read(list_people, args.query or "", group=args.group, active=None if args.all else True)
+        if args.group is not None and not people and not reads.read(groups_named, args.group):
+            print(f"fdface people: {reads.read(unknown_group, args.group)}", file=sys.stderr)
         rows = [{"id": p.id, "name": p.name, "external_id": p.external_id, "group": p.group,
                  "active": p.active, "templates": p.templates,
                  "created": p.created.isoformat(timespec="seconds")} for p in people]
@@ -273,6 +287,15 @@ def _unknowns_summary(enabled: bool, logged: int) -> str:
     if not enabled:
         return "0 unknown visitor(s) (the unknown-visitor log is off: unknowns.enabled = false)"
     return f"{logged} unknown visitor(s) logged"
+
+
+def _repeats_summary(people: int, minutes: float) -> str:
+    """The people recognised who got no new event because they were recorded a moment ago (the recorder counts
+    them, by the rules' dedupe window): without it a second run over the same photos says only "0 event(s)"."""
+    if not people:
+        return ""
+    return (f", {people} person(s) recognised but already recorded within the last {minutes:g} min "
+            "(attendance.dedupe_minutes)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -374,12 +397,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         gallery.close()
     events = len(printed)
     unknowns = _unknowns_summary(s.unknowns.enabled, writer.unknowns_logged)
+    counted = f"{frames} frame(s), {events} event(s)" + _repeats_summary(writer.repeats_only,
+                                                                         s.attendance.dedupe_minutes)
     if left:
-        print(f"{frames} frame(s), {events} event(s), {unknowns}; {left} sighting(s) waiting to be recorded",
-              file=sys.stderr)
+        print(f"{counted}, {unknowns}; {left} sighting(s) waiting to be recorded", file=sys.stderr)
         return 1
-    print(f"{frames} frame(s), {events} event(s)" + (f", {skipped} unreadable file(s) skipped" if skipped else "")
-          + f", {unknowns}", file=sys.stderr)
+    print(counted + (f", {skipped} unreadable file(s) skipped" if skipped else "") + f", {unknowns}",
+          file=sys.stderr)
     return 1 if skipped else 0
 
 
@@ -388,24 +412,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
     from desktop_app import storage as st
-    from desktop_app.attendance import export, reports
-    from desktop_app.attendance.rules import day_of, resolve_zone
+    from desktop_app.attendance import export, grid, reports
+    from desktop_app.attendance.rules import day_of, resolve_zone, why_no_absence
+    from desktop_app.config import ConfigError
 
     s = _settings(args)
     a = s.attendance
-    tz, _ = resolve_zone(a.timezone)
+    tz, tz_name = resolve_zone(a.timezone)
     today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
     first = _parse_day(args.date_from or args.day, today)
     last = _parse_day(args.date_to or args.day, today, default=first)
     if last < first:
         raise CliError(f"--to {last} is before --from {first}")
+    span = f"{first}" if first == last else f"{first} to {last}"
     engine = _engine(s, must_exist=True)
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
             pid = _store_call(st.resolve_person, sess, args.person).id if args.person else None
+            if args.group is not None and not reports.groups_named(sess, args.group):
+                # an empty export as before (header only, exit 0), but not a silent one
+                print(f"fdface export: {unknown_group(sess, args.group)}: nothing to export", file=sys.stderr)
             if args.report == "absent":
-                people = reports.absent_people(sess, first, tz, a.day_boundary_hour, group=args.group)
-                header, rows = export.ABSENT_HEADER, [[first, p.id, p.external_id, p.name, p.group] for p in people]
+                # the absences of the workbook's "Absent" sheet (grid.py), on the days the rules count
+                reasons = [why_no_absence(first + timedelta(days=i), today) for i in range((last - first).days + 1)]
+                if all(reasons):
+                    why = reasons[0] if first == last else \
+                        "none of these days is a working day (Monday to Friday) that has ended"
+                    print(f"fdface export: no absence can be listed for {span}: {why}", file=sys.stderr)
+                try:
+                    late = s.reports.late_time()
+                except ConfigError as exc:
+                    raise CliError(str(exc)) from None
+                g = grid.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour,
+                                    group=args.group, station=args.station, person_id=pid)
+                header = export.ABSENT_HEADER
+                rows = [[day, r.person_id, r.external_id, r.name, r.group] for day, r in g.absences()]
             else:
                 evs = reports.events_in_range(sess, first, last, tz, a.day_boundary_hour, person_id=pid,
                                               group=args.group, station=args.station)
@@ -426,7 +467,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             n = export._to_path(out, header, rows)
         except OSError as exc:
             raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
-        span = f"{first}" if first == last else f"{first} to {last}"
         print(f"wrote {n} row(s) ({args.report}, {span}) to {out}", file=sys.stderr)
     else:
         export.write_csv(sys.stdout, header, rows)
@@ -491,7 +531,7 @@ def _common(p: argparse.ArgumentParser, pipeline: bool = False, nested: bool = F
                         f"default: ${DB_ENV}, else the settings, else SQLite in the user's data folder", **kw)
     p.add_argument("--config", help="settings file (default: the user's)", **kw)
     if pipeline:
-        p.add_argument("--threads", type=int, help="ONNX Runtime threads (0: all cores)",
+        p.add_argument("--threads", type=threads_arg, help="ONNX Runtime threads (0: all cores)",
                        **(kw or {"default": 0}))
 
 
@@ -539,10 +579,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("run", help="headless attendance on a camera, video, stream or image folder")
     r.add_argument("source", metavar="SOURCE", help="camera index (0), video file, rtsp:// URL or image folder")
-    r.add_argument("--station", help="station name recorded with events (default: settings)")
+    r.add_argument("--station", type=station_arg, help="station name recorded with events (default: settings)")
     r.add_argument("--threshold", type=float, help="similarity threshold (default: settings, else the model's)")
     r.add_argument("--margin", type=float, help="margin over the next person (default: settings, else the model's)")
-    r.add_argument("--max-frames", type=int, help="stop after this many frames")
+    r.add_argument("--max-frames", type=frames_arg, help="stop after this many frames")
     r.add_argument("--json", action="store_true", help="one JSON object per event and line")
     _common(r, pipeline=True)
     r.set_defaults(func=cmd_run)
@@ -554,7 +594,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--day", metavar="DATE", help="one day (same as --from DATE --to DATE)")
     x.add_argument("--person", help="only this person (#number, id or exact name)")
     x.add_argument("--group", help="only this group")
-    x.add_argument("--station", help="only this station")
+    x.add_argument("--station", type=station_arg, help="only this station")
     x.add_argument("-o", "--output", metavar="FILE", help="CSV file (default: standard output)")
     _common(x)
     x.set_defaults(func=cmd_export)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from desktop_app.cli import CliError
-from desktop_app.cli.gallery_cmds import _common, _engine, _parse_day, _settings, _store_call
+from desktop_app.cli import CliError, station_arg
+from desktop_app.cli.gallery_cmds import _common, _engine, _parse_day, _settings, _store_call, unknown_group
 
 
 def _out_path(text: str, suffix: str) -> Path:
@@ -36,6 +36,7 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
 
     from desktop_app import storage as st
     from desktop_app.attendance import grid as gr
+    from desktop_app.attendance.reports import groups_named
     from desktop_app.attendance.rules import day_of, resolve_zone
     from desktop_app.config import ConfigError
 
@@ -61,16 +62,18 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
     engine = _engine(s, must_exist=True)
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
-            if args.group is not None:
-                groups = gr.group_names(sess)
-                if args.group not in groups:
-                    raise CliError(f"no group named {args.group!r}; groups: {', '.join(groups) or 'none yet'}")
+            group = args.group
+            if group is not None:  # any case ("7b" is "7B"); the report shows the group as it is stored
+                named = groups_named(sess, group)
+                if not named:
+                    raise CliError(unknown_group(sess, group))
+                group = named[0] if len(named) == 1 else group
             try:
                 gr.check_station(sess, args.station)
             except ValueError as exc:
                 raise CliError(str(exc)) from None
             pid = _store_call(st.resolve_person, sess, args.person).id if getattr(args, "person", None) else None
-            grid = gr.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=args.group,
+            grid = gr.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=group,
                                  station=args.station, person_id=pid)
     except st.StoreError as exc:
         raise CliError(str(exc)) from None
@@ -139,13 +142,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default: today)")
     x.add_argument("--group", help="only this group")
     x.add_argument("--person", help="only this person (#number, id or exact name)")
-    x.add_argument("--station", help="only events of this station")
+    x.add_argument("--station", type=station_arg, help="only events of this station")
     _common(x)
     x.set_defaults(func=cmd_report_xlsx)
     p = rs.add_parser("pdf", help="monthly PDF: people x days with present / late / absent marks and totals")
     p.add_argument("output", metavar="OUT.pdf")
     p.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-12")
     p.add_argument("--group", help="only this group (default: every group, each in its own section)")
-    p.add_argument("--station", help="only events of this station")
+    p.add_argument("--station", type=station_arg, help="only events of this station")
     _common(p)
     p.set_defaults(func=cmd_report_pdf)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from desktop_app.cli import threads_arg
 from desktop_app.manifest import ManifestError, ModelEntry, default_models_dir, load_manifest, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,7 +264,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                  "an intermediate checkpoint without shipping it)")
     sp.add_argument("--int8", action="store_true", help="also write NAME-int8.onnx (static QDQ)")
     sp.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
-    sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--threads", type=threads_arg, default=0, help="ONNX Runtime threads (0: all cores)")
     sp.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                     help="calibrate the match threshold and margin and write them into the manifest entry "
                          "(benchmarks/calibrate_threshold.py, a few minutes)")
@@ -275,7 +276,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("quantize", help="re-quantize an installed FP32 model to NAME-int8.onnx and measure it")
     q.add_argument("--name", default="fdfacenet", help="the FP32 manifest entry")
     q.add_argument("--calib", type=int, default=256, help="pool faces for INT8 calibration")
-    q.add_argument("--threads", type=int, default=0)
+    q.add_argument("--threads", type=threads_arg, default=0, help="ONNX Runtime threads (0: all cores)")
     q.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("train", help="train a net from a recipe (recipes/*.toml); resumes from RUN/last.pt")
@@ -300,6 +301,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     lfw.add_argument("--pack", help="faces112 folder (default ../shared/datasets/faces112)")
     lfw.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
                      help="sum the embeddings of the crop and its mirror")
-    lfw.add_argument("--threads", type=int, default=0)
+    lfw.add_argument("--threads", type=threads_arg, default=0, help="ONNX Runtime threads (0: all cores)")
     lfw.add_argument("--json", action="store_true")
     lfw.set_defaults(func=cmd_eval_lfw)

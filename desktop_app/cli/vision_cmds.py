@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from desktop_app.cli import CliError, bench_subparsers
+from desktop_app.cli import CliError, bench_subparsers, frames_arg, threads_arg
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -346,7 +346,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", help="annotated image (a folder when several images are given)")
     d.add_argument("--score-threshold", type=float, help="detection score threshold (default: settings)")
     d.add_argument("--max-side", type=int, help="detect large images at most this big (default: settings)")
-    d.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    d.add_argument("--threads", type=threads_arg, default=0, help="ONNX Runtime threads (0: all cores)")
     d.add_argument("--config", help="settings file (default: the user's)")
     d.set_defaults(func=cmd_detect)
 
@@ -359,8 +359,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--model", help="entry of that manifest (default: fdfacenet)")
     i.add_argument("--json", action="store_true", help="one JSON object per face and line")
     i.add_argument("--every-frame", action="store_true", help="video: print every face of every frame")
-    i.add_argument("--max-frames", type=int, help="video: stop after this many frames")
-    i.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: all cores)")
+    i.add_argument("--max-frames", type=frames_arg, help="video: stop after this many frames")
+    i.add_argument("--threads", type=threads_arg, default=0, help="ONNX Runtime threads (0: all cores)")
     i.add_argument("--config", help="settings file (default: the user's)")
     i.set_defaults(func=cmd_identify)
 
@@ -373,7 +373,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--model", help="entry of that manifest (default: fdfacenet)")
     b.add_argument("--teacher", help="an ONNX embedder file to compare with (RGB, (x-127.5)/128)")
     b.add_argument("--people", help="enrol this folder as the gallery (default: 100 random people x 5)")
-    b.add_argument("--max-frames", type=int, help="stop each pass after this many frames (quick checks)")
+    b.add_argument("--max-frames", type=frames_arg, help="stop each pass after this many frames (quick checks)")
     b.add_argument("--score-threshold", type=float, help="detection score threshold (default: settings)")
     b.add_argument("--max-side", type=int, help="detection max side (default: settings)")
     b.add_argument("--intra-op", action="store_true",

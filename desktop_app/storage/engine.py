@@ -116,6 +116,32 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="DEFERRED") if _is_sqlite(engine) else engine
 
 
+POSTGRES_EXTRA = "pip install 'fdface-attendance[postgres]'"  # pyproject.toml: psycopg, this app's driver
+SUPPORTED = "a SQLite file (a path, or sqlite:///PATH) or PostgreSQL (postgresql+psycopg://user@host/dbname)"
+_NAMES = {"mysql": "MySQL", "mariadb": "MariaDB", "mssql": "Microsoft SQL Server", "oracle": "Oracle"}
+
+
+def unusable_database(url: str) -> str:
+    """Why a URL whose database kind or driver cannot be loaded cannot be used, in a person's words (never the
+    driver's "No module named 'psycopg'"): PostgreSQL without its driver names the package to install; other
+    kinds are not supported by this app (SQLite and PostgreSQL are)."""
+    shown = describe_url(url)
+    try:
+        parsed = make_url(url)
+        backend, driver = parsed.get_backend_name(), parsed.drivername.partition("+")[2] or None
+    except Exception:
+        backend, driver = url.split(":", 1)[0], None
+    if backend == "postgresql":
+        if driver in (None, "psycopg"):
+            return f"the database URL {shown} names PostgreSQL, whose driver is not installed: {POSTGRES_EXTRA}"
+        return (f"the database URL {shown} names PostgreSQL through the {driver} driver, which is not installed; "
+                f"this app uses psycopg: write the URL as postgresql+psycopg://... and {POSTGRES_EXTRA}")
+    name = _NAMES.get(backend)
+    if name:
+        return f"the database URL {shown} names {name}, which this app does not support: use {SUPPORTED}"
+    return f"the database URL {shown} names a kind of database this app cannot use ({backend}): use {SUPPORTED}"
+
+
 def create_store_engine(url: str, **kw: Any) -> Engine:
     """An engine for ``url`` with this app's SQLite settings; no migrations (see :func:`open_engine`)."""
     try:
@@ -128,9 +154,8 @@ def create_store_engine(url: str, **kw: Any) -> Engine:
         _check_sqlite_path(url)
     try:
         engine = create_engine(parsed, **kw)
-    except (sa_exc.NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-        raise StoreError(f"the database URL {describe_url(url)} names a database this installation cannot use "
-                         f"({exc}); use sqlite:///PATH, or install the driver for it") from None
+    except (sa_exc.NoSuchModuleError, ModuleNotFoundError, ImportError):
+        raise StoreError(unusable_database(url)) from None
     except sa_exc.ArgumentError as exc:
         raise StoreError(f"the database URL {describe_url(url)} is not valid: {exc}") from None
     if sqlite:

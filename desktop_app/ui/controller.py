@@ -72,11 +72,7 @@ class Opened:
 
 def load_settings(path: str | Path | None) -> tuple[Settings, str | None]:
     """The saved settings and what could not be used of them: a bad key costs only that key (its default is
-    used), not the whole file; a file that is not TOML at all gives the defaults, and so does a file named on the
-    command line that is not there (said, as the CLI says it, rather than passed over)."""
-    if path and not Path(path).exists():
-        return Settings(), (f"The settings file {path} does not exist. The defaults are used; saving the settings "
-                            f"(Tools > Settings) creates it.")
+    used), not the whole file; a file that is not TOML at all gives the defaults."""
     try:
         settings, problems = Settings.load_keeping_valid(path)
     except ConfigError as exc:
@@ -838,6 +834,11 @@ def create_app(args) -> tuple[QApplication, AppController]:
         ctl.db_override = (settings.storage.database_url, saved_url)
     if problem:
         QTimer.singleShot(0, lambda: QMessageBox.warning(ctl.window, "Settings", problem))
+    elif args.settings and not Path(args.settings).exists():  # a new file is fine, a typo should be seen: not a box
+        notice = (f"The settings file {args.settings} does not exist yet: the defaults are used, and saving the "
+                  f"settings (Tools > Settings) creates it.")
+        log.warning("%s", notice)
+        QTimer.singleShot(0, lambda: ctl.window.statusBar().showMessage(notice, 30_000))
     app.aboutToQuit.connect(ctl.shutdown)
     app.aboutToQuit.connect(ctl.release_collector)  # after shutdown: collection goes back once our threads stopped
     _quit_on_signals(app)
