@@ -524,24 +524,23 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     amy = got.args[0]
     assert len(amy.template_ids) == len(dlg.usable)
 
+    def asked_about(name: str, photos: list) -> str:
+        """Save a new person; the dialog must stop at "Enroll anyway": its message, then cancel."""
+        d = ctl.show_enrollment()
+        d.name.setText(name)
+        d.import_photos(photos)
+        qtbot.waitUntil(lambda: not d.busy and d.list.count() == len(photos), timeout=WAIT_MS)
+        d.save_btn.click()
+        qtbot.waitUntil(lambda: d.save_btn.text() == "Enroll anyway", timeout=WAIT_MS)
+        text = d.messages.text()
+        d.reject()
+        return text
+
     # the same face under another name: the core's duplicate warning, then "Enroll anyway"
-    dup = ctl.show_enrollment()
-    dup.name.setText("Not Amy")
-    dup.import_photos(people_dir("amy")[:2])
-    qtbot.waitUntil(lambda: not dup.busy and dup.list.count() == 2, timeout=WAIT_MS)
-    dup.save_btn.click()
-    qtbot.waitUntil(lambda: dup.save_btn.text() == "Enroll anyway", timeout=WAIT_MS)
-    assert "looks like Amy" in dup.messages.text()
-    dup.reject()
+    assert "looks like Amy" in asked_about("Not Amy", people_dir("amy")[:2])
     # someone else under a name already taken: asked about in the same way
-    same = ctl.show_enrollment()
-    same.name.setText(" amy")
-    same.import_photos(people_dir("penny")[:2])
-    qtbot.waitUntil(lambda: not same.busy and same.list.count() == 2, timeout=WAIT_MS)
-    same.save_btn.click()
-    qtbot.waitUntil(lambda: same.save_btn.text() == "Enroll anyway", timeout=WAIT_MS)
-    assert f"Amy (#{amy.person_id}, id E-1) is already enrolled under this name" in same.messages.text()
-    same.reject()
+    assert f"Amy (#{amy.person_id}, id E-1) is already enrolled under this name" in asked_about(
+        " amy", people_dir("penny")[:2])
 
     # all or nothing: a clash on the external id stores no person and no template
     with Session(ctl.engine) as s:
