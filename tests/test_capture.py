@@ -253,7 +253,10 @@ reader.stop()
     assert int(r.stdout.split("attempts")[1]) >= 3  # it did retry, quietly
     assert "WARN" not in r.stderr.replace("WARNING", "") and "VIDEOIO" not in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1 and f"camera {ABSENT_CAMERA} is not available" in r.stderr, r.stderr
-    # the CLI: one line, exit 2
+    # the CLI: one line, exit 2 (on a database that exists: a missing one is said first)
+    from desktop_app.storage import open_engine
+
+    open_engine(f"sqlite:///{tmp_path / 'a.db'}").dispose()
     r = subprocess.run([sys.executable, "-c", "import sys; from desktop_app.cli import main; sys.exit(main())", "run",
                         str(ABSENT_CAMERA), "--db", str(tmp_path / "a.db")],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)

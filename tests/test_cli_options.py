@@ -152,3 +152,14 @@ def test_a_database_whose_driver_is_missing_is_named_in_plain_words(url, want, t
     code, out, err = cli(capsys, "people", "list", "--db", url)
     assert code == 2 and want in err and len(err.splitlines()) == 1, err
     assert "No module named" not in err and "MySQLdb" not in err and "(" + "'" not in err, err
+
+
+def test_run_on_a_database_that_is_not_there_stops_before_making_one(tmp_path, capsys, monkeypatch) -> None:
+    """A mistyped --db used to create the folders and an empty database, then run with nobody enrolled."""
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    cfg = tmp_path / "settings.toml"
+    cfg.write_text("")
+    typo = tmp_path / "typo" / "attendence.db"
+    code, _, err = cli(capsys, "run", str(tmp_path), "--db", str(typo), "--config", str(cfg))
+    assert code == 2 and f"there is no database at {typo}" in err and "Traceback" not in err
+    assert not typo.parent.exists()

@@ -48,21 +48,28 @@ def _settings(args: argparse.Namespace) -> Any:
 def _engine(settings: Any, must_exist: bool = False) -> Any:
     """The store's engine; with ``must_exist`` (listing, export, remove, set) no SQLite file is created, nor the
     folders above it, where there is none (a mistyped ``--db`` would otherwise leave an empty database behind)."""
-    from sqlalchemy.engine import make_url
 
     from desktop_app.storage import StoreError, open_engine
 
     url = settings.storage.resolved_url()
     if must_exist:
-        u = make_url(url)
-        if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
-                and not Path(u.database).exists():
-            raise CliError(f"there is no database at {u.database}: nobody has been enrolled and nothing recorded "
-                           "there yet (check --db, FDFACE_DB or storage.database_url)")
+        _require_database(url)
     try:
         return open_engine(url)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+
+
+def _require_database(url: str) -> None:
+    """CliError where a SQLite file is named that is not there: a mistyped ``--db`` must not leave an empty database
+    behind, nor run attendance against one where nobody is enrolled."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
+            and not Path(u.database).expanduser().exists():
+        raise CliError(f"there is no database at {u.database}: nobody has been enrolled and nothing recorded "
+                       "there yet (check --db, FDFACE_DB or storage.database_url)")
 
 
 def _pipeline_and_gallery(settings: Any, threads: int, recompute: bool = True) -> tuple[Any, Any]:
@@ -312,6 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     _store_call(check_station, s.attendance.station)  # not at the first recognised face
+    _require_database(s.storage.resolved_url())  # attendance needs people enrolled: `fdface enroll` makes the database
     try:
         source = open_source(args.source, s.capture.width, s.capture.height)
         source.open()
