@@ -133,6 +133,8 @@ def test_export_absent_counts_the_days_the_workbook_counts(tmp_path, capsys, mon
                     else str(r[head.index("day")]), r[head.index("name")], r[head.index("group")])
                    for r in sheet.iter_rows(min_row=2, values_only=True)]
     assert exported == in_workbook
+    code, out, err = _cli(capsys, "export", "absent", "--from", str(first), "--to", "today", "--station", "dor", *db)
+    assert code == 2 and out == "" and "dor" in err and "door" in err, err  # not everyone absent at a typo
     assert (str(worked), "Ada", "7B") in exported and all(d != str(today) for d, _, _ in exported)
     assert all(n == "Ada" or d != str(worked) for d, n, _ in exported)  # Bob came that day
 

@@ -66,6 +66,31 @@ def test_the_steps_do_what_they_say() -> None:
     assert float(bright.max()) == 255.0 and float(bright.min()) >= 0
 
 
+def test_the_warp_is_the_cpu_augmentations_warp() -> None:
+    """The same rotation, scale and shift as cv2.getRotationMatrix2D + warpAffine in augment.py, on a picture that
+    is not square (a wrong sign, aspect factor or centre shows at once)."""
+    import cv2
+    import torch.nn.functional as F
+
+    from desktop_app.train.gpu import rotation_matrices, theta_of_warp
+
+    h, w = 96, 128
+    img = cv2.resize(np.random.default_rng(4).integers(0, 256, (12, 16, 3), dtype=np.uint8), (w, h),
+                     interpolation=cv2.INTER_CUBIC)
+    for ang, sc, sx, sy in ((10.0, 1.1, 3.0, -2.0), (-6.0, 0.95, -3.0, 1.5)):
+        m_cv = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), ang, sc)
+        m_cv[:, 2] += (sx, sy)
+        want = cv2.warpAffine(img, m_cv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        m = rotation_matrices(torch.tensor([ang]), torch.tensor([sc]), torch.tensor([[sx, sy]]), h, w)
+        np.testing.assert_allclose(m[0].double().numpy(), m_cv, atol=1e-4)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+        grid = F.affine_grid(theta_of_warp(m.double(), h, w).float(), [1, 3, h, w], align_corners=False)
+        got = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        got = got[0].permute(1, 2, 0).numpy()
+        inner = (slice(16, -16), slice(16, -16))  # the borders are filled differently (reflection about edges)
+        assert np.abs(got[inner] - want[inner].astype(np.float32)).max() < 1.5
+
+
 def test_steps_the_device_does_not_have_are_refused_not_skipped() -> None:
     for cfg in (dataclasses.replace(STILL, lowlight_p=0.3), dataclasses.replace(STILL, jpeg_p=0.3)):
         with pytest.raises(ValueError, match="no low-light or JPEG step"):
@@ -126,7 +151,7 @@ def test_a_short_run_on_the_cpu_writes_a_checkpoint_that_ships_and_resumes(tmp_p
     run = tmp_path / "run"
     assert main(["train", str(rp), str(pack), str(run), "--device", "cpu", "--seconds", "3", "--threads", "1"]) == 0
     st = torch.load(run / "final.pt", map_location="cpu", weights_only=False)
-    assert st["step"] >= 1 and st["recipe"] == "g" and st["history"][-1]["lr"] == 0.0
+    assert st["step"] >= 1 and st["recipe"] == "g" and st["history"][-1]["step"] == st["step"]
     assert all(v.dtype == torch.float32 for v in st["model"].values() if v.is_floating_point())
     assert not (run / "last.pt").exists() and (run / "log.jsonl").read_text().count("\n") == len(st["history"])
     path, _ = export_checkpoint(run / "final.pt", tmp_path / "g.onnx")
@@ -138,5 +163,18 @@ def test_a_short_run_on_the_cpu_writes_a_checkpoint_that_ships_and_resumes(tmp_p
     torch.testing.assert_close(tr.distill_head2.weight, st["distill_head2"]["weight"].float())
 
     assert main(["train", str(tmp_path / "missing.toml"), str(pack), str(run)]) == 2  # a message, no traceback
+    from desktop_app.train.gpu import GpuRun
+
+    with pytest.raises(ValueError, match="holds a run already"):  # a second run never mixes into the first's log
+        GpuRun(load_recipe(rp), pack, "cpu", 1).run(run, 1.0)
+    big = rp.with_name("big.toml")
+    big.write_text(rp.read_text().replace("batch = 8", "batch = 64"))
+    with pytest.raises(ValueError, match="24 training faces, fewer than one batch of 64"):
+        GpuRun(load_recipe(big), pack, "cpu", 1)  # (an epoch of no steps would spin for ever)
+    step = rp.with_name("step.toml")
+    step.write_text(rp.read_text().replace('name = "g"', 'name = "g"\nschedule = "step"\nmilestones = [5]\n'
+                                           'init_onnx = "x.onnx"'))
+    with pytest.raises(ValueError, match='does not do schedule = "step".*init_onnx'):
+        GpuRun(load_recipe(step), pack, "cpu", 1)
     if not torch.cuda.is_available():
         assert main(["train", str(rp), str(pack), str(run)]) == 2  # "no CUDA device here; pass --device cpu"

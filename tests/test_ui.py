@@ -524,8 +524,9 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     amy = got.args[0]
     assert len(amy.template_ids) == len(dlg.usable)
 
-    def asked_about(name: str, photos: list) -> str:
-        """Save a new person; the dialog must stop at "Enroll anyway": its message, then cancel."""
+    def asked_about(name: str, photos: list, renamed: str = "") -> str:
+        """Save a new person; the dialog must stop at "Enroll anyway": its message, then cancel. ``renamed``: a name
+        typed after the question, which takes the confirmation back (it was for the other name)."""
         d = ctl.show_enrollment()
         d.name.setText(name)
         d.import_photos(photos)
@@ -533,6 +534,9 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
         d.save_btn.click()
         qtbot.waitUntil(lambda: d.save_btn.text() == "Enroll anyway", timeout=WAIT_MS)
         text = d.messages.text()
+        if renamed:
+            d.name.setText(renamed)
+            assert d.save_btn.text() == "Save" and "already enrolled" not in d.messages.text()
         d.reject()
         return text
 
@@ -540,7 +544,7 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     assert "looks like Amy" in asked_about("Not Amy", people_dir("amy")[:2])
     # someone else under a name already taken: asked about in the same way
     assert f"Amy (#{amy.person_id}, id E-1) is already enrolled under this name" in asked_about(
-        " amy", people_dir("penny")[:2])
+        " amy", people_dir("penny")[:2], renamed="Amy ")
 
     # all or nothing: a clash on the external id stores no person and no template
     with Session(ctl.engine) as s:

@@ -412,6 +412,14 @@ def test_a_database_location_problem_names_the_cause_and_creates_nothing(tmp_pat
     with pytest.raises(StoreError, match="read-only disk.*choose another location"):  # opening says the same
         open_engine(f"sqlite:///{tmp_path / 'old.db'}")
 
+    def locked(self):  # a folder on the way that may not be looked into (as root nothing is: simulated)
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))
+
+    monkeypatch.setattr(engine.Path, "is_dir", locked)
+    said = database_location_problem(f"sqlite:///{tmp_path / 'locked' / 'sub' / 'a.db'}")
+    assert said.startswith(f"the database {tmp_path / 'locked' / 'sub' / 'a.db'} cannot be reached: Permission "
+                           f"denied ({tmp_path / 'locked'})")
+
 
 def test_a_settings_file_named_on_the_command_line_that_is_missing_is_said(tmp_path, qtbot, monkeypatch):
     """It started on the defaults without a word (the CLI refuses such a file). A new file is a fair wish, so this is

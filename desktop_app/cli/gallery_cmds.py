@@ -441,6 +441,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                 # an empty export as before (header only, exit 0), but not a silent one
                 print(f"fdface export: {unknown_group(sess, args.group)}: nothing to export", file=sys.stderr)
             if args.report == "absent":
+                try:  # a mistyped station would report everyone absent
+                    grid.check_station(sess, args.station)
+                except ValueError as exc:
+                    raise CliError(str(exc)) from None
                 # the absences of the workbook's "Absent" sheet (grid.py), on the days the rules count
                 reasons = [why_no_absence(first + timedelta(days=i), today) for i in range((last - first).days + 1)]
                 if all(reasons):

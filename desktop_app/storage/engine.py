@@ -57,6 +57,14 @@ def database_location_problem(url: str) -> str | None:
     if not db or db == ":memory:" or db.startswith("file:"):
         return None
     p = Path(db).expanduser()
+    try:
+        return _location_problem(p)
+    except OSError as exc:  # a folder on the way that may not even be looked into
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"the database {p} cannot be reached: {exc.strerror or exc}{where}; {ELSEWHERE}"
+
+
+def _location_problem(p: Path) -> str | None:
     if p.is_dir():
         return f"the database path {p} is a folder, not a file; give a file name such as {p / 'fdface.db'}"
     if p.exists():

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -52,7 +53,9 @@ def require_person(s: Session, person_id: int) -> Person:
 
 
 def _name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    """Names compared as a person reads them: spacing, case and Unicode composition (é typed as e + accent)
+    aside."""
+    return unicodedata.normalize("NFC", " ".join(name.split())).casefold()
 
 
 def people_named(s: Session, name: str) -> list[Person]:

@@ -12,8 +12,11 @@ A lent GPU comes for minutes, with a 64 MiB carry and no ../shared, so the run i
   each teacher through its head plus the relational term on the mean of both teachers' similarity matrices.
   The schedule is the recipe's cosine over a wall-clock budget (``minutes``), after a linear warm-up
   (``warmup``), so the run ends annealed when the lease's minutes are spent, whatever the step rate.
-* It writes ``final.pt`` in the trainer's checkpoint layout (the net in fp32, the heads; no optimizer state),
-  which ``fdface ship RUN --recipe ...`` exports and measures, and ``fdface train --resume-from`` can continue.
+* It writes ``final.pt`` in the trainer's kept-checkpoint layout (the net in fp32, the heads; no optimizer state),
+  which ``fdface ship RUN --recipe ...`` exports and measures. Its budget is spent, so it is not a run to resume;
+  a run folder that holds one is refused.
+* The validation faces travel as WebP too, so the figures the device prints are on slightly degraded crops: they
+  follow the run; the figures to compare models by are ``fdface ship``'s and ``benchmarks/students.py``'s here.
 
 Run ``python -m desktop_app.train.gpu train --help`` for the arguments; docs/TRAINING.md has the command used.
 """
@@ -37,6 +40,7 @@ import torch.nn.functional as F
 
 from desktop_app.train.augment import AugmentConfig
 from desktop_app.train.evaluate import open_set
+from desktop_app.train.loop import MAX_SKIPPED_IN_A_ROW
 from desktop_app.train.losses import cosine_distill, relational_distill
 from desktop_app.train.recipe import Recipe, load_recipe, scheduled_lr
 
@@ -123,13 +127,11 @@ class GpuAugment:
         n, _, h, w = x.shape
         flip = torch.rand(n, generator=self.g, device=dev) < cfg.flip
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
-        # the affine warp: theta maps output to input coordinates in [-1, 1] (align_corners=False)
-        ang = self._u(n, -cfg.rotate_deg, cfg.rotate_deg, dev) * (math.pi / 180)
+        # the CPU augmentation's warp (cv2.getRotationMatrix2D about (w/2, h/2), then the shift), as a sampling grid
+        ang = self._u(n, -cfg.rotate_deg, cfg.rotate_deg, dev)
         sc = self._u(n, cfg.scale[0], cfg.scale[1], dev)
         shift = self._u(2 * n, -cfg.shift_px, cfg.shift_px, dev).view(n, 2)
-        cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-        theta = torch.stack([torch.stack([cos, -sin * h / w, -2 * shift[:, 0] / w], 1),
-                             torch.stack([sin * w / h, cos, -2 * shift[:, 1] / h], 1)], 1)
+        theta = theta_of_warp(rotation_matrices(ang, sc, shift, h, w), h, w)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         if cfg.downsample_p > 0:
@@ -157,6 +159,29 @@ class GpuAugment:
         return (x * a + b).clamp_(0, 255), flip
 
 
+def rotation_matrices(ang_deg: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, h: int, w: int
+                      ) -> torch.Tensor:
+    """[N, 2, 3] pixel-space warps as the CPU augmentation makes them: ``cv2.getRotationMatrix2D((w / 2, h / 2),
+    angle, scale)`` with ``shift`` (px, [N, 2]) added to the translation (input -> output)."""
+    rad = ang_deg * (math.pi / 180)
+    a, b = scale * torch.cos(rad), scale * torch.sin(rad)
+    cx, cy = w / 2.0, h / 2.0
+    return torch.stack([torch.stack([a, b, (1 - a) * cx - b * cy + shift[:, 0]], 1),
+                        torch.stack([-b, a, b * cx + (1 - a) * cy + shift[:, 1]], 1)], 1)
+
+
+def theta_of_warp(m: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The ``F.affine_grid`` theta (output -> input, normalised coordinates, align_corners=False) that samples what
+    ``cv2.warpAffine(img, m, (w, h))`` shows: m inverted, between the two coordinate systems."""
+    n = m.shape[0]
+    full = torch.zeros(n, 3, 3, dtype=m.dtype, device=m.device)
+    full[:, :2] = m
+    full[:, 2, 2] = 1
+    to_pix = torch.tensor([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2], [0, 0, 1]], dtype=m.dtype,
+                          device=m.device)  # normalised -> pixel centres
+    return (torch.linalg.inv(to_pix) @ torch.linalg.inv(full) @ to_pix)[:, :2]
+
+
 def mixup(x: torch.Tensor, frac: float, generator: torch.Generator) -> int:
     """Mix the first ``round(frac * N)`` faces of ``x`` (in place) with random faces of the batch; returns how many."""
     n = x.shape[0]
@@ -174,10 +199,31 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
+def unsupported(r: Recipe) -> list[str]:
+    """What of a recipe this path does not do: refused rather than trained without (it distils from two teachers
+    online, over a wall-clock cosine, from scratch)."""
+    out = []
+    if r.loss != "distill":
+        out.append(f'loss = "{r.loss}" (only distillation)')
+    if r.schedule != "cosine":
+        out.append(f'schedule = "{r.schedule}" (only the cosine over the wall clock)')
+    if r.steps:
+        out.append("steps (the budget is minutes of wall clock)")
+    if r.init_onnx:
+        out.append("init_onnx (no warm start)")
+    if r.pairs:
+        out.append("pairs (no hard-example mining)")
+    if not r.teacher2:
+        out.append("a recipe without teacher2 (two teachers)")
+    return out
+
+
 class GpuRun:
     def __init__(self, recipe: Recipe, pack_dir: Path, device: str = "cuda", threads: int = 8) -> None:
         from desktop_app.nets import create_net
 
+        if problems := unsupported(recipe):
+            raise ValueError(f"recipe {recipe.name}: the GPU run does not do " + "; ".join(problems))
         self.r = recipe
         self.dev = torch.device(device)
         torch.manual_seed(recipe.seed)
@@ -186,6 +232,8 @@ class GpuRun:
         z = np.load(pack_dir / "faces.npz")
         faces = decode_faces((pack_dir / "faces.bin").read_bytes(), z["offsets"], threads)
         nt = int(z["n_train"])
+        if nt < recipe.batch:
+            raise ValueError(f"the pack holds {nt} training faces, fewer than one batch of {recipe.batch}")
         self.train_faces = torch.from_numpy(faces[:nt]).to(self.dev)
         self.val_faces, self.val_labels = faces[nt:], z["labels"][nt:]
         self.t1 = load_teacher(pack_dir / "teacher1.pt", self.dev)
@@ -201,7 +249,7 @@ class GpuRun:
 
         bf16 = recipe.bf16 and (self.dev.type == "cuda" or native_bf16())  # emulated bf16 is ~10x slower on a CPU
         self.amp = dict(device_type=self.dev.type, dtype=torch.bfloat16, enabled=bf16)
-        self.step = self.epoch = self.skipped = 0
+        self.step = self.epoch = self.skipped = self.skipped_in_a_row = 0
         self.elapsed = 0.0
         self.history: list[dict] = []
 
@@ -234,7 +282,12 @@ class GpuRun:
                 for b, old in zip(bn, bn_before, strict=True):
                     b.copy_(old)
             self.skipped += 1
+            self.skipped_in_a_row += 1
+            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise ValueError(f"the loss or its gradient was not finite for {self.skipped_in_a_row} steps in a "
+                                 f"row (step {self.step}): the run stops; try a lower learning rate")
             return value
+        self.skipped_in_a_row = 0
         self.opt.step()
         return value
 
@@ -274,7 +327,9 @@ class GpuRun:
             log=print) -> dict:
         """Train for ``seconds`` of wall clock (the budget the schedule anneals over), then write final.pt."""
         out.mkdir(parents=True, exist_ok=True)
-        logf = open(out / "log.jsonl", "a")  # noqa: SIM115 (closed below; a kill loses no line)
+        if any((out / f).exists() for f in ("final.pt", "last.pt", "log.jsonl")):  # no resume: a new run each time
+            raise ValueError(f"{out} holds a run already; give a new folder (this path does not resume)")
+        logf = open(out / "log.jsonl", "w")  # noqa: SIM115 (closed below; a kill loses no line)
         n, bs = len(self.train_faces), self.r.batch
         per_epoch = n // bs
         t0 = time.monotonic()

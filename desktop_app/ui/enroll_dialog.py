@@ -253,7 +253,7 @@ class EnrollDialog(QDialog):
         self.remove_btn.clicked.connect(self.remove_selected)
         self.save_btn.clicked.connect(self.save)
         self.cancel_btn.clicked.connect(self.reject)
-        self.name.textChanged.connect(self._update_buttons)
+        self.name.textChanged.connect(self._name_edited)
         self.largest.toggled.connect(self._reverdict)
         self._update_buttons()
         self._show_hints([])
@@ -396,6 +396,15 @@ class EnrollDialog(QDialog):
         rows = sorted((self.list.row(i) for i in self.list.selectedItems()), reverse=True)
         for r in rows:
             self.remove_at(r)
+
+    @Slot()
+    def _name_edited(self) -> None:
+        """A confirmation was for the name it was asked about: another name is checked afresh (it may be taken
+        too)."""
+        if self._confirm:
+            self._confirm = False
+            self._summarise()
+        self._update_buttons()
 
     def remove_at(self, row: int) -> None:
         del self.entries[row]
