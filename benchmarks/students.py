@@ -6,6 +6,10 @@ embeddings over ``--splits`` random enrol/stranger splits: the mean DIR with its
 (min-max), closed-set rank-1 and pairwise TAR at FAR 1e-3. LFW is not used (it may not choose a checkpoint).
 
     .venv/bin/python benchmarks/students.py models/fdfacenet.onnx /tmp/run/other.onnx [--splits 20]
+    .venv/bin/python benchmarks/students.py models/fdfacenet.onnx --gpu-pack .gpu   # on the GPU pack's WebP crops
+
+Every model after the first is also compared with the first split by split (the paired difference and its standard
+error: the splits are the same, so this is the figure that says whether two models differ).
 """
 
 from __future__ import annotations
@@ -46,19 +50,35 @@ def main() -> int:
     ap.add_argument("--pack", default=str(ROOT.parent / "shared" / "datasets" / "faces112"))
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gpu-pack", help="use the validation crops of this GPU pack (desktop_app/train/gpu.py: WebP) "
+                                       "instead of the pool's JPEGs")
     a = ap.parse_args()
-    arr, sources = load_index_csv(a.pack, cache_dir=cache_dir())
-    _, val = identity_split(arr, sources, "celeba-wild", 50, seed=1234)  # the trainer's held-out identities
-    images, labels = arr.images[val], arr.labels[val]
-    print(f"CPU: {cpu_description()}, {a.threads} threads; {len(val)} faces of {len(np.unique(labels))} identities, "
-          f"{a.splits} splits")
-    print("| model | DIR@FAR1% mean +- s.e. | min-max | split 0 | rank-1 | TAR@1e-3 |")
-    print("|---|---|---|---|---|---|")
+    if a.gpu_pack:
+        from desktop_app.train.gpu import decode_faces
+
+        z = np.load(Path(a.gpu_pack) / "faces.npz")
+        nt = int(z["n_train"])
+        images = decode_faces((Path(a.gpu_pack) / "faces.bin").read_bytes(), z["offsets"], a.threads)[nt:]
+        labels = z["labels"][nt:]
+    else:
+        arr, sources = load_index_csv(a.pack, cache_dir=cache_dir())
+        _, val = identity_split(arr, sources, "celeba-wild", 50, seed=1234)  # the trainer's held-out identities
+        images, labels = arr.images[val], arr.labels[val]
+    print(f"CPU: {cpu_description()}, {a.threads} threads; {len(labels)} faces of {len(np.unique(labels))} "
+          f"identities, {a.splits} splits" + (f", crops of {a.gpu_pack}" if a.gpu_pack else ""))
+    print("| model | DIR@FAR1% mean +- s.e. | paired with the first | min-max | split 0 | rank-1 | TAR@1e-3 |")
+    print("|---|---|---|---|---|---|---|")
+    first = None
     for m in a.models:
         e = embed(m, images, a.threads)
         res = [open_set(e, labels, seed=s) for s in range(a.splits)]
         d = np.array([r.dir_at_far for r in res])
-        print(f"| {Path(m).name} | {d.mean():.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f} | "
+        if first is None:
+            first, paired = d, "-"
+        else:
+            diff = d - first
+            paired = f"{diff.mean():+.2f} +- {diff.std(ddof=1) / np.sqrt(len(diff)):.2f}"
+        print(f"| {Path(m).name} | {d.mean():.2f} +- {d.std(ddof=1) / np.sqrt(len(d)):.2f} | {paired} | "
               f"{d.min():.1f}-{d.max():.1f} | {d[0]:.2f} | {res[0].rank1:.2f} | {res[0].verification_tar:.2f} |",
               flush=True)
     return 0
