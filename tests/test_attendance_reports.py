@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
 from desktop_app.attendance import export
+from desktop_app.attendance.grid import build_grid
 from desktop_app.attendance.recorder import AttendanceRecorder
-from desktop_app.attendance.reports import absent_people, daily_summary, events_in_range, summarize
+from desktop_app.attendance.reports import daily_summary, events_in_range, summarize
 from desktop_app.config import AttendanceSettings
 
 TZ = ZoneInfo("America/New_York")
@@ -21,6 +23,12 @@ DAY = date(2026, 6, 10)
 
 def at(hour: int, minute: int = 0, day: date = DAY) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=TZ).astimezone(UTC)
+
+
+def absent(s: Session, day: date, group: str | None = None) -> list[str]:
+    """Who the grid (the one absence rule: grid.py, rules.why_no_absence) marks absent on ``day``, a past one."""
+    g = build_grid(s, day, day, TZ, "America/New_York", time(9), date(2026, 7, 1), 4, group=group)
+    return [r.name for _, r in g.absences()]
 
 
 @pytest.fixture
@@ -34,6 +42,8 @@ def populated(tmp_path):
             "dee": st.add_person(s, "Dee", group="eng").id,
             "old": st.add_person(s, "Old", group="eng", active=False).id,
         }
+        for p in s.scalars(select(st.Person)):  # enrolled before the days the tests look at
+            p.created_at = datetime(2026, 5, 1, tzinfo=UTC)
     rec = AttendanceRecorder(e, AttendanceSettings(timezone="America/New_York", station="front"))
     rec.record(ids["ada"], 0.81, ts=at(8, 55))
     rec.record(ids["ada"], 0.77, ts=at(12, 30), station="back")
@@ -98,7 +108,7 @@ def test_group_filters_match_any_case(populated) -> None:
     with Session(e) as s:
         assert groups_named(s, " OPS ") == ["ops"] and groups_named(s, "op") == []
         assert [r.name for r in events_in_range(s, DAY, DAY, TZ, 4, group="OPS")] == ["Cy"]
-        assert [p.name for p in absent_people(s, DAY + timedelta(days=1), TZ, 4, group="Ops")] == ["Cy"]
+        assert absent(s, DAY + timedelta(days=1), group="Ops") == ["Cy"]
         assert [p.name for p in list_people(s, group="ENG", active=True)] == ["=HYPERLINK(\"http://x\")", "Ada", "Dee"]
         assert events_in_range(s, DAY, DAY, TZ, 4, group="nobody") == []
 
@@ -106,10 +116,9 @@ def test_group_filters_match_any_case(populated) -> None:
 def test_absent_people(populated) -> None:
     e, ids = populated
     with Session(e) as s:
-        assert [p.name for p in absent_people(s, DAY, TZ, 4)] == ["Dee"]  # inactive Old is not expected
-        assert [p.name for p in absent_people(s, DAY + timedelta(days=1), TZ, 4, group="eng")] == [
-            "=HYPERLINK(\"http://x\")", "Ada"]
-        assert absent_people(s, DAY, TZ, 4, group="ops") == []
+        assert absent(s, DAY) == ["Dee"]  # inactive Old is not expected
+        assert absent(s, DAY + timedelta(days=1), group="eng") == ["=HYPERLINK(\"http://x\")", "Ada"]
+        assert absent(s, DAY, group="ops") == []
 
 
 def test_safe_cell_neutralises_formulas() -> None:
@@ -125,11 +134,11 @@ def test_csv_files_have_bom_header_iso_times_and_no_formulas(populated, tmp_path
     e, ids = populated
     with Session(e) as s:
         rows = events_in_range(s, DAY, DAY, TZ, 4)
-        people = absent_people(s, DAY, TZ, 4)
+        absences = build_grid(s, DAY, DAY, TZ, "America/New_York", time(9), date(2026, 7, 1), 4).absences()
     ev_path, sum_path, abs_path = tmp_path / "events.csv", tmp_path / "summary.csv", tmp_path / "absent.csv"
     assert export.events_csv(rows, ev_path) == 5
     assert export.summary_csv(summarize(rows), sum_path) == 3
-    assert export.absent_csv(DAY, people, abs_path) == 1
+    assert export.absent_csv(absences, abs_path) == 1
     for path, header in [(ev_path, export.EVENT_HEADER), (sum_path, export.SUMMARY_HEADER),
                          (abs_path, export.ABSENT_HEADER)]:
         raw = path.read_bytes()

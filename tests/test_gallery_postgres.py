@@ -19,16 +19,18 @@ import subprocess
 import tempfile
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
+from desktop_app.attendance.grid import build_grid
 from desktop_app.attendance.recorder import AttendanceRecorder
-from desktop_app.attendance.reports import absent_people, daily_summary
+from desktop_app.attendance.reports import daily_summary
 from desktop_app.config import AttendanceSettings
 from desktop_app.gallery.service import Gallery
 
@@ -150,7 +152,11 @@ def test_schema_people_templates_events_on_postgres(pg) -> None:
     with Session(pg) as s:
         days = daily_summary(s, date(2026, 6, 1), date(2026, 6, 1), UTC, 0)
         assert [(d.name, d.present) for d in days] == [("Ada", timedelta(hours=8))]
-        assert [p.name for p in absent_people(s, date(2026, 6, 1), UTC, 0)] == ["Bob"]
+        for p in s.scalars(select(st.Person)):  # enrolled before the day looked at
+            p.created_at = datetime(2026, 5, 1, tzinfo=UTC)
+        s.flush()
+        marks = build_grid(s, date(2026, 6, 1), date(2026, 6, 1), UTC, "UTC", dtime(9), date(2026, 7, 1), 0)
+        assert [r.name for _, r in marks.absences()] == ["Bob"]
 
     er = g.delete_person(ids[0])
     assert er.templates == 3 and er.events_pseudonymised == 2 and len(g.index) == 1

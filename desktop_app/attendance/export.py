@@ -91,5 +91,10 @@ def summary_csv(rows: Sequence[DaySummary], path: str | Path | None = None) -> s
     return _csv(SUMMARY_HEADER, (summary_cells(d) for d in rows), path)
 
 
-def absent_csv(day: date, people: Sequence[Any], path: str | Path) -> int:
-    return _to_path(path, ABSENT_HEADER, ([day, p.id, p.external_id, p.name, p.group] for p in people))
+def absent_rows(absences: Sequence[tuple[date, Any]]) -> list[list[Any]]:
+    """The rows of ABSENT_HEADER for (day, grid row) pairs (``AttendanceGrid.absences()``: the one absence rule)."""
+    return [[day, r.person_id, r.external_id, r.name, r.group] for day, r in absences]
+
+
+def absent_csv(absences: Sequence[tuple[date, Any]], path: str | Path) -> int:
+    return _to_path(path, ABSENT_HEADER, absent_rows(absences))

@@ -124,15 +124,3 @@ def daily_summary(s: Session, first: date, last: date, tz: tzinfo,
                   group: str | None = None, station: str | None = None) -> list[DaySummary]:
     return summarize(events_in_range(s, first, last, tz, boundary_hour, person_id=person_id, group=group,
                                      station=station))
-
-
-def absent_people(s: Session, day: date, tz: tzinfo, boundary_hour: int = DEFAULT_DAY_BOUNDARY_HOUR, *,
-                  group: str | None = None) -> list[Person]:
-    """Active people (of ``group``) with no event on ``day``, by name."""
-    start, end = day_bounds(day, day, tz, boundary_hour)
-    seen = (select(AttendanceEvent.person_id)
-            .where(AttendanceEvent.ts >= start, AttendanceEvent.ts < end, AttendanceEvent.person_id.is_not(None)))
-    stmt = select(Person).where(Person.active.is_(True), Person.id.not_in(seen)).order_by(Person.name, Person.id)
-    if group is not None:
-        stmt = stmt.where(in_group(s, group))
-    return list(s.scalars(stmt))

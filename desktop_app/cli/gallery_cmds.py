@@ -457,8 +457,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     raise CliError(str(exc)) from None
                 g = grid.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour,
                                     group=args.group, station=args.station, person_id=pid)
-                header = export.ABSENT_HEADER
-                rows = [[day, r.person_id, r.external_id, r.name, r.group] for day, r in g.absences()]
+                header, rows = export.ABSENT_HEADER, export.absent_rows(g.absences())
             else:
                 evs = reports.events_in_range(sess, first, last, tz, a.day_boundary_hour, person_id=pid,
                                               group=args.group, station=args.station)
