@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session
 
 from desktop_app import storage as st
@@ -160,3 +161,62 @@ def test_group_filters_ignore_case_and_an_unknown_group_is_named(tmp_path, capsy
     code, _, err = _cli(capsys, "report", "xlsx", str(xlsx), "--from", str(worked), "--to", str(worked),
                         "--group", "7B ", *db)
     assert code == 0 and "group 7B" in err, err
+
+
+def test_a_database_that_cannot_be_written_is_still_read(tmp_path, capsys, monkeypatch) -> None:
+    """A copy on a read-only stick or share: lists, exports and reports read it; changes are refused in words. (As
+    root nothing is read-only here: the disk check is made to say so.)"""
+    from desktop_app.storage import engine
+
+    monkeypatch.delenv("FDFACE_DB", raising=False)
+    today = datetime.now(UTC).date()
+    url, cfg, worked = _class_db(tmp_path, today)
+    db = ("--db", url, "--config", str(cfg))
+    monkeypatch.setattr(engine, "_read_only_disk", lambda p: True)
+    code, out, err = _cli(capsys, "export", "events", "--day", str(worked), *db)
+    assert code == 0 and [r["name"] for r in _csv_rows(out)] == ["Bob"]
+    assert f"note: {tmp_path / 'class.db'} cannot be written here: it is read, not changed" in err
+    code, out, _ = _cli(capsys, "people", "--json", *db)
+    assert code == 0 and sorted(p["name"] for p in json.loads(out)) == ["Ada", "Bob"]
+    code, _, err = _cli(capsys, "report", "xlsx", str(tmp_path / "r.xlsx"), "--from", str(worked), "--to",
+                        str(worked), *db)
+    assert code == 0 and (tmp_path / "r.xlsx").stat().st_size > 0, err
+    code, _, err = _cli(capsys, "people", "set", "Ada", "--group", "8A", *db)  # a change: refused
+    assert code == 2 and "read-only disk" in err, err
+    monkeypatch.undo()
+    code, out, _ = _cli(capsys, "people", "--json", "--group", "7B", "--db", url, "--config", str(cfg))
+    assert {p["group"] for p in json.loads(out)} == {"7B"}  # nothing was changed
+
+
+def test_a_read_only_copy_in_wal_mode_opens_as_immutable(tmp_path, monkeypatch) -> None:
+    """Where SQLite cannot make the -shm file a WAL database needs (a read-only folder), the reader opens the file
+    as immutable. Simulated: the first, plain read-only open is made to fail as it fails there."""
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from desktop_app.storage import engine, open_engine, open_reader
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    open_engine(url).dispose()
+    urls, real_create, real_version = [], engine.create_engine, engine.schema_version
+
+    def create(u, *a, **k):
+        urls.append(str(u))
+        return real_create(u, *a, **k)
+
+    def version(e):
+        if "immutable" not in str(e.url):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_version(e)
+
+    monkeypatch.setattr(engine, "create_engine", create)
+    monkeypatch.setattr(engine, "schema_version", version)
+    e = open_reader(url)
+    monkeypatch.undo()
+    assert len(urls) == 2 and "mode=ro&uri" in urls[0] and urls[1].endswith("mode=ro&immutable=1&uri=true")
+    with e.connect() as c:
+        assert c.execute(text("select count(*) from people")).scalar() == 0
+        with pytest.raises(Exception, match="readonly|read-only|query_only|attempt to write"):
+            c.execute(text("insert into people (name) values ('x')"))
+    e.dispose()

@@ -45,11 +45,12 @@ def _settings(args: argparse.Namespace) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _engine(settings: Any, must_exist: bool = False) -> Any:
+def _engine(settings: Any, must_exist: bool = False, read_only: bool = False) -> Any:
     """The store's engine; with ``must_exist`` (listing, export, remove, set) no SQLite file is created, nor the
-    folders above it, where there is none (a mistyped ``--db`` would otherwise leave an empty database behind)."""
-
-    from desktop_app.storage import StoreError, open_engine
+    folders above it, where there is none (a mistyped ``--db`` would otherwise leave an empty database behind).
+    ``read_only`` (lists, exports, reports): a SQLite copy that cannot be written (a read-only disk or share) is
+    opened for reading instead of refused."""
+    from desktop_app.storage import StoreError, database_location_problem, describe_url, open_engine, open_reader
 
     url = settings.storage.resolved_url()
     if must_exist:
@@ -57,6 +58,13 @@ def _engine(settings: Any, must_exist: bool = False) -> Any:
     try:
         return open_engine(url)
     except StoreError as exc:
+        if read_only and database_location_problem(url):
+            try:
+                engine = open_reader(url)
+            except StoreError:
+                raise CliError(str(exc)) from None
+            print(f"note: {describe_url(url)} cannot be written here: it is read, not changed", file=sys.stderr)
+            return engine
         raise CliError(str(exc)) from None
 
 
@@ -201,7 +209,7 @@ def cmd_people_list(args: argparse.Namespace) -> int:
     from desktop_app.attendance.queries import StoreReads, list_people
     from desktop_app.attendance.reports import groups_named
 
-    engine = _engine(_settings(args), must_exist=True)
+    engine = _engine(_settings(args), must_exist=True, read_only=True)
     try:
         reads = StoreReads(engine)
         people = reads.read(list_people, args.query or "", group=args.group, active=None if args.all else True)
@@ -433,7 +441,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if last < first:
         raise CliError(f"--to {last} is before --from {first}")
     span = f"{first}" if first == last else f"{first} to {last}"
-    engine = _engine(s, must_exist=True)
+    engine = _engine(s, must_exist=True, read_only=True)
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
             pid = _store_call(st.resolve_person, sess, args.person).id if args.person else None

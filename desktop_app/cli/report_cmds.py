@@ -59,7 +59,7 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
         last = _parse_day(args.date_to, today, default=today if first <= today else first)
         if last < first:
             raise CliError(f"--to {last} is before --from {first}")
-    engine = _engine(s, must_exist=True)
+    engine = _engine(s, must_exist=True, read_only=True)
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
             group = args.group

@@ -66,7 +66,7 @@ def cmd_unknowns_list(args: argparse.Namespace) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CliError(f"--export-snapshots {out_dir}: cannot create the folder ({exc.strerror or exc})") from None
-    engine = _engine(s, must_exist=True)
+    engine = _engine(s, must_exist=True, read_only=True)
     try:
         rows = _store_call(un.list_unknowns, engine, start, end)
         for r in rows:

@@ -186,6 +186,46 @@ def open_engine(url: str, **kw: Any) -> Engine:
     return engine
 
 
+def _read_only_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA query_only = ON")
+    cur.close()
+
+
+def open_reader(url: str) -> Engine:
+    """A SQLite database opened for reading only, for the reports and lists of a copy that cannot be written (a
+    read-only disk, stick or share): nothing is created beside it, and its schema must be current (upgrading
+    needs writing). A database in WAL mode needs its -shm file, which a read-only folder cannot hold: then it is
+    opened as immutable, which is what a read-only medium is. Raises :class:`StoreError`."""
+    from urllib.parse import quote
+
+    db = make_url(url).database if _is_sqlite(url) else None
+    if not db or db == ":memory:" or db.startswith("file:"):
+        raise StoreError(f"{describe_url(url)} cannot be opened read-only here")
+    p = Path(db).expanduser().absolute()
+    if not p.is_file():
+        raise StoreError(f"there is no database at {p}")
+    last: Exception | None = None
+    for extra in ("", "&immutable=1"):
+        engine = create_engine(f"sqlite:///file:{quote(p.as_posix())}?mode=ro{extra}&uri=true")
+        event.listen(engine, "connect", _read_only_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN DEFERRED"))
+        try:
+            version = schema_version(engine)
+        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
+            engine.dispose()
+            last = exc
+            continue
+        if version != SCHEMA_HEAD:
+            engine.dispose()
+            raise StoreError(f"the database {p} is from an older version of the app and needs upgrading, which needs "
+                             f"writing; open it once where it can be written")
+        return engine
+    raise friendly_error(last, url) if last is not None else StoreError(f"cannot open {p}")
+
+
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest migration, but only when it is behind: checking is a plain read, so
     opening an up-to-date database does not need the write lock (``people list`` and ``export`` work while a
