@@ -406,6 +406,8 @@ def test_cli_lists_exports_and_purges(tmp_path, capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and "similarity 0.412" in out[0] and f"resembles Amy (#{amy})" in out[0]
     assert "hall" in out[0] and "snapshot" in out[0] and "resembles nobody enrolled" in out[1]
+    assert "1.5 s, 12 frames" in out[0]
+    assert un.seen_for(1, 0.0) == "one photo"  # a folder's photo: no "0.0 s" of a duration it never had
     assert cli_main(["unknowns", "list", "--json", *base]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert rows[0]["resembles"] == "Amy" and rows[0]["similarity"] == 0.4123 and rows[1]["similarity"] is None

@@ -67,10 +67,15 @@ def privacy_text(u: Any) -> str:
                 f"{u.keep_days} day(s) after they were logged.")
     snap = ("a small picture of the face" if u.keep_snapshots else
             "no picture of the face (turn on 'Keep a snapshot of each unknown visitor' to keep one)")
-    return (f"A face that stays unknown for at least {u.min_seconds:g} s is logged once: the time, the station, how "
-            f"long it was seen, which enrolled person it resembled most and how much, and {snap}. Entries are "
-            f"deleted automatically after {u.keep_days} day(s). Erasing a person removes their name from these "
-            "entries.")
+    return (f"A face that stays unknown for at least {u.min_seconds:g} s is logged once (an unknown face in a photo "
+            f"of a folder, once per photo): the time, the station, how long it was seen, which enrolled person it "
+            f"resembled most and how much, and {snap}. Entries are deleted automatically after {u.keep_days} "
+            "day(s). Erasing a person removes their name from these entries.")
+
+
+def seen_for(frames: int, seconds: float) -> str:
+    """How long an unknown face was in view, in words: a photo of a folder (one frame) has no duration."""
+    return "one photo" if frames <= 1 else f"{seconds:.1f} s, {frames} frames"
 
 
 def visitor_snapshot(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:

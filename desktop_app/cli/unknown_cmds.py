@@ -38,10 +38,12 @@ def _range(args: argparse.Namespace, settings: Any) -> tuple[datetime | None, da
 
 
 def _line(row: Any, tz: Any) -> str:
+    from desktop_app.attendance.unknowns import seen_for
+
     sim = "   -  " if row.similarity is None else f"{row.similarity:.3f}"
     snap = "  snapshot" if row.has_snapshot else ""
     return (f"{row.ts.astimezone(tz).isoformat(timespec='seconds')}  {row.station}  similarity {sim}  "
-            f"resembles {row.resembles}  {row.seconds:.1f} s, {row.frames} frame(s)  #{row.id}{snap}")
+            f"resembles {row.resembles}  {seen_for(row.frames, row.seconds)}  #{row.id}{snap}")
 
 
 def _json(row: Any, tz: Any) -> str:

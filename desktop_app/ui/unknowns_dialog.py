@@ -184,7 +184,7 @@ class UnknownsDialog(QDialog):
             cells = [thumb, QTableWidgetItem(r.ts.astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S")),
                      QTableWidgetItem(r.station),
                      QTableWidgetItem("" if r.similarity is None else f"{r.similarity:.3f}"),
-                     QTableWidgetItem(r.resembles), QTableWidgetItem(f"{r.seconds:.1f} s")]
+                     QTableWidgetItem(r.resembles), QTableWidgetItem(un.seen_for(r.frames, r.seconds))]
             for c, item in enumerate(cells):
                 t.setItem(i, c, item)
         self._restore_view(chosen, current, top_id)
