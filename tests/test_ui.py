@@ -515,6 +515,7 @@ def test_photo_import_refusals_duplicate_warning_atomic_save_edit_delete(make_ap
     refused = {r.source: r.reasons for r in dlg.refusals}
     assert "broken.png" in refused
     assert "bbt1.jpg" in refused and "faces" in " ".join(refused["bbt1.jpg"])
+    assert "To use the largest face of such a photo, tick 'When several faces" in dlg.messages.text()
     assert "broken.png" in dlg.messages.text()
     assert len(dlg.usable) >= 3
     dlg.remove_at([v.source for v in dlg.verdicts].index("bbt1.jpg"))  # remove a bad one

@@ -433,6 +433,8 @@ class EnrollDialog(QDialog):
         lines = [f"<b>{len(self.usable)}</b> usable, <b>{len(self.refusals)}</b> refused."]
         for r in self.refusals:
             lines.append(f"<span style='color:#c0392b'>{BAD_MARK} {r.source}: {'; '.join(r.reasons)}</span>")
+        if any(r.faces > 1 for r in self.refusals) and not self.largest.isChecked():
+            lines.append(f"To use the largest face of such a photo, tick '{LARGEST_LABEL}'.")
         if len(self.usable) == 1:
             lines.append("More captures (a slight turn left and right) make recognition more reliable.")
         self._message("<br>".join(lines))
