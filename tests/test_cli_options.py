@@ -163,3 +163,13 @@ def test_run_on_a_database_that_is_not_there_stops_before_making_one(tmp_path, c
     code, _, err = cli(capsys, "run", str(tmp_path), "--db", str(typo), "--config", str(cfg))
     assert code == 2 and f"there is no database at {typo}" in err and "Traceback" not in err
     assert not typo.parent.exists()
+
+
+def test_help_lists_the_everyday_commands_before_the_developers(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]  # a command, not a wrapped help line
+    assert listed[:4] == ["enroll", "people", "run", "export"]
+    assert max(listed.index(c) for c in ("report", "unknowns", "backup")) < min(
+        listed.index(c) for c in ("analyze", "train", "ship"))

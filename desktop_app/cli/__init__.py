@@ -15,14 +15,14 @@ from pathlib import Path
 
 from desktop_app import __version__
 
-COMMAND_MODULES = (
-    "desktop_app.cli.nets_cmds",
-    "desktop_app.cli.train_cmds",
-    "desktop_app.cli.vision_cmds",
+COMMAND_MODULES = (  # in the order `fdface --help` lists them: what a person uses first, the developers' last
     "desktop_app.cli.gallery_cmds",
     "desktop_app.cli.report_cmds",
     "desktop_app.cli.unknown_cmds",
     "desktop_app.cli.backup_cmds",
+    "desktop_app.cli.vision_cmds",
+    "desktop_app.cli.nets_cmds",
+    "desktop_app.cli.train_cmds",
 )
 
 
