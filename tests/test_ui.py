@@ -659,6 +659,7 @@ def test_an_image_folder_says_which_files_it_skipped_and_why(make_app, qtbot, tm
     assert "3 file(s) skipped" in detail
     assert all(f"{x.path.name}: {x.reason}" in detail and x.reason for x in skipped), detail
     assert "b_empty.jpg" in w.statusBar().currentMessage()
+    assert str(folder) not in w.statusBar().currentMessage()  # its name, so that the reason fits
     # a folder where nothing can be read: the page says so, file by file
     bad = tmp_path / "bad"
     bad.mkdir()

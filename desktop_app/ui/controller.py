@@ -428,7 +428,9 @@ class AppController(QObject):
             self.window.view.set_message("", "")
             self.window.show_view()
             if st.skipped:  # an image folder passed over an unreadable file: which, and why, as it happens
-                self.window.statusBar().showMessage(f"{st.source}: {st.message}", 10_000)
+                # the folder's name, not its whole path: the status bar cuts what does not fit, and the reason
+                # is the part that matters
+                self.window.statusBar().showMessage(f"{Path(st.source).name or st.source}: {st.message}", 10_000)
         elif st.state is CaptureState.RECONNECTING:
             if self.frames_seen == 0 and is_camera:
                 self._no_camera(st.message)
