@@ -94,6 +94,18 @@ def test_identify_video_and_bad_sources(tmp_path: Path, capsys: pytest.CaptureFi
     assert "video" in capsys.readouterr().err
     assert main(["identify", "--people", str(tmp_path / "nobody"), str(video), *args]) == 2
     assert "one sub-folder" in capsys.readouterr().err
+    # several sources: each named in turn; a bad one is said and the others still go (exit 1); a missing one stops
+    # everything at once, before the people are enrolled
+    scene = shared_path("media", "scenes", "bbt3.jpg")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 300, 3), 90, np.uint8))
+    assert main(["identify", "--people", str(people), str(scene), str(empty), str(blank), *args]) == 1
+    out, err = capsys.readouterr()
+    assert f"{scene}: 5 face(s)" in out and f"{blank}: 0 face(s)" in out
+    assert "not a readable video" in err and "Traceback" not in err
+    assert main(["identify", "--people", str(people), str(scene), str(tmp_path / "nope.jpg"), *args]) == 2
+    out, err = capsys.readouterr()
+    assert f"not found: {tmp_path / 'nope.jpg'}" in err and "enrolled" not in err and out == ""
 
 
 def test_bench_pipeline_short_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

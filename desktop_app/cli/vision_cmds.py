@@ -176,6 +176,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from desktop_app.vision.pipeline import Pipeline
 
     s = _settings(args)
+    sources = [Path(x) for x in args.source]
+    missing = [str(x) for x in sources if not x.exists()]
+    if missing:  # before the models load and the people are enrolled
+        raise CliError(f"not found: {', '.join(missing)}")
     pipe = Pipeline(s, _entry(args), threads=args.threads)
     if not pipe.recognition_available:
         raise CliError(pipe.notice or "no recognition model installed")
@@ -188,9 +192,6 @@ def cmd_identify(args: argparse.Namespace) -> int:
     matcher = lambda e: index.decide(e, r.threshold, r.margin, rule=r.rule)  # noqa: E731
     print(f"enrolled {len(names)} people, {len(index)} photos (threshold {r.threshold:.2f}, margin {r.margin:.2f})",
           file=sys.stderr)
-
-    src = Path(args.source)
-    failed = 0
 
     def show_still(label: str, img: np.ndarray) -> None:
         res = pipe.analyze_still(img, matcher)
@@ -206,54 +207,68 @@ def cmd_identify(args: argparse.Namespace) -> int:
             box = ",".join(f"{v:.0f}" for v in f.box)
             print(f"  {f.name or 'unknown':<16} similarity {f.similarity:.3f}  box {box}")
 
-    if src.is_dir():
-        images = list_images(src)
-        if not images:
-            raise CliError(f"{src} holds no image")
-        for p in images:
-            try:
-                img = read_image(p)
-            except MediaError as exc:
-                note(f"skipped {exc}")
-                failed += 1
-                continue
-            show_still(str(p), img)
-        if failed:
-            note(f"{failed} of {len(images)} image(s) could not be read (named above)")
-    elif is_video(src) or (src.is_file() and not is_image(src)):
-        tracks: dict[int, dict] = {}
-        try:
-            for res in pipe.process_stream(iter_video(src, args.max_frames), matcher):
-                fi = res.frame_index
-                if res.error:
-                    print(f"frame {fi}: {res.error}")
+    def identify(src: Path) -> int:
+        """Name the faces of one source; returns how many of its images could not be read."""
+        failed = 0
+        if src.is_dir():
+            images = list_images(src)
+            if not images:
+                raise CliError(f"{src} holds no image")
+            for p in images:
+                try:
+                    img = read_image(p)
+                except MediaError as exc:
+                    note(f"skipped {exc}")
+                    failed += 1
                     continue
-                for f in res.faces:
-                    t = tracks.setdefault(f.track_id, {"first": fi, "last": fi, "name": None, "similarity": 0.0})
-                    t["last"] = fi
-                    changed = f.voted and f.name != t["name"]
-                    if f.voted:
-                        t["name"], t["similarity"] = f.name, f.similarity
-                    if args.json and (args.every_frame or changed):
-                        print(json.dumps(_face_row(str(src), f, fi)))
-                    elif args.every_frame or changed:
-                        print(f"frame {fi:>5}  track {f.track_id:>3}  {f.name or 'unknown':<16} "
-                              f"similarity {f.similarity:.3f}{'' if f.voted else '  (vote open)'}")
-        except MediaError as exc:
-            raise CliError(str(exc)) from None
-        if not args.json:
-            print(f"{len(tracks)} track(s):")
-            for tid, t in sorted(tracks.items()):
-                print(f"  track {tid:>3}  frames {t['first']}-{t['last']}  {t['name'] or 'unknown':<16} "
-                      f"similarity {t['similarity']:.3f}")
-    elif src.is_file():
+                show_still(str(p), img)
+            if failed:
+                note(f"{failed} of {len(images)} image(s) could not be read (named above)")
+        elif is_video(src) or (src.is_file() and not is_image(src)):
+            tracks: dict[int, dict] = {}
+            try:
+                for res in pipe.process_stream(iter_video(src, args.max_frames), matcher):
+                    fi = res.frame_index
+                    if res.error:
+                        print(f"frame {fi}: {res.error}")
+                        continue
+                    for f in res.faces:
+                        t = tracks.setdefault(f.track_id, {"first": fi, "last": fi, "name": None, "similarity": 0.0})
+                        t["last"] = fi
+                        changed = f.voted and f.name != t["name"]
+                        if f.voted:
+                            t["name"], t["similarity"] = f.name, f.similarity
+                        if args.json and (args.every_frame or changed):
+                            print(json.dumps(_face_row(str(src), f, fi)))
+                        elif args.every_frame or changed:
+                            print(f"frame {fi:>5}  track {f.track_id:>3}  {f.name or 'unknown':<16} "
+                                  f"similarity {f.similarity:.3f}{'' if f.voted else '  (vote open)'}")
+            except MediaError as exc:
+                raise CliError(str(exc)) from None
+            if not args.json:
+                print(f"{len(tracks)} track(s):")
+                for tid, t in sorted(tracks.items()):
+                    print(f"  track {tid:>3}  frames {t['first']}-{t['last']}  {t['name'] or 'unknown':<16} "
+                          f"similarity {t['similarity']:.3f}")
+        elif src.is_file():
+            try:
+                img = read_image(src)
+            except MediaError as exc:
+                raise CliError(str(exc)) from None
+            show_still(str(src), img)
+        else:
+            raise CliError(f"{src} not found")
+        return failed
+
+    failed = 0
+    for src in sources:
         try:
-            img = read_image(src)
-        except MediaError as exc:
-            raise CliError(str(exc)) from None
-        show_still(str(src), img)
-    else:
-        raise CliError(f"{src} not found")
+            failed += identify(src)
+        except CliError as exc:
+            if len(sources) == 1:
+                raise
+            note(str(exc))  # one bad source of several: said, and the others still named
+            failed += 1
     return 1 if failed else 0
 
 
@@ -352,7 +367,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     i = sub.add_parser("identify", help="enrol a folder of people in memory, then name the faces of a source")
     i.add_argument("--people", required=True, help="folder with one sub-folder of face photos per person")
-    i.add_argument("source", metavar="SOURCE", help="an image, a folder of images, or a video file")
+    i.add_argument("source", metavar="SOURCE", nargs="+",
+                   help="images, folders of images or video files (several may be given)")
     i.add_argument("--threshold", type=float, help="similarity threshold (default: settings, else the model's)")
     i.add_argument("--margin", type=float, help="margin over the next person (default: settings, else the model's)")
     i.add_argument("--embedder-manifest", help="manifest.json of the embedder (default: the installed models)")
