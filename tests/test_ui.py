@@ -1165,3 +1165,17 @@ def test_the_enrolment_guidance_names_the_check_box_it_means():
     (hint,) = guidance(faces, (640, 480))
     assert not hint.ok and "2 faces in view" in hint.detail and f"tick '{LARGEST_LABEL}'" in hint.detail
     assert all("faces in view" not in h.detail for h in guidance(faces, (640, 480), largest=True))
+
+
+def test_the_today_panel_says_what_to_do_first_when_nobody_is_enrolled(qtbot):
+    """The first screen showed "Present 0 / enrolled 0" and nothing else."""
+    from desktop_app.ui.side_panel import NOBODY_SEEN, EventsPanel
+
+    panel = EventsPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_counts(0, 0)
+    assert panel.empty.isVisible() and panel.empty.text().startswith("Nobody is enrolled yet")
+    assert "Enroll a person, Ctrl+E" in panel.empty.text()
+    panel.set_counts(0, 3)
+    assert panel.empty.text() == NOBODY_SEEN

@@ -12,6 +12,9 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
 MAX_ROWS = 500  # older rows scroll away; the log view has them all
 
 KIND_TEXT = {"check-in": "in", "check-out": "out", "seen": "seen"}
+NOBODY_SEEN = "No one has been seen yet today."
+NOBODY_ENROLLED = ("Nobody is enrolled yet. Enroll people first (Enroll a person, Ctrl+E): from then on they are "
+                   "checked in when the camera sees them.")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class EventsPanel(QWidget):
         self.list.setAlternatingRowColors(True)
         self.list.setWordWrap(True)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.empty = QLabel("No one has been seen yet today.")
+        self.empty = QLabel(NOBODY_SEEN)
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: gray;")
         lay = QVBoxLayout(self)
@@ -63,6 +66,8 @@ class EventsPanel(QWidget):
     def set_counts(self, present: int, enrolled: int) -> None:
         self.counts.setText(f"Present <b>{present}</b> / enrolled <b>{enrolled}</b>")
         self.present, self.enrolled = present, enrolled
+        # a first start: say what to do first, rather than wait for arrivals nobody can be named for
+        self.empty.setText(NOBODY_ENROLLED if enrolled == 0 else NOBODY_SEEN)
 
     @Slot(object)
     def add_event(self, row: PanelRow) -> None:
