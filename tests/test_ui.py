@@ -140,6 +140,7 @@ def test_no_camera_state_offers_a_video_and_plays_it(make_app, qtbot, monkeypatc
     assert w.isVisible()
     assert "No camera found" in w.no_source.title.text()
     assert "camera 7 is not available" in w.no_source.detail.text()
+    assert w.no_source.detail.text().count("video file") == 1  # the advice once, not the source's and the page's
     assert w.source_box.itemText(0) == "▶ 7" or w.source_box.findText("No camera found") >= 0
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (video, ""))
     w.no_source.open_video.click()

@@ -387,10 +387,11 @@ class AppController(QObject):
                 self.open_source(str(new[0].index))  # a camera was plugged in while there was nothing to show
 
     def _no_camera(self, detail: str = "") -> None:
+        # the source's message already says what to do (plug it in, or open a file): only what the app does is added
         self.window.show_no_source(
             "No camera found",
-            (detail + "\n\n" if detail else "")
-            + "Connect a camera (the app keeps looking for one), or open a video file or a folder of images.",
+            f"{detail}\n\nThe app keeps looking for a camera." if detail else
+            "Connect a camera (the app keeps looking for one), or open a video file or a folder of images.",
         )
         self._camera_timer.start()
 
