@@ -1,4 +1,4 @@
-"""What the trainer's guard against a non-finite step costs (desktop_app/train/loop.py: train_step): a copy of the
+"""What the trainer's guard against a non-finite step costs (desktop_app/train/loop.py: StepGuard): a copy of the
 BN running statistics before the forward pass and one total gradient norm after the backward pass, against a
 student step (FDFaceNet-ReLU, batch 128, channels-last, bf16 autocast where the CPU has it natively), in one run;
 medians over repeats. Figures: docs/TRAINING.md.

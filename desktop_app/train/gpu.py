@@ -3,7 +3,7 @@
 A lent GPU comes for minutes, with a 64 MiB carry and no ../shared, so the run is prepared on this machine:
 
 * ``pack`` writes the recipe's training pool and its held-out validation faces as WebP (the pool's JPEGs are
-  ~200 MB; WebP at quality 60 keeps them in ~40 MB) and both teachers, converted to PyTorch
+  197 MB; WebP at quality 55, the run's, made 40.6 MB: docs/TRAINING.md) and both teachers, converted to PyTorch
   (:mod:`desktop_app.train.onnx_torch`) and stored in fp16, into one folder to carry.
 * ``train`` decodes the pack onto the GPU once and trains there with everything on the device: the augmentation
   of :class:`~desktop_app.train.augment.AugmentConfig` done batch-wise in torch (:class:`GpuAugment`), mixup, and
@@ -39,8 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from desktop_app.train.augment import AugmentConfig
-from desktop_app.train.evaluate import open_set
-from desktop_app.train.loop import MAX_SKIPPED_IN_A_ROW
+from desktop_app.train.loop import StepGuard, kept_checkpoint, val_figures
 from desktop_app.train.losses import cosine_distill, relational_distill
 from desktop_app.train.recipe import Recipe, load_recipe, scheduled_lr
 
@@ -82,8 +81,7 @@ def pack(recipe: Recipe, out: Path, quality: int = 60) -> dict[str, int]:
     from desktop_app.train.onnx_torch import convert
     from desktop_app.train.teacher import batched_teacher
 
-    if not recipe.teacher2:
-        raise ValueError(f"recipe {recipe.name}: the GPU run distils from two teachers; set teacher2")
+    refuse_unsupported(recipe)  # here already, not after the pack has travelled
     out.mkdir(parents=True, exist_ok=True)
     train, val = load_data(recipe)
     blob, offsets = encode_faces(np.concatenate([train.images, val.images]), quality)
@@ -218,12 +216,16 @@ def unsupported(r: Recipe) -> list[str]:
     return out
 
 
+def refuse_unsupported(r: Recipe) -> None:
+    if problems := unsupported(r):
+        raise ValueError(f"recipe {r.name}: the GPU run does not do " + "; ".join(problems))
+
+
 class GpuRun:
     def __init__(self, recipe: Recipe, pack_dir: Path, device: str = "cuda", threads: int = 8) -> None:
         from desktop_app.nets import create_net
 
-        if problems := unsupported(recipe):
-            raise ValueError(f"recipe {recipe.name}: the GPU run does not do " + "; ".join(problems))
+        refuse_unsupported(recipe)
         self.r = recipe
         self.dev = torch.device(device)
         torch.manual_seed(recipe.seed)
@@ -249,7 +251,8 @@ class GpuRun:
 
         bf16 = recipe.bf16 and (self.dev.type == "cuda" or native_bf16())  # emulated bf16 is ~10x slower on a CPU
         self.amp = dict(device_type=self.dev.type, dtype=torch.bfloat16, enabled=bf16)
-        self.step = self.epoch = self.skipped = self.skipped_in_a_row = 0
+        self.step = self.epoch = 0
+        self.guard = StepGuard()
         self.elapsed = 0.0
         self.history: list[dict] = []
 
@@ -265,31 +268,14 @@ class GpuRun:
         t1, t2 = self.teachers(x)
         for grp in self.opt.param_groups:
             grp["lr"] = lr
-        bn = [b for b in self.model.buffers() if b.is_floating_point()]
-        bn_before = [b.clone() for b in bn]
+        saved = self.guard.save_bn(self.model)
         with torch.autocast(**self.amp):
             emb = self.model(x)
             s1, s2 = self.head1(emb), self.head2(emb)
         loss = cosine_distill(s1, t1) + self.r.teacher2_weight * cosine_distill(s2, t2)
         if self.r.relational > 0:
             loss = loss + self.r.relational * relational_distill(emb, t1, 0.5 * (t1 @ t1.T + t2 @ t2.T))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [p.grad for grp in self.opt.param_groups for p in grp["params"] if p.grad is not None]
-        value = float(loss.detach() + 0 * torch.nn.utils.get_total_norm(grads))  # NaN if either is not finite
-        if not math.isfinite(value):  # as the CPU loop: a bad batch must not poison the weights or BN statistics
-            with torch.no_grad():
-                for b, old in zip(bn, bn_before, strict=True):
-                    b.copy_(old)
-            self.skipped += 1
-            self.skipped_in_a_row += 1
-            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                raise ValueError(f"the loss or its gradient was not finite for {self.skipped_in_a_row} steps in a "
-                                 f"row (step {self.step}): the run stops; try a lower learning rate")
-            return value
-        self.skipped_in_a_row = 0
-        self.opt.step()
-        return value
+        return self.guard.apply(loss, self.opt, saved, self.step)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -306,17 +292,21 @@ class GpuRun:
                     e.append(self.model(v).float().cpu().numpy())
             out.append(np.concatenate(e))
         self.model.train()
-        res = open_set(out[0] + out[1], self.val_labels)
-        return {"val_dir_far1": res.dir_at_far, "val_rank1": res.rank1, "val_tar_far1e-3": res.verification_tar}
+        return val_figures(out[0] + out[1], self.val_labels)
 
     def state(self, full: bool) -> dict:
-        def cpu(sd: dict, half: bool) -> dict:
-            return {k: (v.half() if half and v.is_floating_point() else v).detach().cpu() for k, v in sd.items()}
+        """The trainer's kept-checkpoint layout (:func:`~desktop_app.train.loop.kept_checkpoint`), with the net in
+        fp32 when ``full`` (what ``fdface ship`` exports)."""
+        def cpu(m: nn.Module) -> dict:
+            return {k: v.detach().cpu() for k, v in m.state_dict().items()}
 
-        return {"kept": 1, "model": cpu(self.model.state_dict(), not full),
-                "distill_head": cpu(self.head1.state_dict(), True), "distill_head2": cpu(self.head2.state_dict(), True),
-                "arcface": None, "step": self.step, "elapsed": self.elapsed, "epoch": self.epoch,
-                "history": self.history, "recipe": self.r.name, "net": self.r.net, "net_kwargs": self.r.net_kwargs}
+        raw = {"model": cpu(self.model), "distill_head": cpu(self.head1), "distill_head2": cpu(self.head2),
+               "arcface": None, "step": self.step, "elapsed": self.elapsed, "epoch": self.epoch,
+               "history": self.history, "recipe": self.r.name, "net": self.r.net, "net_kwargs": self.r.net_kwargs}
+        kept = kept_checkpoint(raw)
+        if full:
+            kept["model"] = raw["model"]
+        return kept
 
     def save(self, path: Path, full: bool) -> None:
         tmp = path.with_suffix(".tmp")
@@ -354,7 +344,7 @@ class GpuRun:
                         samples_at, t_print = (self.step, now), now
                         shown = math.nan if loss_ema is None else loss_ema
                         log(f"step {self.step} ep {self.epoch} {100 * p:5.1f}% loss {shown:.4f} "
-                            f"lr {scheduled_lr(self.r, p):.4f} {rate:.0f} img/s skipped {self.skipped}")
+                            f"lr {scheduled_lr(self.r, p):.4f} {rate:.0f} img/s skipped {self.guard.skipped}")
                     if now - t_val > val_every_s:
                         self._record(logf, loss_ema, p, log)
                         t_val = time.monotonic()
@@ -375,8 +365,8 @@ class GpuRun:
     def _record(self, logf, loss_ema, p: float, log) -> dict:
         rec = {"epoch": self.epoch, "step": self.step, "minutes": round(self.elapsed / 60, 2),
                "loss": round(float(loss_ema or 0), 5), "lr": scheduled_lr(self.r, p), **self.validate()}
-        if self.skipped:
-            rec["skipped"] = self.skipped
+        if self.guard.skipped:
+            rec["skipped"] = self.guard.skipped
         self.history.append(rec)
         logf.write(json.dumps(rec) + "\n")
         logf.flush()

@@ -31,6 +31,45 @@ log = logging.getLogger(__name__)
 MAX_SKIPPED_IN_A_ROW = 20  # non-finite steps in a row before a run stops instead of going on unchanged
 
 
+class StepGuard:
+    """A step whose loss or gradient is not finite is left out: the weights are not updated, the BN running
+    statistics its forward pass changed are put back, it is counted, and ``MAX_SKIPPED_IN_A_ROW`` in a row stop the
+    run with a message. One bad batch must not turn every weight (or a BN statistic) into NaN for the rest. Shared by
+    the CPU loop and the GPU run; its cost: benchmarks/train_step_checks.py (docs/TRAINING.md)."""
+
+    def __init__(self) -> None:
+        self.skipped = 0  # steps left out since the process started
+        self.in_a_row = 0
+
+    @staticmethod
+    def save_bn(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Call before the forward pass."""
+        return [(b, b.clone()) for b in model.buffers() if b.is_floating_point()]
+
+    def apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer, saved: list, step: int) -> float:
+        """Backward and optimizer step when the loss and its gradient are finite; else the step is left out (NaN)."""
+        opt.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+        if not finite:
+            with torch.no_grad():
+                for b, old in saved:
+                    b.copy_(old)
+            self.skipped += 1
+            self.in_a_row += 1
+            log.warning("step %d: loss or gradient not finite, step skipped (%d so far)", step, self.skipped)
+            if self.in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise ValueError(f"the loss or its gradient was not finite for {self.in_a_row} steps in a row "
+                                 f"(step {step}): the run stops; try a lower learning rate or margin weight")
+            return float("nan")
+        self.in_a_row = 0
+        opt.step()
+        return float(loss.detach())
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("FDFACE_CACHE", Path.home() / ".cache" / "fdface"))
 
@@ -58,8 +97,12 @@ def embed(model: nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
 def validate(model: nn.Module, val: FaceArray) -> dict[str, float]:
     if len(val) == 0:
         return {}
-    e = embed(model, val.images) + embed(model, val.images[:, :, ::-1].copy())
-    res = open_set(e, val.labels)
+    return val_figures(embed(model, val.images) + embed(model, val.images[:, :, ::-1].copy()), val.labels)
+
+
+def val_figures(flip_sum: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The validation record's figures from flip-sum embeddings of the held-out faces (CPU loop and GPU run)."""
+    res = open_set(flip_sum, labels)
     return {"val_dir_far1": res.dir_at_far, "val_rank1": res.rank1, "val_tar_far1e-3": res.verification_tar}
 
 
@@ -142,8 +185,7 @@ class Trainer:
         self.elapsed = 0.0
         self.epoch = 0
         self.stopped = False  # set by SIGTERM / Ctrl-C during run()
-        self.skipped = 0  # steps whose loss or gradient was not finite (left out, logged), since the process started
-        self.skipped_in_a_row = 0
+        self.guard = StepGuard()
         self.rng = np.random.default_rng(recipe.seed)
         self.history: list[dict[str, float]] = []
 
@@ -158,8 +200,7 @@ class Trainer:
     def _warm_start(self, path: Path) -> None:
         from desktop_app.train.warmstart import fit_head, init_arcface, unfuse_from_onnx
 
-        rng = np.random.default_rng(self.r.seed + 1)
-        idx = np.sort(rng.choice(len(self.train_set), min(self.r.init_faces, len(self.train_set)), replace=False))
+        idx = self._fit_faces()
         faces = self.train_set.images[idx]
         unfuse_from_onnx(self.model, path, torch.from_numpy(to_input(faces[:512])))
         if self.distill_head is not None and self.teacher is not None:
@@ -205,13 +246,18 @@ class Trainer:
         if self.arcface and st["arcface"]:
             self.arcface.load_state_dict(st["arcface"])
         if self._fit_missing_head2(st):  # the saved optimizer has no group for the new head
-            log.warning("the optimizer's momentum starts afresh (it rebuilds within ~10 steps)")
+            log.warning("the optimizer's momentum starts afresh (at momentum 0.9 it weighs about the last 10 steps)")
         else:
             self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.epoch = st["step"], st["elapsed"], st["epoch"]
         self.rng.bit_generator.state = st["rng"]
         torch.set_rng_state(st["torch_rng"])
         self.history = st["history"]
+
+    def _fit_faces(self) -> np.ndarray:
+        """The pool faces (``init_faces`` of them, the same each time) that BN statistics and heads are fitted on."""
+        rng = np.random.default_rng(self.r.seed + 1)
+        return np.sort(rng.choice(len(self.train_set), min(self.r.init_faces, len(self.train_set)), replace=False))
 
     def _fit_missing_head2(self, st: dict) -> bool:
         """A checkpoint saved before the recipe named its second teacher has no head for it: fit one to the
@@ -221,8 +267,7 @@ class Trainer:
             return False
         from desktop_app.train.warmstart import fit_head
 
-        rng = np.random.default_rng(self.r.seed + 1)
-        idx = np.sort(rng.choice(len(self.train_set), min(self.r.init_faces, len(self.train_set)), replace=False))
+        idx = self._fit_faces()
         cos = fit_head(self.distill_head2, embed(self.model, self.train_set.images[idx]), self.targets2[idx, 0])
         log.warning("the checkpoint has no head for the second teacher (it was saved before the recipe named one): "
                     "head fitted on %d faces, mean cosine to that teacher %.3f", len(idx), cos)
@@ -284,9 +329,7 @@ class Trainer:
         x = torch.from_numpy(x_np)
         if self.r.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        # the BN running statistics, put back if this step is skipped (its cost: benchmarks/train_step_checks.py)
-        bn = [b for b in self.model.buffers() if b.is_floating_point()]
-        bn_before = [b.clone() for b in bn]
+        saved = self.guard.save_bn(self.model)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             emb = self.model(x)
         loss = torch.zeros((), dtype=torch.float32)
@@ -314,26 +357,11 @@ class Trainer:
             keep = lab >= 0
             if keep.any():
                 loss = loss + self.r.arcface_weight * self.arcface(emb[keep], lab[keep])
-        self.opt.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            loss.backward()
-            grads = [p.grad for g in self.opt.param_groups for p in g["params"] if p.grad is not None]
-            finite = bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
-        if not finite:  # one bad batch must not turn every weight (or a BN statistic) into NaN for the rest
-            with torch.no_grad():
-                for b, old in zip(bn, bn_before, strict=True):
-                    b.copy_(old)
-            self.skipped += 1
-            self.skipped_in_a_row += 1
-            log.warning("step %d: loss or gradient not finite, step skipped (%d so far)", self.step, self.skipped)
-            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                raise ValueError(f"the loss or its gradient was not finite for {self.skipped_in_a_row} steps in a row "
-                                 f"(step {self.step}): the run stops; try a lower learning rate or margin weight")
-            return float("nan")
-        self.skipped_in_a_row = 0
-        self.opt.step()
-        return float(loss.detach())
+        return self.guard.apply(loss, self.opt, saved, self.step)
+
+    @property
+    def skipped(self) -> int:
+        return self.guard.skipped
 
     def _sampling_pool(self) -> np.ndarray:
         if self.teacher is None:  # ArcFace only: labelled samples only
@@ -420,8 +448,8 @@ class Trainer:
                 return
             rec = {"epoch": self.epoch, "step": self.step, "minutes": round(self.elapsed / 60, 2),
                    "loss": round(float(loss_ema or 0), 5), "lr": self.lr_now(), **validate(self.model, self.val_set)}
-            if self.skipped:
-                rec["skipped"] = self.skipped
+            if self.guard.skipped:
+                rec["skipped"] = self.guard.skipped
             self.history.append(rec)
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
