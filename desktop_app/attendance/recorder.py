@@ -408,7 +408,7 @@ class EventWriter:
         """People recognised whose sightings all fell within the dedupe window of an event they already had, so
         that nothing new was written for them (:attr:`AttendanceRecorder.repeats_only`); read it after
         :meth:`close`."""
-        return int(getattr(self.recorder, "repeats_only", 0))
+        return self.recorder.repeats_only
 
     @property
     def pending(self) -> int:

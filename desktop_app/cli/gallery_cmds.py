@@ -71,12 +71,11 @@ def _engine(settings: Any, must_exist: bool = False, read_only: bool = False) ->
 def _require_database(url: str) -> None:
     """CliError where a SQLite file is named that is not there: a mistyped ``--db`` must not leave an empty database
     behind, nor run attendance against one where nobody is enrolled."""
-    from sqlalchemy.engine import make_url
+    from desktop_app.storage import sqlite_file
 
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
-            and not Path(u.database).expanduser().exists():
-        raise CliError(f"there is no database at {u.database}: nobody has been enrolled and nothing recorded "
+    p = sqlite_file(url)
+    if p is not None and not p.exists():
+        raise CliError(f"there is no database at {p}: nobody has been enrolled and nothing recorded "
                        "there yet (check --db, FDFACE_DB or storage.database_url)")
 
 
@@ -132,13 +131,31 @@ def _parse_day(text: str | None, today: date, default: date | None = None) -> da
         raise CliError(f"{text!r} is not a date: use YYYY-MM-DD, 'today' or 'yesterday'") from None
 
 
-def unknown_group(sess: Any, group: str) -> str:
-    """The one-line hint for a group nobody is in: the groups there are (any case matches, see
-    ``reports.groups_named``)."""
-    from desktop_app.attendance.reports import group_names
+def unknown_group(sess: Any, group: str) -> str | None:
+    """The one-line hint for a group nobody is in, naming the groups there are; None when ``group`` names one (any
+    case matches, see ``reports.groups_named``)."""
+    from desktop_app.attendance.reports import group_names, groups_named
 
-    groups = group_names(sess)
-    return f"no group named {group!r}; groups: {', '.join(groups) or 'none yet'}"
+    if groups_named(sess, group):
+        return None
+    return f"no group named {group!r}; groups: {', '.join(group_names(sess)) or 'none yet'}"
+
+
+def _checked_grid(sess: Any, s: Any, first: date, last: date, today: date, *, group: str | None = None,
+                  station: str | None = None, person_id: int | None = None) -> Any:
+    """grid.py's marks for ``first``..``last`` as every report builds them: the late time from the settings, and
+    the station checked against those that recorded (a typo would mark everyone absent)."""
+    from desktop_app.attendance import grid as gr
+    from desktop_app.attendance.rules import resolve_zone
+
+    try:
+        late = s.reports.late_time()
+        gr.check_station(sess, station)
+    except ValueError as exc:  # ConfigError is one
+        raise CliError(str(exc)) from None
+    tz, tz_name = resolve_zone(s.attendance.timezone)
+    return gr.build_grid(sess, first, last, tz, tz_name, late, today, s.attendance.day_boundary_hour, group=group,
+                         station=station, person_id=person_id)
 
 
 def _store_call(fn: Any, *a: Any, **kw: Any) -> Any:
@@ -172,8 +189,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 person_id, name = p.id, p.name
         else:
             name = args.name
-        plan = en.prepare_files(args.images, largest=args.largest, person_id=person_id,
-                                name=None if person_id else name)
+        plan = en.prepare_files(args.images, largest=args.largest, person_id=person_id, name=name)
         for r in plan.refused:
             print(f"refused {r}", file=sys.stderr)
         if any(r.faces > 1 for r in plan.refused):
@@ -207,14 +223,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_people_list(args: argparse.Namespace) -> int:
     from desktop_app import storage as st
     from desktop_app.attendance.queries import StoreReads, list_people
-    from desktop_app.attendance.reports import groups_named
 
     engine = _engine(_settings(args), must_exist=True, read_only=True)
     try:
         reads = StoreReads(engine)
         people = reads.read(list_people, args.query or "", group=args.group, active=None if args.all else True)
-        if args.group is not None and not people and not reads.read(groups_named, args.group):
-            print(f"fdface people: {reads.read(unknown_group, args.group)}", file=sys.stderr)
+        if args.group is not None and not people and (hint := reads.read(unknown_group, args.group)):
+            print(f"fdface people: {hint}", file=sys.stderr)
         rows = [{"id": p.id, "name": p.name, "external_id": p.external_id, "group": p.group,
                  "active": p.active, "templates": p.templates,
                  "created": p.created.isoformat(timespec="seconds")} for p in people]
@@ -428,13 +443,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from sqlalchemy.orm import Session
 
     from desktop_app import storage as st
-    from desktop_app.attendance import export, grid, reports
+    from desktop_app.attendance import export, reports
     from desktop_app.attendance.rules import day_of, resolve_zone, why_no_absence
-    from desktop_app.config import ConfigError
 
     s = _settings(args)
     a = s.attendance
-    tz, tz_name = resolve_zone(a.timezone)
+    tz, _ = resolve_zone(a.timezone)
     today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
     first = _parse_day(args.date_from or args.day, today)
     last = _parse_day(args.date_to or args.day, today, default=first)
@@ -445,26 +459,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with st.store_errors(), Session(st.reader(engine)) as sess:
             pid = _store_call(st.resolve_person, sess, args.person).id if args.person else None
-            if args.group is not None and not reports.groups_named(sess, args.group):
+            if args.group is not None and (hint := unknown_group(sess, args.group)):
                 # an empty export as before (header only, exit 0), but not a silent one
-                print(f"fdface export: {unknown_group(sess, args.group)}: nothing to export", file=sys.stderr)
+                print(f"fdface export: {hint}: nothing to export", file=sys.stderr)
             if args.report == "absent":
-                try:  # a mistyped station would report everyone absent
-                    grid.check_station(sess, args.station)
-                except ValueError as exc:
-                    raise CliError(str(exc)) from None
                 # the absences of the workbook's "Absent" sheet (grid.py), on the days the rules count
-                reasons = [why_no_absence(first + timedelta(days=i), today) for i in range((last - first).days + 1)]
+                g = _checked_grid(sess, s, first, last, today, group=args.group, station=args.station, person_id=pid)
+                reasons = [why_no_absence(d, today) for d in g.days]
                 if all(reasons):
                     why = reasons[0] if first == last else \
                         "none of these days is a working day (Monday to Friday) that has ended"
                     print(f"fdface export: no absence can be listed for {span}: {why}", file=sys.stderr)
-                try:
-                    late = s.reports.late_time()
-                except ConfigError as exc:
-                    raise CliError(str(exc)) from None
-                g = grid.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour,
-                                    group=args.group, station=args.station, person_id=pid)
                 header, rows = export.ABSENT_HEADER, export.absent_rows(g.absences())
             else:
                 evs = reports.events_in_range(sess, first, last, tz, a.day_boundary_hour, person_id=pid,

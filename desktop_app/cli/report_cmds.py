@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.cli import CliError, station_arg
-from desktop_app.cli.gallery_cmds import _common, _engine, _parse_day, _settings, _store_call, unknown_group
+from desktop_app.cli.gallery_cmds import (
+    _checked_grid,
+    _common,
+    _engine,
+    _parse_day,
+    _settings,
+    _store_call,
+    unknown_group,
+)
 
 
 def _out_path(text: str, suffix: str) -> Path:
@@ -38,15 +46,10 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
     from desktop_app.attendance import grid as gr
     from desktop_app.attendance.reports import groups_named
     from desktop_app.attendance.rules import day_of, resolve_zone
-    from desktop_app.config import ConfigError
 
     s = _settings(args)
     a = s.attendance
-    try:
-        late = s.reports.late_time()
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    tz, tz_name = resolve_zone(a.timezone)
+    tz, _ = resolve_zone(a.timezone)
     today = day_of(datetime.now(UTC), tz, a.day_boundary_hour)
     first, last = today, today
     if month is not None:
@@ -68,13 +71,8 @@ def _grid(args: argparse.Namespace, month: str | None) -> tuple[Any, Any]:
                 if not named:
                     raise CliError(unknown_group(sess, group))
                 group = named[0] if len(named) == 1 else group
-            try:
-                gr.check_station(sess, args.station)
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
             pid = _store_call(st.resolve_person, sess, args.person).id if getattr(args, "person", None) else None
-            grid = gr.build_grid(sess, first, last, tz, tz_name, late, today, a.day_boundary_hour, group=group,
-                                 station=args.station, person_id=pid)
+            grid = _checked_grid(sess, s, first, last, today, group=group, station=args.station, person_id=pid)
     except st.StoreError as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -17,6 +17,7 @@ from desktop_app.storage.engine import (
     reader,
     schema_version,
     scrub,
+    sqlite_file,
 )
 from desktop_app.storage.errors import SQLITE_BUSY_TIMEOUT_MS, StoreError, describe_url, friendly_error, store_errors
 from desktop_app.storage.events import add_event, count_events
@@ -64,16 +65,13 @@ from desktop_app.storage.templates import (
 from desktop_app.storage.unknowns import add_unknown, delete_unknowns, has_unknowns_before
 
 __all__ = [
-    "MIGRATIONS_DIR", "NAME_MAX", "SCHEMA_HEAD", "SQLITE_BUSY_TIMEOUT_MS", "TEXT_MAX",
-    "AttendanceEvent", "Base", "Erasure", "EventKind", "EventSnapshot", "NewTemplate", "Person", "StoreError",
-    "Template", "TemplateArrays", "TemplateCrop", "UnknownSnapshot", "UnknownVisitor",
-    "add_event", "add_person", "add_templates", "add_unknown", "as_id", "as_ids", "check_person_fields",
-    "check_station", "check_text", "count_events", "count_people", "create_store_engine", "database_location_problem",
-    "delete_person",
-    "delete_templates", "delete_unknowns", "describe_url", "embedding_bytes", "friendly_error",
-    "get_person", "has_unknowns_before", "load_templates", "migrate", "model_counts", "open_engine", "open_reader",
-    "people_named",
-    "printable_text",
-    "reader", "require_person", "resolve_person", "schema_version", "scrub", "store_errors", "templates_fingerprint",
-    "update_person",
+    "MIGRATIONS_DIR", "NAME_MAX", "SCHEMA_HEAD", "SQLITE_BUSY_TIMEOUT_MS", "TEXT_MAX", "AttendanceEvent", "Base",
+    "Erasure", "EventKind", "EventSnapshot", "NewTemplate", "Person", "StoreError", "Template", "TemplateArrays",
+    "TemplateCrop", "UnknownSnapshot", "UnknownVisitor", "add_event", "add_person", "add_templates", "add_unknown",
+    "as_id", "as_ids", "check_person_fields", "check_station", "check_text", "count_events", "count_people",
+    "create_store_engine", "database_location_problem", "delete_person", "delete_templates", "delete_unknowns",
+    "describe_url", "embedding_bytes", "friendly_error", "get_person", "has_unknowns_before", "load_templates",
+    "migrate", "model_counts", "open_engine", "open_reader", "people_named", "printable_text", "reader",
+    "require_person", "resolve_person", "schema_version", "scrub", "sqlite_file", "store_errors",
+    "templates_fingerprint", "update_person",
 ]

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from desktop_app.storage.errors import SQLITE_BUSY_TIMEOUT_MS, StoreError, describe_url, friendly_error
+from desktop_app.storage.errors import ELSEWHERE, SQLITE_BUSY_TIMEOUT_MS, StoreError, describe_url, friendly_error
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,6 @@ def _is_sqlite(engine_or_url: Engine | str) -> bool:
 
 
 
-ELSEWHERE = "choose another location (Settings > Storage > Database, or --db)"
-
-
 def _read_only_disk(p: Path) -> bool:
     try:
         return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
@@ -46,17 +43,25 @@ def _read_only_disk(p: Path) -> bool:
         return False
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory or URI database, another kind of database, or a URL that
+    does not parse (:func:`create_store_engine` says what is wrong with it)."""
+    try:
+        db = make_url(url).database if _is_sqlite(url) else None
+    except Exception:
+        return None
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db).expanduser()
+
+
 def database_location_problem(url: str) -> str | None:
     """What stops a SQLite database from being created and written at ``url``, in a person's words; None when
     nothing does (and for other databases, which only a connection can tell). Creates nothing: the settings
     dialog asks before saving a location, :func:`open_engine` before opening one."""
-    try:
-        db = make_url(url).database if _is_sqlite(url) else None
-    except Exception:  # an invalid URL: open_engine says what is wrong with it
+    p = sqlite_file(url)
+    if p is None:
         return None
-    if not db or db == ":memory:" or db.startswith("file:"):
-        return None
-    p = Path(db).expanduser()
     try:
         return _location_problem(p)
     except OSError as exc:  # a folder on the way that may not even be looked into
@@ -89,10 +94,9 @@ def _location_problem(p: Path) -> str | None:
 def _check_sqlite_path(url: str) -> None:
     if problem := database_location_problem(url):
         raise StoreError(problem)
-    db = make_url(url).database
-    if not db or db == ":memory:" or db.startswith("file:"):
+    p = sqlite_file(url)
+    if p is None:
         return
-    p = Path(db).expanduser()
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -201,10 +205,10 @@ def open_reader(url: str) -> Engine:
     opened as immutable, which is what a read-only medium is. Raises :class:`StoreError`."""
     from urllib.parse import quote
 
-    db = make_url(url).database if _is_sqlite(url) else None
-    if not db or db == ":memory:" or db.startswith("file:"):
+    p = sqlite_file(url)
+    if p is None:
         raise StoreError(f"{describe_url(url)} cannot be opened read-only here")
-    p = Path(db).expanduser().absolute()
+    p = p.absolute()
     if not p.is_file():
         raise StoreError(f"there is no database at {p}")
     last: Exception | None = None

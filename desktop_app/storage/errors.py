@@ -25,6 +25,9 @@ class StoreError(RuntimeError):
 
 
 
+ELSEWHERE = "choose another location (Settings > Storage > Database, or --db)"  # where a person changes it
+
+
 def describe_url(url: str) -> str:
     """Where the database is, for people (the status bar, messages): a SQLite file as its path, which is also what
     a person may type back (``dburl.database_url``); any other database as its URL with the password hidden."""
@@ -52,11 +55,11 @@ def friendly_error(exc: BaseException, url: str | None = None) -> StoreError:
         return StoreError(f"the disk holding the database is full{where}: {text}; free some space",
                           transient="disk full")
     if "readonly" in low or "read-only" in low or "permission denied" in low:
-        return StoreError(f"the database cannot be written{where}: {text}; fix its permissions or choose another "
-                          "location (Settings > Storage > Database, or --db)")
+        return StoreError(f"the database cannot be written{where}: {text}; fix its permissions or "
+                          f"{ELSEWHERE}")
     if "unable to open" in low:
         return StoreError(f"the database cannot be opened{where}: {text}; check that the folder exists and can "
-                          "be written, or choose another location (Settings > Storage > Database, or --db)")
+                          f"be written, or {ELSEWHERE}")
     if "not a database" in low or "malformed" in low:
         return StoreError(f"the file is not an FDFace database or is damaged{where}: {text}; restore a backup or "
                           "choose another location")

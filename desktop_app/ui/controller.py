@@ -597,7 +597,7 @@ class AppController(QObject):
         def job() -> EnrollmentPlan | EnrollmentResult:
             enroller = Enroller(Analyzed(captures), gallery, settings)
             plan = enroller.prepare([(c.source, c.image) for c in captures], largest=largest, person_id=person_id,
-                                    name=None if person_id else name)
+                                    name=name)
             if plan.needs_confirmation and not confirm:
                 return plan
             # Python ints: numpy int64 ids bind to nothing in SQLite's IN (...) and would delete nothing
